@@ -1,0 +1,32 @@
+// Flat config. The one rule that matters for the architecture: src/core never
+// imports a transport, driver or SDK (ARCHITECTURE.md, rules 2 and 7).
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+const forbiddenInCore = ['fastify', '@fastify/*', 'dcmjs-dimse', 'knex', 'knex-pglite', 'pg', '@electric-sql/pglite', 'minio'];
+
+export default tseslint.config(
+  { ignores: ['dist/**', 'node_modules/**', 'data/**', 'coverage/**'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    rules: {
+      '@typescript-eslint/no-explicit-any': 'off',
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      'no-restricted-properties': ['error', { object: 'process', property: 'env', message: 'Only src/config.ts reads process.env (ARCHITECTURE.md rule 5).' }],
+    },
+  },
+  {
+    files: ['src/core/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: [{ group: forbiddenInCore, message: 'src/core must not import transports, drivers or SDKs (ARCHITECTURE.md rule 2).' }],
+        paths: [{ name: '../db/index.js', message: 'core talks to the database through repositories passed in.' }],
+      }],
+    },
+  },
+  {
+    files: ['src/config.ts', 'test/**/*.ts', 'scripts/**', 'vitest.config.ts', 'eslint.config.js'],
+    rules: { 'no-restricted-properties': 'off' },
+  },
+);

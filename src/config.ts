@@ -1,0 +1,226 @@
+// The only reader of process.env (ARCHITECTURE.md rule 5). One schema for the
+// environment and for `tresor serve` flags; parsed and validated once at start,
+// with one clear message per bad value; the result is frozen and passed down.
+
+import path from 'node:path';
+
+export interface S3Config {
+  endPoint: string;
+  port?: number;
+  useSSL: boolean;
+  accessKey: string;
+  secretKey: string;
+  bucket: string;
+  region: string;
+  /** Objects up to this size go up in one PUT (see storage/s3-store.ts). */
+  partSize: number;
+}
+
+export interface Config {
+  dataDir: string;
+  host: string;
+  dimsePort: number;
+  httpPort: number;
+  aeTitle: string;
+  databaseUrl?: string;
+  s3?: S3Config;
+  tls: { cert?: string; key?: string; ca?: string };
+  /** Initial admin password chosen by the operator (never logged). */
+  adminPassword?: string;
+  /** Public base URL for links in responses (BulkDataURI, Location); never taken from Host. */
+  publicUrl?: string;
+  corsOrigins: readonly string[];
+  logLevel: string;
+  limits: {
+    /** Largest single DICOM object accepted (bytes). */
+    maxObjectBytes: number;
+    /** Largest STOW-RS request (bytes). */
+    maxRequestBytes: number;
+    /** Most parts in one STOW-RS request. */
+    maxParts: number;
+    /** Most concurrent DIMSE associations in total, and per remote address. */
+    maxAssociations: number;
+    maxAssociationsPerAddress: number;
+    /** Largest PDU we accept (PS3.8 §9.3.1 max length negotiation). */
+    maxPduBytes: number;
+  };
+  /** DIMSE: require both a client certificate and user identity. */
+  dimseRequireBoth: boolean;
+  /** Access-token lifetime in seconds. */
+  tokenTtlSeconds: number;
+}
+
+/** Names of every setting: environment variable ↔ `tresor serve` flag. */
+export const SETTINGS = {
+  dataDir: { env: 'TRESOR_DATA_DIR', flag: 'data-dir' },
+  host: { env: 'TRESOR_HOST', flag: 'host' },
+  dimsePort: { env: 'TRESOR_DIMSE_PORT', flag: 'dimse-port' },
+  httpPort: { env: 'TRESOR_HTTP_PORT', flag: 'http-port' },
+  aeTitle: { env: 'TRESOR_AE_TITLE', flag: 'ae-title' },
+  databaseUrl: { env: 'DATABASE_URL', flag: 'database-url' },
+  s3Endpoint: { env: 'S3_ENDPOINT', flag: 's3-endpoint' },
+  s3Port: { env: 'S3_PORT', flag: 's3-port' },
+  s3UseSsl: { env: 'S3_USE_SSL', flag: 's3-use-ssl' },
+  s3AccessKey: { env: 'S3_ACCESS_KEY', flag: 's3-access-key' },
+  s3SecretKey: { env: 'S3_SECRET_KEY', flag: 's3-secret-key' },
+  s3Bucket: { env: 'S3_BUCKET', flag: 's3-bucket' },
+  s3Region: { env: 'S3_REGION', flag: 's3-region' },
+  s3PartSize: { env: 'S3_PART_SIZE', flag: 's3-part-size' },
+  tlsCert: { env: 'TRESOR_TLS_CERT', flag: 'tls-cert' },
+  tlsKey: { env: 'TRESOR_TLS_KEY', flag: 'tls-key' },
+  tlsCa: { env: 'TRESOR_TLS_CA', flag: 'tls-ca' },
+  adminPassword: { env: 'TRESOR_ADMIN_PASSWORD', flag: 'admin-password' },
+  publicUrl: { env: 'TRESOR_PUBLIC_URL', flag: 'public-url' },
+  corsOrigins: { env: 'TRESOR_CORS_ORIGINS', flag: 'cors-origins' },
+  logLevel: { env: 'TRESOR_LOG_LEVEL', flag: 'log-level' },
+  maxObjectBytes: { env: 'TRESOR_MAX_OBJECT_BYTES', flag: 'max-object-bytes' },
+  maxRequestBytes: { env: 'TRESOR_MAX_REQUEST_BYTES', flag: 'max-request-bytes' },
+  maxParts: { env: 'TRESOR_MAX_PARTS', flag: 'max-parts' },
+  maxAssociations: { env: 'TRESOR_MAX_ASSOCIATIONS', flag: 'max-associations' },
+  maxAssociationsPerAddress: { env: 'TRESOR_MAX_ASSOCIATIONS_PER_ADDRESS', flag: 'max-associations-per-address' },
+  maxPduBytes: { env: 'TRESOR_MAX_PDU_BYTES', flag: 'max-pdu-bytes' },
+  dimseRequireBoth: { env: 'TRESOR_DIMSE_REQUIRE_BOTH', flag: 'dimse-require-both' },
+  tokenTtlSeconds: { env: 'TRESOR_TOKEN_TTL_SECONDS', flag: 'token-ttl-seconds' },
+} as const;
+
+export type SettingName = keyof typeof SETTINGS;
+export type RawSettings = Partial<Record<SettingName, string>>;
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const GiB = 1024 ** 3;
+const MiB = 1024 ** 2;
+
+/** Reads the environment into raw settings (flags, when given, win over it). */
+export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env): RawSettings {
+  const raw: RawSettings = {};
+  for (const [name, { env: key }] of Object.entries(SETTINGS) as [SettingName, { env: string }][]) {
+    const v = env[key];
+    if (v !== undefined && v !== '') raw[name] = v;
+  }
+  return raw;
+}
+
+export function loadConfig(flags: RawSettings = {}, env: NodeJS.ProcessEnv = process.env): Readonly<Config> {
+  const raw: RawSettings = { ...settingsFromEnv(env), ...stripUndefined(flags) };
+  const problems: string[] = [];
+  const label = (n: SettingName) => `${SETTINGS[n].env} (--${SETTINGS[n].flag})`;
+
+  const int = (n: SettingName, def: number, min: number, max: number): number => {
+    const v = raw[n];
+    if (v === undefined) return def;
+    if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) {
+      problems.push(`${label(n)} must be a whole number from ${min} to ${max}, got "${v}"`);
+      return def;
+    }
+    return Number(v);
+  };
+  const bool = (n: SettingName, def: boolean): boolean => {
+    const v = raw[n];
+    if (v === undefined) return def;
+    if (/^(1|true|yes|on)$/i.test(v)) return true;
+    if (/^(0|false|no|off)$/i.test(v)) return false;
+    problems.push(`${label(n)} must be true or false, got "${v}"`);
+    return def;
+  };
+
+  const aeTitle = raw.aeTitle ?? 'TRESOR';
+  // PS3.5 §6.2 AE: 1–16 characters of the default repertoire, no backslash or control characters, not all spaces.
+  if (!/^[\x20-\x5b\x5d-\x7e]{1,16}$/.test(aeTitle) || aeTitle.trim() === '') {
+    problems.push(`${label('aeTitle')} must be 1–16 printable characters without backslash, not all spaces`);
+  }
+
+  const databaseUrl = raw.databaseUrl;
+  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    problems.push(`${label('databaseUrl')} must start with postgres:// or postgresql://`);
+  }
+
+  let s3: S3Config | undefined;
+  const s3Given = (['s3Endpoint', 's3AccessKey', 's3SecretKey', 's3Bucket'] as const).filter((n) => raw[n] !== undefined);
+  if (s3Given.length > 0) {
+    for (const n of ['s3Endpoint', 's3AccessKey', 's3SecretKey', 's3Bucket'] as const) {
+      if (raw[n] === undefined) problems.push(`${label(n)} is required when any S3 setting is given`);
+    }
+    const bucket = raw.s3Bucket ?? '';
+    if (bucket && !/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) problems.push(`${label('s3Bucket')} is not a valid bucket name`);
+    s3 = {
+      endPoint: raw.s3Endpoint ?? '',
+      port: raw.s3Port === undefined ? undefined : int('s3Port', 9000, 1, 65535),
+      useSSL: bool('s3UseSsl', true),
+      accessKey: raw.s3AccessKey ?? '',
+      secretKey: raw.s3SecretKey ?? '',
+      bucket,
+      region: raw.s3Region ?? 'us-east-1',
+      partSize: int('s3PartSize', 5 * GiB, 5 * MiB, 5 * GiB),
+    };
+  }
+
+  const tls = { cert: raw.tlsCert, key: raw.tlsKey, ca: raw.tlsCa };
+  if ((tls.cert === undefined) !== (tls.key === undefined)) {
+    problems.push(`${label('tlsCert')} and ${label('tlsKey')} must be given together`);
+  }
+
+  const publicUrl = raw.publicUrl;
+  if (publicUrl !== undefined && !/^https:\/\/[^\s]+[^/]$/.test(publicUrl)) {
+    problems.push(`${label('publicUrl')} must be an https:// URL without a trailing slash`);
+  }
+
+  const corsOrigins = (raw.corsOrigins ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  for (const o of corsOrigins) {
+    if (!/^https?:\/\/[^/\s]+$/.test(o)) problems.push(`${label('corsOrigins')}: "${o}" is not an origin (scheme://host[:port])`);
+  }
+
+  const logLevel = raw.logLevel ?? 'info';
+  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) {
+    problems.push(`${label('logLevel')} must be one of fatal, error, warn, info, debug, trace, silent`);
+  }
+
+  const adminPassword = raw.adminPassword;
+  if (adminPassword !== undefined && adminPassword.length < 12) {
+    problems.push(`${label('adminPassword')} must be at least 12 characters`);
+  }
+
+  const config: Config = {
+    dataDir: path.resolve(raw.dataDir ?? 'data'),
+    host: raw.host ?? '127.0.0.1',
+    dimsePort: int('dimsePort', 2762, 0, 65535),
+    httpPort: int('httpPort', 8443, 0, 65535),
+    aeTitle,
+    databaseUrl,
+    s3,
+    tls,
+    adminPassword,
+    publicUrl,
+    corsOrigins,
+    logLevel,
+    limits: {
+      maxObjectBytes: int('maxObjectBytes', 2 * GiB, 1024, 64 * GiB),
+      maxRequestBytes: int('maxRequestBytes', 4 * GiB, 1024, 256 * GiB),
+      maxParts: int('maxParts', 1000, 1, 100000),
+      maxAssociations: int('maxAssociations', 64, 1, 10000),
+      maxAssociationsPerAddress: int('maxAssociationsPerAddress', 16, 1, 10000),
+      maxPduBytes: int('maxPduBytes', 1 * MiB, 4096, 64 * MiB),
+    },
+    dimseRequireBoth: bool('dimseRequireBoth', false),
+    tokenTtlSeconds: int('tokenTtlSeconds', 600, 30, 3600),
+  };
+  if (problems.length > 0) throw new ConfigError(problems);
+  return deepFreeze(config);
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object') {
+    for (const v of Object.values(o)) deepFreeze(v);
+    Object.freeze(o);
+  }
+  return o;
+}
