@@ -1,0 +1,5 @@
+// The ordered list of migrations. A static list (not a directory scan) so that the
+// same code runs from src/ under vitest and from dist/ after `tsc`.
+import * as m001 from './001-initial.js';
+
+export const migrations = [m001];

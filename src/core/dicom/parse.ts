@@ -1,0 +1,91 @@
+// Reads what ingest needs from a Part 10 file on disk, in bounded memory:
+// the File Meta Information, a structural walk of the whole dataset (walk.ts),
+// and the attributes before Pixel Data parsed with dcmjs. Pixel data and
+// anything after it are never loaded here.
+
+import fs from 'node:fs/promises';
+import dcmjs from 'dcmjs';
+import { invalid, tooLarge } from '../errors.js';
+import { PREAMBLE_LENGTH } from './part10.js';
+import { TS } from './uids.js';
+import { walkDataset, type PixelDataLocation } from './walk.js';
+
+// dcmjs logs warnings (e.g. "Invalid vr type") through loglevel; they carry tag
+// values at times, so keep them out of our logs (ARCHITECTURE.md rule 8).
+(dcmjs as any).log?.setLevel?.('error');
+
+/** Attributes before Pixel Data larger than this are refused (they would be held in memory). */
+export const MAX_HEADER_BYTES = 64 * 1024 * 1024;
+/** Deflated datasets are inflated in memory to be checked; keep them small. */
+export const MAX_DEFLATED_BYTES = 64 * 1024 * 1024;
+
+export interface ParsedObject {
+  size: number;
+  preamble: Buffer;
+  /** dcmjs dictionaries (tag → {vr, Value}). */
+  meta: Record<string, any>;
+  dict: Record<string, any>;
+  transferSyntaxUid: string;
+  /** Offset where the dataset (after group 0002) starts. */
+  datasetOffset: number;
+  pixelData?: PixelDataLocation;
+  /** True when the character set could not be fully decoded (e.g. ISO 2022 multi-byte). */
+  charsetFallback: boolean;
+}
+
+const toArrayBuffer = (b: Buffer): ArrayBuffer => b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
+
+function readWithDcmjs(buf: Buffer): { meta: Record<string, any>; dict: Record<string, any>; charsetFallback: boolean } {
+  try {
+    const d = dcmjs.data.DicomMessage.readFile(toArrayBuffer(buf));
+    return { meta: d.meta, dict: d.dict, charsetFallback: false };
+  } catch (e) {
+    // dcmjs refuses several ISO 2022 character sets; with ignoreErrors it decodes
+    // with the first one. The stored bytes stay exact; only indexing is approximate.
+    if (/character set/i.test(String((e as Error)?.message))) {
+      const d = dcmjs.data.DicomMessage.readFile(toArrayBuffer(buf), { ignoreErrors: true });
+      return { meta: d.meta, dict: d.dict, charsetFallback: true };
+    }
+    throw invalid('unreadable', 'The DICOM dataset could not be parsed.');
+  }
+}
+
+export async function parsePart10File(path: string): Promise<ParsedObject> {
+  const fh = await fs.open(path, 'r');
+  try {
+    const { size } = await fh.stat();
+    const head = Buffer.alloc(Math.min(size, PREAMBLE_LENGTH + 4 + 12));
+    await fh.read(head, 0, head.length, 0);
+    if (size < PREAMBLE_LENGTH + 4 + 12 || head.toString('latin1', 128, 132) !== 'DICM') {
+      throw invalid('not-part10', 'Not a DICOM Part 10 object (no "DICM" prefix).');
+    }
+    // PS3.10 §7.1: the meta group starts with (0002,0000) UL, explicit VR little endian.
+    if (head.readUInt16LE(132) !== 0x0002 || head.readUInt16LE(134) !== 0x0000 || head.toString('latin1', 136, 138) !== 'UL') {
+      throw invalid('bad-meta', 'The File Meta Information has no group length.');
+    }
+    const metaLength = head.readUInt32LE(140);
+    const datasetOffset = 144 + metaLength;
+    if (metaLength > 64 * 1024 || datasetOffset > size) throw invalid('bad-meta', 'The File Meta Information is malformed.');
+    const metaBuf = Buffer.alloc(datasetOffset);
+    await fh.read(metaBuf, 0, datasetOffset, 0);
+    const { meta } = readWithDcmjs(metaBuf);
+    const transferSyntaxUid = String(meta['00020010']?.Value?.[0] ?? '').replace(/\0/g, '').trim();
+    if (!transferSyntaxUid) throw invalid('bad-meta', 'The File Meta Information has no Transfer Syntax UID.');
+
+    let pixelData: PixelDataLocation | undefined;
+    let headerEnd = size;
+    if (transferSyntaxUid === TS.deflatedExplicitLittle) {
+      if (size > MAX_DEFLATED_BYTES) throw tooLarge('deflated-too-large', 'Deflated objects above 64 MiB are not accepted.');
+    } else {
+      ({ pixelData } = await walkDataset(fh, size, datasetOffset, transferSyntaxUid));
+      if (pixelData) headerEnd = pixelData.elementOffset;
+    }
+    if (headerEnd > MAX_HEADER_BYTES) throw tooLarge('header-too-large', 'The attributes before the pixel data are too large.');
+    const buf = Buffer.alloc(headerEnd);
+    await fh.read(buf, 0, headerEnd, 0);
+    const { dict, charsetFallback } = readWithDcmjs(buf);
+    return { size, preamble: buf.subarray(0, PREAMBLE_LENGTH), meta, dict, transferSyntaxUid, datasetOffset, pixelData, charsetFallback };
+  } finally {
+    await fh.close();
+  }
+}
