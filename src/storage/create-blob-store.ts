@@ -1,0 +1,20 @@
+// Picks the blob store from the config: S3/MinIO when S3 settings are given,
+// otherwise the filesystem under the data directory.
+
+import path from 'node:path';
+import type { Config } from '../config.js';
+import type { BlobStore } from './blob-store.js';
+import { createFsBlobStore } from './fs-store.js';
+import { createS3BlobStore } from './s3-store.js';
+
+/** Filesystem blobs live here, next to the embedded database and TLS files. */
+export const FS_BLOB_DIR = 'blobs';
+/** Local spool for S3 uploads of streams that are not plain files (see s3-store.ts). */
+export const S3_SPOOL_DIR = 's3-spool';
+
+export async function createBlobStore(config: Config): Promise<BlobStore> {
+  if (config.s3) {
+    return createS3BlobStore(config.s3, { spoolDir: path.join(config.dataDir, S3_SPOOL_DIR) });
+  }
+  return createFsBlobStore(path.join(config.dataDir, FS_BLOB_DIR));
+}

@@ -1,0 +1,155 @@
+// Filesystem blob store. Layout under the root (all 0700 dirs, 0600 files):
+//   objects/ab/cd/<hex>   the objects, at their key (keys.ts)
+//   tmp/<uuid>.part       writes in progress
+// A put streams to tmp/ (same filesystem, so rename is atomic), fsyncs the file,
+// renames it into place and fsyncs the directory: after a crash an object is
+// either complete under its key or absent, never partial.
+
+import { randomUUID } from 'node:crypto';
+import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { notFound, unavailable } from '../core/errors.js';
+import type { BlobInfo, BlobStore } from './blob-store.js';
+import { assertValidKeyPrefix, assertValidObjectKey, isValidObjectKey } from './keys.js';
+import { ensurePrivateDir, fsyncDir, removeStaleFiles, writeNewFile } from './temp-files.js';
+
+export async function createFsBlobStore(rootDir: string): Promise<BlobStore> {
+  const root = path.resolve(rootDir);
+  const tmpDir = path.join(root, 'tmp');
+  await ensurePrivateDir(root);
+  await ensurePrivateDir(tmpDir);
+  await ensurePrivateDir(path.join(root, 'objects'));
+  await removeStaleFiles(tmpDir);
+
+  // Keys are validated before they touch the filesystem; every valid key starts
+  // with `objects/`, so the result is always inside root/objects.
+  const pathOf = (key: string): string => {
+    assertValidObjectKey(key);
+    return path.join(root, key);
+  };
+
+  async function* walk(rel: string, depth: number, prefix: string): AsyncGenerator<string> {
+    let entries;
+    try {
+      entries = await readdir(path.join(root, rel), { withFileTypes: true });
+    } catch (e) {
+      if (isMissing(e)) return; // removed while walking
+      throw mapFsError(e);
+    }
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const entry of entries) {
+      const child = `${rel}/${entry.name}`;
+      if (depth > 0) {
+        if (entry.isDirectory() && overlaps(`${child}/`, prefix)) yield* walk(child, depth - 1, prefix);
+      } else if (entry.isFile() && child.startsWith(prefix) && isValidObjectKey(child)) {
+        yield child;
+      }
+    }
+  }
+
+  return {
+    async put(key: string, body: Readable): Promise<BlobInfo> {
+      let dest: string;
+      try {
+        dest = pathOf(key);
+      } catch (e) {
+        body.destroy(); // we own the stream once put() is called
+        throw e;
+      }
+      const tmp = path.join(tmpDir, `${randomUUID()}.part`);
+      let size: number;
+      try {
+        size = await writeNewFile(tmp, body, true);
+      } catch (e) {
+        throw mapFsError(e); // writeNewFile already removed the temp file
+      }
+      const dir = path.dirname(dest);
+      try {
+        const created = await mkdir(dir, { recursive: true, mode: 0o700 });
+        await rename(tmp, dest);
+        await fsyncDir(dir);
+        // New fan-out directories are entries in their parents: sync those too.
+        if (created) {
+          const top = path.dirname(created);
+          for (let d = path.dirname(dir); ; d = path.dirname(d)) {
+            await fsyncDir(d);
+            if (d === top || d === path.dirname(d)) break;
+          }
+        }
+      } catch (e) {
+        // Rejecting must mean "nothing under key": the caller will not record it.
+        await rm(tmp, { force: true });
+        await rm(dest, { force: true });
+        throw mapFsError(e);
+      }
+      return { size };
+    },
+
+    async get(key: string): Promise<Readable> {
+      const p = pathOf(key);
+      try {
+        const fh = await open(p, 'r');
+        return fh.createReadStream(); // closes the handle at end or on destroy
+      } catch (e) {
+        if (isMissing(e)) throw notFound('object-not-found');
+        throw mapFsError(e);
+      }
+    },
+
+    async stat(key: string): Promise<BlobInfo | null> {
+      const p = pathOf(key);
+      try {
+        const st = await stat(p);
+        return st.isFile() ? { size: st.size } : null;
+      } catch (e) {
+        if (isMissing(e)) return null;
+        throw mapFsError(e);
+      }
+    },
+
+    async delete(key: string): Promise<void> {
+      const p = pathOf(key);
+      try {
+        await unlink(p);
+      } catch (e) {
+        if (!isMissing(e)) throw mapFsError(e);
+      }
+    },
+
+    list(prefix: string): AsyncIterable<string> {
+      return (async function* () {
+        assertValidKeyPrefix(prefix); // lazily, like every other failure of list()
+        if (overlaps('objects/', prefix)) yield* walk('objects', 2, prefix);
+      })();
+    },
+
+    async close(): Promise<void> {},
+  };
+}
+
+/** True when a directory key (ending in `/`) can contain keys starting with prefix. */
+const overlaps = (dirKey: string, prefix: string) => dirKey.startsWith(prefix) || prefix.startsWith(dirKey);
+
+const isMissing = (e: unknown) => {
+  const code = (e as NodeJS.ErrnoException | null)?.code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
+};
+
+/** Disk trouble becomes `unavailable` (HTTP 503 / DIMSE 0xA700); source-stream errors pass through. */
+function mapFsError(e: unknown): unknown {
+  switch ((e as NodeJS.ErrnoException | null)?.code) {
+    case 'ENOSPC':
+    case 'EDQUOT':
+      return unavailable('storage-full', 'object storage is full', e);
+    case 'EIO':
+    case 'EROFS':
+    case 'EACCES':
+    case 'EPERM':
+    case 'EMFILE':
+    case 'ENFILE':
+      return unavailable('storage-unavailable', 'object storage is unavailable', e);
+    default:
+      return e;
+  }
+}

@@ -1,0 +1,56 @@
+// Private temp files shared by both stores: the fs store writes each object to a
+// temp file before renaming it into place; the S3 store spools streams of unknown
+// length to one so it can send a single PUT with a known Content-Length.
+
+import { mkdir, open, readdir, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+
+export const STALE_TEMP_MS = 60 * 60 * 1000;
+
+/** Creates `dir` (and parents) as 0700 when absent. */
+export async function ensurePrivateDir(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+}
+
+/**
+ * Streams `body` into a new file (O_EXCL, mode 0600), honouring backpressure, and
+ * returns its size. With `fsync` the data is flushed to disk before the file is
+ * closed. On any error (source or disk) the file is removed and the error rethrown.
+ */
+export async function writeNewFile(filePath: string, body: Readable, fsync: boolean): Promise<number> {
+  // Open before streaming: the file then exists before any error can happen, so
+  // the cleanup below cannot race with a still-pending open.
+  const fh = await open(filePath, 'wx', 0o600);
+  try {
+    await pipeline(body, fh.createWriteStream({ flush: fsync }));
+    return (await stat(filePath)).size;
+  } catch (e) {
+    body.destroy();
+    await fh.close().catch(() => undefined); // usually already closed by the stream
+    await rm(filePath, { force: true });
+    throw e;
+  }
+}
+
+/** Removes regular files in `dir` older than `maxAgeMs` (left by a crash mid-write). */
+export async function removeStaleFiles(dir: string, maxAgeMs = STALE_TEMP_MS): Promise<void> {
+  const cutoff = Date.now() - maxAgeMs;
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    const p = path.join(dir, entry.name);
+    const st = await stat(p).catch(() => null);
+    if (st && st.mtimeMs < cutoff) await rm(p, { force: true });
+  }
+}
+
+/** fsync a directory so a rename or new entry in it survives a crash. */
+export async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
