@@ -39,15 +39,39 @@ function readWithDcmjs(buf: Buffer): { meta: Record<string, any>; dict: Record<s
   try {
     const d = dcmjs.data.DicomMessage.readFile(toArrayBuffer(buf));
     return { meta: d.meta, dict: d.dict, charsetFallback: false };
-  } catch (e) {
-    // dcmjs refuses several ISO 2022 character sets; with ignoreErrors it decodes
-    // with the first one. The stored bytes stay exact; only indexing is approximate.
-    if (/character set/i.test(String((e as Error)?.message))) {
+  } catch {
+    // dcmjs refuses several ISO 2022 character sets and some odd encodings; with
+    // ignoreErrors it reads what it can (first character set only). The structure
+    // was already checked by walk.ts and the stored bytes stay exact; only the
+    // indexing is approximate, and ingest reports it as a warning.
+    try {
       const d = dcmjs.data.DicomMessage.readFile(toArrayBuffer(buf), { ignoreErrors: true });
       return { meta: d.meta, dict: d.dict, charsetFallback: true };
+    } catch {
+      throw invalid('unreadable', 'The DICOM dataset could not be parsed.');
     }
-    throw invalid('unreadable', 'The DICOM dataset could not be parsed.');
   }
+}
+
+/**
+ * Reads the string values of group 0002 (always explicit VR little endian,
+ * PS3.10 §7.1) without dcmjs, which would try to decode the dataset that follows.
+ */
+function readMetaGroup(buf: Buffer, start: number, end: number): Record<string, string> {
+  const out: Record<string, string> = {};
+  let pos = start;
+  while (pos + 8 <= end) {
+    const group = buf.readUInt16LE(pos);
+    const element = buf.readUInt16LE(pos + 2);
+    const vr = buf.toString('latin1', pos + 4, pos + 6);
+    const long = ['OB', 'OW', 'OF', 'SQ', 'UT', 'UN'].includes(vr);
+    const length = long ? buf.readUInt32LE(pos + 8) : buf.readUInt16LE(pos + 6);
+    const valuePos = pos + (long ? 12 : 8);
+    if (group !== 0x0002 || valuePos + length > end) throw invalid('bad-meta', 'The File Meta Information is malformed.');
+    if (!long) out[`0002${element.toString(16).toUpperCase().padStart(4, '0')}`] = buf.toString('latin1', valuePos, valuePos + length).replace(/[\0 ]+$/, '');
+    pos = valuePos + length;
+  }
+  return out;
 }
 
 export async function parsePart10File(path: string): Promise<ParsedObject> {
@@ -68,8 +92,8 @@ export async function parsePart10File(path: string): Promise<ParsedObject> {
     if (metaLength > 64 * 1024 || datasetOffset > size) throw invalid('bad-meta', 'The File Meta Information is malformed.');
     const metaBuf = Buffer.alloc(datasetOffset);
     await fh.read(metaBuf, 0, datasetOffset, 0);
-    const { meta } = readWithDcmjs(metaBuf);
-    const transferSyntaxUid = String(meta['00020010']?.Value?.[0] ?? '').replace(/\0/g, '').trim();
+    const metaValues = readMetaGroup(metaBuf, 132, datasetOffset);
+    const transferSyntaxUid = (metaValues['00020010'] ?? '').trim();
     if (!transferSyntaxUid) throw invalid('bad-meta', 'The File Meta Information has no Transfer Syntax UID.');
 
     let pixelData: PixelDataLocation | undefined;
@@ -83,7 +107,7 @@ export async function parsePart10File(path: string): Promise<ParsedObject> {
     if (headerEnd > MAX_HEADER_BYTES) throw tooLarge('header-too-large', 'The attributes before the pixel data are too large.');
     const buf = Buffer.alloc(headerEnd);
     await fh.read(buf, 0, headerEnd, 0);
-    const { dict, charsetFallback } = readWithDcmjs(buf);
+    const { meta, dict, charsetFallback } = readWithDcmjs(buf);
     return { size, preamble: buf.subarray(0, PREAMBLE_LENGTH), meta, dict, transferSyntaxUid, datasetOffset, pixelData, charsetFallback };
   } finally {
     await fh.close();

@@ -1,0 +1,359 @@
+// C-STORE and STOW-RS land here (ARCHITECTURE.md rule 6):
+// authorize → spool → parse/validate → blob (server-generated key) → rows in one
+// transaction → audit. On any failure after the blob is written, the blob is
+// deleted again, so there is never a blob without a row nor a row without a blob.
+// The received bytes are stored unchanged, except an executable preamble, which is
+// zeroed (CVE-2019-11687) and audited.
+
+import { createHash, randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { PassThrough, Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { assertCan, scope } from './access.js';
+import type { AuditLog } from './audit.js';
+import { conflict, forbidden, invalid, isTresorError, tooLarge } from './errors.js';
+import { firstInt, firstString, pick, toDicomJson, type DicomJson } from './dicom/json.js';
+import { SERIES_LEVEL_TAGS, STUDY_LEVEL_TAGS, TAG } from './dicom/levels.js';
+import { parsePart10File, type ParsedObject } from './dicom/parse.js';
+import { inspectPreamble, PREAMBLE_LENGTH } from './dicom/part10.js';
+import { isValidUid } from './dicom/uids.js';
+import type { Principal } from './principal.js';
+import type { BlobStore } from '../storage/blob-store.js';
+import { newObjectKey } from '../storage/keys.js';
+
+export interface IngestOptions {
+  /** Department for a new study; needed only when the principal may write to several. */
+  departmentId?: number;
+  source?: string;
+  via: 'dimse' | 'dicomweb';
+}
+
+export interface IngestResult {
+  outcome: 'stored' | 'duplicate';
+  sopInstanceUid: string;
+  sopClassUid: string;
+  studyUid: string;
+  seriesUid: string;
+  transferSyntaxUid: string;
+  warnings: string[];
+}
+
+export interface IngestService {
+  ingestStream(p: Principal, body: Readable, opts: IngestOptions): Promise<IngestResult>;
+  /** `part10Path` is a complete Part 10 file; the caller deletes it afterwards. */
+  ingestFile(p: Principal, part10Path: string, opts: IngestOptions): Promise<IngestResult>;
+}
+
+/** What a new instance row needs. */
+export interface NewInstance {
+  departmentId: number;
+  study: { uid: string; columns: StudyColumns; attributes: DicomJson };
+  series: { uid: string; columns: SeriesColumns; attributes: DicomJson };
+  instance: {
+    sopInstanceUid: string;
+    sopClassUid: string;
+    instanceNumber?: number;
+    transferSyntaxUid: string;
+    objectKey: string;
+    size: number;
+    sha256: string;
+    rows?: number;
+    columns?: number;
+    numberOfFrames?: number;
+    metadata: DicomJson;
+  };
+}
+
+export interface StudyColumns {
+  patient_id?: string;
+  patient_name?: string;
+  patient_birth_date?: string;
+  patient_sex?: string;
+  study_date?: string;
+  study_time?: string;
+  accession_number?: string;
+  study_id?: string;
+  study_description?: string;
+  referring_physician_name?: string;
+}
+
+export interface SeriesColumns {
+  modality?: string;
+  series_number?: number;
+  series_description?: string;
+  series_date?: string;
+  series_time?: string;
+  body_part_examined?: string;
+}
+
+export type InsertOutcome =
+  | { result: 'inserted' }
+  | { result: 'duplicate' } // same SOP Instance UID, same bytes
+  | { result: 'conflict'; reason: 'sop-instance-conflict' | 'study-in-other-department' | 'series-in-other-study' };
+
+/** Implemented in db/ingest.repo.ts. */
+export interface IngestRepo {
+  /** Department of an existing study, or null. */
+  studyDepartment(studyUid: string): Promise<number | null>;
+  /** sha256 of an existing instance, or null. */
+  instanceSha256(sopInstanceUid: string): Promise<string | null>;
+  /** One transaction: upsert study and series, insert the instance. */
+  insert(n: NewInstance): Promise<InsertOutcome>;
+}
+
+export interface IngestDeps {
+  blobs: BlobStore;
+  repo: IngestRepo;
+  audit: AuditLog;
+  tmpDir: string;
+  maxObjectBytes: number;
+  /** Called when deleting an orphaned blob fails (logged by the caller). */
+  onCleanupError?: (err: unknown, key: string) => void;
+}
+
+export function createIngestService(d: IngestDeps): IngestService {
+  async function ingestFile(p: Principal, file: string, opts: IngestOptions): Promise<IngestResult> {
+    const auditBase = { action: 'store', principal: p, source: opts.source ?? p.source };
+    let parsedUids: { studyUid?: string; sopInstanceUid?: string } = {};
+    try {
+      // Deny early and cheaply: a principal with no write role anywhere learns nothing.
+      const writable = scope(p, 'write');
+      if (!writable.all && writable.departmentIds.length === 0) throw forbidden();
+
+      const { size } = await fsp.stat(file);
+      if (size > d.maxObjectBytes) throw tooLarge('object-too-large', `Objects above ${d.maxObjectBytes} bytes are not accepted.`);
+
+      const parsed = await parsePart10File(file);
+      const v = validate(parsed);
+      parsedUids = { studyUid: v.studyUid, sopInstanceUid: v.sopInstanceUid };
+
+      const existingDept = await d.repo.studyDepartment(v.studyUid);
+      let departmentId: number;
+      if (existingDept !== null) {
+        departmentId = existingDept;
+        // PS: a study belongs to one department; another department's writer is refused, not merged.
+        if (opts.departmentId !== undefined && opts.departmentId !== existingDept) throw conflict('study-in-other-department', 'This study belongs to another department.');
+        try {
+          assertCan(p, 'write', departmentId);
+        } catch {
+          throw conflict('study-in-other-department', 'This study belongs to another department.');
+        }
+      } else {
+        departmentId = chooseDepartment(p, opts.departmentId);
+      }
+
+      const zeroPreamble = inspectPreamble(parsed.preamble) === 'executable';
+      const sha256 = await hashStored(file, zeroPreamble);
+
+      const existingSha = await d.repo.instanceSha256(v.sopInstanceUid);
+      if (existingSha !== null) {
+        if (existingSha !== sha256) throw conflict('sop-instance-conflict', 'An instance with this SOP Instance UID but different content is already stored.');
+        await d.audit.record({ ...auditBase, outcome: 'success', studyUids: [v.studyUid], details: { sopInstanceUid: v.sopInstanceUid, via: opts.via, duplicate: true } });
+        return result('duplicate', v, parsed, []);
+      }
+
+      const key = newObjectKey();
+      const { size: storedSize } = await d.blobs.put(key, storedBytes(file, zeroPreamble));
+      let outcome: InsertOutcome;
+      try {
+        outcome = await d.repo.insert(buildRow(departmentId, key, storedSize, sha256, parsed, v));
+      } catch (e) {
+        await removeBlob(key);
+        throw e;
+      }
+      if (outcome.result !== 'inserted') {
+        await removeBlob(key);
+        if (outcome.result === 'conflict') throw conflict(outcome.reason, conflictMessage(outcome.reason));
+        // Lost a race with an identical instance: that one is stored, so is this.
+        await d.audit.record({ ...auditBase, outcome: 'success', studyUids: [v.studyUid], details: { sopInstanceUid: v.sopInstanceUid, via: opts.via, duplicate: true } });
+        return result('duplicate', v, parsed, []);
+      }
+      const warnings: string[] = [];
+      if (zeroPreamble) warnings.push('preamble-zeroed');
+      if (parsed.charsetFallback) warnings.push('not-fully-decoded');
+      if (v.metaMismatch) warnings.push('meta-sop-instance-mismatch');
+      await d.audit.record({
+        ...auditBase,
+        outcome: 'success',
+        studyUids: [v.studyUid],
+        details: { sopInstanceUid: v.sopInstanceUid, seriesUid: v.seriesUid, via: opts.via, size: storedSize, ...(warnings.length ? { warnings } : {}) },
+      });
+      return result('stored', v, parsed, warnings);
+    } catch (e) {
+      const kind = isTresorError(e) ? e.kind : 'unavailable';
+      await d.audit
+        .record({
+          ...auditBase,
+          outcome: kind === 'forbidden' ? 'denied' : 'failure',
+          studyUids: parsedUids.studyUid ? [parsedUids.studyUid] : [],
+          details: { via: opts.via, reason: isTresorError(e) ? e.reason : 'internal', ...(parsedUids.sopInstanceUid ? { sopInstanceUid: parsedUids.sopInstanceUid } : {}) },
+        })
+        .catch(() => undefined);
+      throw e;
+    }
+  }
+
+  async function removeBlob(key: string): Promise<void> {
+    try {
+      await d.blobs.delete(key);
+    } catch (err) {
+      d.onCleanupError?.(err, key);
+    }
+  }
+
+  async function ingestStream(p: Principal, body: Readable, opts: IngestOptions): Promise<IngestResult> {
+    const writable = scope(p, 'write');
+    if (!writable.all && writable.departmentIds.length === 0) {
+      body.resume(); // drain; the caller decides whether to keep reading
+      await d.audit.record({ action: 'store', principal: p, source: opts.source ?? p.source, outcome: 'denied', details: { via: opts.via, reason: 'forbidden' } });
+      throw forbidden();
+    }
+    await fsp.mkdir(d.tmpDir, { recursive: true, mode: 0o700 });
+    const tmp = path.join(d.tmpDir, `ingest-${randomUUID()}.dcm`);
+    try {
+      await pipeline(body, sizeCap(d.maxObjectBytes), fs.createWriteStream(tmp, { mode: 0o600 }));
+      return await ingestFile(p, tmp, opts);
+    } finally {
+      await fsp.rm(tmp, { force: true });
+    }
+  }
+
+  return { ingestFile, ingestStream };
+}
+
+function chooseDepartment(p: Principal, requested: number | undefined): number {
+  if (requested !== undefined) {
+    assertCan(p, 'write', requested);
+    return requested;
+  }
+  const s = scope(p, 'write');
+  if (!s.all && s.departmentIds.length === 1) return s.departmentIds[0];
+  throw invalid('department-required', 'Several departments are possible: say which one the study belongs to.');
+}
+
+interface Validated {
+  sopInstanceUid: string;
+  sopClassUid: string;
+  studyUid: string;
+  seriesUid: string;
+  metaMismatch: boolean;
+}
+
+function validate(o: ParsedObject): Validated {
+  const s = (dict: Record<string, any>, tag: string) => {
+    const v = dict[tag]?.Value?.[0];
+    return typeof v === 'string' ? v.replace(/\0/g, '').trim() : undefined;
+  };
+  const v = {
+    sopInstanceUid: s(o.dict, TAG.SOPInstanceUID),
+    sopClassUid: s(o.dict, TAG.SOPClassUID),
+    studyUid: s(o.dict, TAG.StudyInstanceUID),
+    seriesUid: s(o.dict, TAG.SeriesInstanceUID),
+  };
+  for (const [name, uid] of Object.entries(v)) {
+    if (uid === undefined) throw invalid('missing-attribute', `Required attribute ${name} is missing.`);
+    if (!isValidUid(uid)) throw invalid('invalid-uid', `${name} is not a valid UID.`);
+  }
+  if (!isValidUid(o.transferSyntaxUid)) throw invalid('invalid-uid', 'The transfer syntax UID is not valid.');
+  // PS3.10 §7.1: the meta header must describe the dataset it carries.
+  // Some producers write a different UID there (pydicom's rtplan.dcm and rtdose.dcm
+  // do); the dataset's own SOP Instance UID is the one we index, and we say so.
+  const mediaInstance = s(o.meta, TAG.MediaStorageSOPInstanceUID);
+  return { ...(v as Validated), metaMismatch: mediaInstance !== undefined && mediaInstance !== v.sopInstanceUid };
+}
+
+function buildRow(departmentId: number, objectKey: string, size: number, sha256: string, o: ParsedObject, v: Validated): NewInstance {
+  const metadata = toDicomJson(o.dict);
+  if (o.pixelData) metadata[TAG.PixelData] = { vr: o.transferSyntaxUid === '1.2.840.10008.1.2' ? 'OW' : o.pixelData.length === undefined ? 'OB' : 'OW', BulkDataURI: `bulkdata/${TAG.PixelData}` };
+  const str = (tag: string) => firstString(metadata, tag);
+  return {
+    departmentId,
+    study: {
+      uid: v.studyUid,
+      attributes: pick(metadata, STUDY_LEVEL_TAGS),
+      columns: {
+        patient_id: str(TAG.PatientID),
+        patient_name: str(TAG.PatientName),
+        patient_birth_date: str(TAG.PatientBirthDate),
+        patient_sex: str(TAG.PatientSex),
+        study_date: str(TAG.StudyDate),
+        study_time: str(TAG.StudyTime),
+        accession_number: str(TAG.AccessionNumber),
+        study_id: str(TAG.StudyID),
+        study_description: str(TAG.StudyDescription),
+        referring_physician_name: str(TAG.ReferringPhysicianName),
+      },
+    },
+    series: {
+      uid: v.seriesUid,
+      attributes: pick(metadata, SERIES_LEVEL_TAGS),
+      columns: {
+        modality: str(TAG.Modality),
+        series_number: firstInt(metadata, TAG.SeriesNumber),
+        series_description: str(TAG.SeriesDescription),
+        series_date: str(TAG.SeriesDate),
+        series_time: str(TAG.SeriesTime),
+        body_part_examined: str(TAG.BodyPartExamined),
+      },
+    },
+    instance: {
+      sopInstanceUid: v.sopInstanceUid,
+      sopClassUid: v.sopClassUid,
+      instanceNumber: firstInt(metadata, TAG.InstanceNumber),
+      transferSyntaxUid: o.transferSyntaxUid,
+      objectKey,
+      size,
+      sha256,
+      rows: firstInt(metadata, TAG.Rows),
+      columns: firstInt(metadata, TAG.Columns),
+      numberOfFrames: firstInt(metadata, TAG.NumberOfFrames),
+      metadata,
+    },
+  };
+}
+
+function result(outcome: IngestResult['outcome'], v: Validated, o: ParsedObject, warnings: string[]): IngestResult {
+  const { metaMismatch: _m, ...uids } = v;
+  return { outcome, ...uids, transferSyntaxUid: o.transferSyntaxUid, warnings };
+}
+
+function conflictMessage(reason: string): string {
+  switch (reason) {
+    case 'sop-instance-conflict':
+      return 'An instance with this SOP Instance UID but different content is already stored.';
+    case 'series-in-other-study':
+      return 'This series belongs to another study.';
+    default:
+      return 'This study belongs to another department.';
+  }
+}
+
+/** The bytes we store: the file, with a zeroed preamble when it carried an executable. */
+function storedBytes(file: string, zeroPreamble: boolean): Readable {
+  if (!zeroPreamble) return fs.createReadStream(file);
+  const out = new PassThrough();
+  out.write(Buffer.alloc(PREAMBLE_LENGTH));
+  const rest = fs.createReadStream(file, { start: PREAMBLE_LENGTH });
+  rest.on('error', (e) => out.destroy(e));
+  rest.pipe(out);
+  return out;
+}
+
+async function hashStored(file: string, zeroPreamble: boolean): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of storedBytes(file, zeroPreamble)) h.update(chunk as Buffer);
+  return h.digest('hex');
+}
+
+function sizeCap(max: number): Transform {
+  let n = 0;
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      n += chunk.length;
+      if (n > max) cb(tooLarge('object-too-large', `Objects above ${max} bytes are not accepted.`));
+      else cb(null, chunk);
+    },
+  });
+}
