@@ -13,6 +13,7 @@ import { walkDataset, type PixelDataLocation } from './walk.js';
 // dcmjs logs warnings (e.g. "Invalid vr type") through loglevel; they carry tag
 // values at times, so keep them out of our logs (ARCHITECTURE.md rule 8).
 (dcmjs as any).log?.setLevel?.('error');
+(dcmjs as any).log?.getLogger?.('validation.dcmjs')?.setLevel?.('silent');
 
 /** Attributes before Pixel Data larger than this are refused (they would be held in memory). */
 export const MAX_HEADER_BYTES = 64 * 1024 * 1024;
