@@ -58,3 +58,41 @@ export function canGrant(granter: Principal, role: Role, departmentId: number): 
   if (role === 'admin') return false;
   return can(granter, 'manage', departmentId);
 }
+
+/** The role bindings of an account (user or device) that an administrator looks at. */
+export interface AccountRoles {
+  globalAdmin: boolean;
+  roles: readonly { departmentId: number; role: Role }[];
+}
+
+/**
+ * System administration: create, disable and delete departments, create global admins,
+ * grant admin roles, read the whole audit trail. Only a global admin.
+ */
+export function canAdministerSystem(principal: Principal): boolean {
+  return principal.globalAdmin;
+}
+
+/** Whether `principal` administers anything at all (may use the admin API). */
+export function isAdministrator(principal: Principal): boolean {
+  const s = scope(principal, 'manage');
+  return s.all || s.departmentIds.length > 0;
+}
+
+/** May `principal` see this account? Only when it works in a department the principal manages. */
+export function canSeeAccount(principal: Principal, account: AccountRoles): boolean {
+  if (principal.globalAdmin) return true;
+  return account.roles.some((b) => can(principal, 'manage', b.departmentId));
+}
+
+/**
+ * May `principal` change this account as a whole (disable, delete, reset its password,
+ * passcode or certificate)? A department admin may only when the account works nowhere
+ * but in departments it manages and holds no admin power itself: otherwise one
+ * department's admin could lock another department's staff out, or an equal out.
+ */
+export function canManageAccount(principal: Principal, account: AccountRoles): boolean {
+  if (principal.globalAdmin) return true;
+  if (account.globalAdmin || account.roles.length === 0) return false;
+  return account.roles.every((b) => b.role !== 'admin' && can(principal, 'manage', b.departmentId));
+}
