@@ -111,13 +111,16 @@ export const KEYS: ReadonlyMap<string, KeyDef> = new Map(
   ].map((d) => [d.tag, d]),
 );
 
-/** Where a key lives in the hierarchy: our table, else the level ingest copies it to (levels.ts), else the instance. */
-export function keyLevel(tag: string): KeyLevel {
+/**
+ * Where a key lives in the hierarchy: our table, else the level ingest copies it to
+ * (levels.ts), else unknown (an instance attribute, or a private or rare one).
+ */
+export function knownLevel(tag: string): KeyLevel | undefined {
   const k = KEYS.get(tag);
   if (k) return k.level;
   if (STUDY_LEVEL_TAGS.has(tag)) return tag.startsWith('0010') ? 'patient' : 'study';
   if (SERIES_LEVEL_TAGS.has(tag)) return 'series';
-  return 'instance';
+  return undefined;
 }
 
 // PS3.18 Tables 10.6.3-3, -4, -5: attributes returned without being asked for.
@@ -157,14 +160,14 @@ export const WILDCARD_VRS: ReadonlySet<string> = new Set(['AE', 'CS', 'LO', 'LT'
 /** VRs whose values may contain a backslash; for all others it separates values (PS3.5 §6.4). */
 export const SINGLE_VALUED_TEXT_VRS: ReadonlySet<string> = new Set(['LT', 'ST', 'UT', 'UR']);
 
-/** The VR of a tag: ours, then the caller's (if a real VR), then the standard dictionary, else UN. */
+/** The VR of a tag: ours, then the standard dictionary, then the caller's (private tags), else UN. */
 export function vrOf(tag: string, given?: unknown): string {
   const k = KEYS.get(tag);
   if (k) return k.vr;
-  if (typeof given === 'string' && VRS.has(given)) return given;
   const entry = (dcmjs as any).data?.DicomMetaDictionary?.dictionary?.[`(${tag.slice(0, 4)},${tag.slice(4)})`];
-  const vr = typeof entry?.vr === 'string' ? entry.vr.slice(0, 2) : '';
-  return VRS.has(vr) ? vr : 'UN';
+  const vr = typeof entry?.vr === 'string' ? entry.vr.slice(0, 2) : ''; // "US or SS" → US
+  if (VRS.has(vr)) return vr;
+  return typeof given === 'string' && VRS.has(given) ? given : 'UN';
 }
 
 /** True when a string value asks for wildcard matching (PS3.4 C.2.2.2.4). */
@@ -225,7 +228,7 @@ function normTime(s: string, high: boolean): string {
 }
 
 function normDateTime(s: string, high: boolean): string {
-  const v = s.replace(/[+-]\d{4}$/, ''); // a UTC offset is ignored: no timezone adjustment
+  const v = s.replace(/[+-](0\d|1[0-4])[0-5]\d$/, ''); // a UTC offset is ignored: no timezone adjustment
   if (!DT_RE.test(v)) throw invalid('bad-datetime', 'A date-time must be YYYY[MM[DD[HH[MM[SS[.F{1,6}]]]]]].');
   if (!high) return v;
   const [whole, frac] = v.split('.');
@@ -240,7 +243,8 @@ export function normBound(vr: string, s: string, high: boolean): string {
   return normDateTime(s, high);
 }
 
-const DT_PART = String.raw`\d{4}(?:\d{2}){0,5}(?:\.\d{1,6})?(?:[+-]\d{4})?`;
+// A UTC offset is &ZZXX with ZZ ≤ 14 (PS3.5 Table 6.2-1), which tells "2020-2021" (a range) from "2020-0500".
+const DT_PART = String.raw`\d{4}(?:\d{2}){0,5}(?:\.\d{1,6})?(?:[+-](?:0\d|1[0-4])[0-5]\d)?`;
 const DT_SINGLE_RE = new RegExp(`^${DT_PART}$`);
 const DT_RANGE_RE = new RegExp(`^(${DT_PART})?-(${DT_PART})?$`);
 

@@ -1,0 +1,305 @@
+// SQL for C-FIND / QIDO-RS (core/query.ts builds the plan). Every value reaches the
+// database as a bound parameter; the only text spliced into SQL is fixed here: column
+// names from COLUMN_SQL, table aliases, and placeholders. Wildcard values arrive as
+// LIKE patterns already escaped for the `\` escape character declared in each LIKE.
+// Every query is restricted to the plan's departments (scope(principal, 'read')).
+
+import type { ColumnKey } from '../core/dicom/query-keys.js';
+import type { Condition, DicomJson, Field, Matcher, QueryPlan, QueryRepo, QueryRow } from '../core/query.js';
+import type { Db } from './knex.js';
+
+type Sql = { sql: string; bindings: unknown[] };
+
+const COLUMN_SQL: Record<ColumnKey, string> = {
+  'study.study_uid': 'st.study_uid',
+  'study.patient_id': 'st.patient_id',
+  'study.patient_name': 'st.patient_name',
+  'study.patient_birth_date': 'st.patient_birth_date',
+  'study.patient_sex': 'st.patient_sex',
+  'study.study_date': 'st.study_date',
+  'study.study_time': 'st.study_time',
+  'study.accession_number': 'st.accession_number',
+  'study.study_id': 'st.study_id',
+  'study.study_description': 'st.study_description',
+  'study.referring_physician_name': 'st.referring_physician_name',
+  'series.series_uid': 'se.series_uid',
+  'series.modality': 'se.modality',
+  'series.series_number': 'se.series_number',
+  'series.series_description': 'se.series_description',
+  'series.series_date': 'se.series_date',
+  'series.series_time': 'se.series_time',
+  'series.body_part_examined': 'se.body_part_examined',
+  'instance.sop_instance_uid': 'i.sop_instance_uid',
+  'instance.sop_class_uid': 'i.sop_class_uid',
+  'instance.instance_number': 'i.instance_number',
+  'instance.rows': 'i.rows',
+  'instance.columns': 'i.columns',
+  'instance.number_of_frames': 'i.number_of_frames',
+};
+const COLUMNS = Object.keys(COLUMN_SQL) as ColumnKey[];
+const STUDY_COLUMNS = COLUMNS.filter((c) => c.startsWith('study.'));
+const SERIES_COLUMNS = COLUMNS.filter((c) => c.startsWith('series.'));
+const INSTANCE_COLUMNS = COLUMNS.filter((c) => c.startsWith('instance.'));
+const PATIENT_COLUMNS: ColumnKey[] = ['study.patient_id', 'study.patient_name', 'study.patient_birth_date', 'study.patient_sex'];
+/** Result alias of a column: "st.patient_name" → "st__patient_name". */
+const alias = (c: ColumnKey) => COLUMN_SQL[c].replace('.', '__');
+const selectColumns = (cols: ColumnKey[]) => cols.map((c) => `${COLUMN_SQL[c]} AS ${alias(c)}`).join(', ');
+
+const TAG_RE = /^[0-9A-F]{8}$/;
+const JSON_SOURCE_SQL = { study: 'st.attributes', series: 'se.attributes', instance: 'i.metadata' } as const;
+/** The text of one JSON value: a person name's Alphabetic group, else the scalar as text. */
+const elementText = (v: string) => `(CASE WHEN jsonb_typeof(${v}) = 'object' THEN ${v}->>'Alphabetic' ELSE ${v} #>> '{}' END)`;
+const placeholders = (n: number) => Array.from({ length: n }, () => '?').join(', ');
+
+class Compiler {
+  private n = 0;
+
+  conditions(conds: readonly Condition[], item?: string): Sql {
+    const parts = conds.map((c) => this.condition(c, item));
+    if (parts.length === 0) return { sql: 'TRUE', bindings: [] };
+    return { sql: parts.map((p) => `(${p.sql})`).join(' AND '), bindings: parts.flatMap((p) => p.bindings) };
+  }
+
+  private condition(c: Condition, item?: string): Sql {
+    const f = c.field;
+    switch (f.kind) {
+      case 'column':
+        if (!(f.column in COLUMN_SQL)) throw new Error('unknown column');
+        return this.anyOf(c.anyOf, COLUMN_SQL[f.column]);
+      case 'study-datetime':
+        return this.anyOf(c.anyOf, `(COALESCE(st.study_date, '') || COALESCE(st.study_time, ''))`);
+      case 'modalities-in-study': {
+        // PS3.4 C.6.1.1.3.1: a study matches when any of its series' modalities does.
+        const m = this.anyOf(c.anyOf, 'sm.modality');
+        return { sql: `EXISTS (SELECT 1 FROM series sm WHERE sm.study_id = st.id AND ${m.sql})`, bindings: m.bindings };
+      }
+      case 'json':
+        return this.json(f, c.anyOf, item);
+    }
+  }
+
+  /** Any value of a JSON attribute matches (multi-valued attributes match on any value). */
+  private json(f: Extract<Field, { kind: 'json' }>, anyOf: Matcher[], item?: string): Sql {
+    if (!TAG_RE.test(f.tag)) throw new Error('bad tag');
+    const src = f.source === 'item' ? item : JSON_SOURCE_SQL[f.source];
+    if (!src) throw new Error('item source outside a sequence');
+    const e = `e${this.n++}`;
+    const m = this.anyOf(anyOf, elementText(`${e}.v`), `${e}.v`);
+    // The jsonpath is a bound parameter too (the tag is 8 hex digits anyway). Lax mode:
+    // a missing attribute or Value yields no rows instead of an error.
+    return {
+      sql: `EXISTS (SELECT 1 FROM jsonb_path_query(${src}, CAST(? AS jsonpath)) AS ${e}(v) WHERE ${m.sql})`,
+      bindings: [`$."${f.tag}".Value[*]`, ...m.bindings],
+    };
+  }
+
+  /** `text` is the value as text; `json` the jsonb value when matching inside DICOM JSON. */
+  private anyOf(matchers: Matcher[], text: string, json?: string): Sql {
+    const parts = matchers.map((m) => this.matcher(m, text, json));
+    if (parts.length === 0) return { sql: 'TRUE', bindings: [] };
+    return { sql: `(${parts.map((p) => `(${p.sql})`).join(' OR ')})`, bindings: parts.flatMap((p) => p.bindings) };
+  }
+
+  private matcher(m: Matcher, text: string, json?: string): Sql {
+    switch (m.op) {
+      case 'equals':
+        if (m.values.length === 0) return { sql: 'FALSE', bindings: [] };
+        return m.values.length === 1
+          ? { sql: `${text} = ?`, bindings: [m.values[0]] }
+          : { sql: `${text} IN (${placeholders(m.values.length)})`, bindings: [...m.values] };
+      case 'like': {
+        if (m.patterns.length === 0) return { sql: 'FALSE', bindings: [] };
+        const op = m.caseInsensitive ? 'ILIKE' : 'LIKE';
+        // E'\\' is one backslash whatever standard_conforming_strings says.
+        return { sql: m.patterns.map(() => `${text} ${op} ? ESCAPE E'\\\\'`).join(' OR '), bindings: [...m.patterns] };
+      }
+      case 'range': {
+        const parts: string[] = [];
+        const bindings: unknown[] = [];
+        if (m.from !== undefined) {
+          parts.push(`${text} >= ?`);
+          bindings.push(m.from);
+        }
+        if (m.to !== undefined) {
+          parts.push(`${text} <= ?`);
+          bindings.push(m.to);
+        }
+        return parts.length ? { sql: parts.join(' AND '), bindings } : { sql: `${text} IS NOT NULL`, bindings };
+      }
+      case 'number': {
+        if (m.values.length === 0) return { sql: 'FALSE', bindings: [] };
+        const nums = m.values.map((v) => String(v));
+        if (json === undefined) return { sql: `${text} IN (${nums.map(() => 'CAST(? AS numeric)').join(', ')})`, bindings: nums };
+        // PS3.18 F.2.3: IS and DS are JSON numbers, but some writers store them as strings.
+        return {
+          sql: nums.map(() => `${json} = to_jsonb(CAST(? AS numeric)) OR ${text} = ?`).join(' OR '),
+          bindings: nums.flatMap((v) => [v, v]),
+        };
+      }
+      case 'sequence': {
+        if (json === undefined) return { sql: 'FALSE', bindings: [] };
+        return this.conditions(m.conditions, json);
+      }
+    }
+  }
+}
+
+/** scope(principal, 'read') as a condition on `<a>.department_id`. */
+function scopeSql(plan: QueryPlan, a: string): Sql {
+  if (plan.departmentIds === 'all') return { sql: 'TRUE', bindings: [] };
+  const ids = plan.departmentIds.map((d) => Number(d));
+  if (ids.length === 0 || !ids.every(Number.isSafeInteger)) return { sql: 'FALSE', bindings: [] };
+  return { sql: `${a}.department_id IN (${placeholders(ids.length)})`, bindings: ids };
+}
+
+const num = (v: unknown): number => Number(v ?? 0);
+const json = (v: unknown): DicomJson => (typeof v === 'string' ? JSON.parse(v) : ((v ?? {}) as DicomJson));
+const textArray = (v: unknown): string[] => {
+  if (Array.isArray(v)) return v.filter((x): x is string => typeof x === 'string' && x !== '');
+  // A driver that does not parse text[]: "{CT,MR}" (our values are modalities and UIDs: no quotes or commas).
+  if (typeof v === 'string' && v.startsWith('{')) return v.slice(1, -1).split(',').map((s) => s.replace(/^"|"$/g, '')).filter(Boolean);
+  return [];
+};
+function columnsOf(r: Record<string, unknown>, cols: ColumnKey[]): QueryRow['columns'] {
+  const out: QueryRow['columns'] = {};
+  for (const c of cols) {
+    const v = r[alias(c)];
+    out[c] = v === null || v === undefined ? null : typeof v === 'number' || typeof v === 'string' ? v : String(v);
+  }
+  return out;
+}
+
+export function createQueryRepo(db: Db): QueryRepo {
+  const rows = async (q: Sql): Promise<Record<string, unknown>[]> => (await db.raw(q.sql, q.bindings as any[])).rows;
+
+  async function studyAggregates(ids: number[]) {
+    const out = new Map<number, Pick<QueryRow, 'modalities' | 'sopClasses'> & { series: number; instances: number }>();
+    if (ids.length === 0) return out;
+    const r = await rows({
+      sql: `SELECT st.id,
+          (SELECT count(*) FROM series se WHERE se.study_id = st.id) AS n_series,
+          (SELECT count(*) FROM instances i JOIN series se ON se.id = i.series_id WHERE se.study_id = st.id) AS n_instances,
+          ARRAY(SELECT DISTINCT se.modality FROM series se WHERE se.study_id = st.id AND se.modality IS NOT NULL ORDER BY 1) AS modalities,
+          ARRAY(SELECT DISTINCT i.sop_class_uid FROM instances i JOIN series se ON se.id = i.series_id WHERE se.study_id = st.id ORDER BY 1) AS sop_classes
+        FROM studies st WHERE st.id IN (${placeholders(ids.length)})`,
+      bindings: ids,
+    });
+    for (const x of r) {
+      out.set(num(x.id), { series: num(x.n_series), instances: num(x.n_instances), modalities: textArray(x.modalities), sopClasses: textArray(x.sop_classes) });
+    }
+    return out;
+  }
+
+  async function seriesAggregates(ids: number[]) {
+    const out = new Map<number, number>();
+    if (ids.length === 0) return out;
+    const r = await rows({
+      sql: `SELECT se.id, (SELECT count(*) FROM instances i WHERE i.series_id = se.id) AS n FROM series se WHERE se.id IN (${placeholders(ids.length)})`,
+      bindings: ids,
+    });
+    for (const x of r) out.set(num(x.id), num(x.n));
+    return out;
+  }
+
+  async function patients(plan: QueryPlan): Promise<QueryRow[]> {
+    const where = new Compiler().conditions(plan.conditions);
+    const s = scopeSql(plan, 'st');
+    const s3 = scopeSql(plan, 's3');
+    // Patients are derived from visible studies, grouped by (PatientID, PatientName).
+    // The page of patients is chosen first; their attributes come from the latest visible
+    // study and their counts from all visible studies (not only the matching ones).
+    const samePatient = (a: string) => `COALESCE(${a}.patient_id, '') = m.pid AND COALESCE(${a}.patient_name, '') = m.pname`;
+    const r = await rows({
+      sql: `WITH m AS (
+          SELECT COALESCE(st.patient_id, '') AS pid, COALESCE(st.patient_name, '') AS pname
+          FROM studies st WHERE (${s.sql}) AND (${where.sql})
+          GROUP BY 1, 2 ORDER BY 2, 1 LIMIT ? OFFSET ?)
+        SELECT m.pid, m.pname, latest.*, counts.*
+        FROM m
+        CROSS JOIN LATERAL (
+          SELECT ${selectColumns(PATIENT_COLUMNS)}, st.attributes AS st_attributes
+          FROM studies st WHERE ${samePatient('st')} AND (${s.sql})
+          ORDER BY st.id DESC LIMIT 1) latest
+        CROSS JOIN LATERAL (
+          SELECT count(DISTINCT s3.id) AS n_studies, count(DISTINCT se.id) AS n_series, count(i.id) AS n_instances
+          FROM studies s3 LEFT JOIN series se ON se.study_id = s3.id LEFT JOIN instances i ON i.series_id = se.id
+          WHERE ${samePatient('s3')} AND (${s3.sql})) counts
+        ORDER BY m.pname, m.pid`,
+      bindings: [...s.bindings, ...where.bindings, plan.limit, plan.offset, ...s.bindings, ...s3.bindings],
+    });
+    return r.map((x) => ({
+      columns: { ...columnsOf(x, PATIENT_COLUMNS), 'study.patient_id': x.pid as string, 'study.patient_name': x.pname as string },
+      studyAttributes: json(x.st_attributes),
+      counts: { patientStudies: num(x.n_studies), patientSeries: num(x.n_series), patientInstances: num(x.n_instances) },
+    }));
+  }
+
+  async function hierarchy(plan: QueryPlan): Promise<QueryRow[]> {
+    const where = new Compiler().conditions(plan.conditions);
+    const s = scopeSql(plan, 'st');
+    const level = plan.level;
+    const select = [selectColumns(STUDY_COLUMNS), 'st.id AS st_id', 'st.attributes AS st_attributes'];
+    let from = 'studies st';
+    let order = 'st.id';
+    const bindings: unknown[] = [];
+    if (level === 'SERIES' || level === 'IMAGE') {
+      select.push(selectColumns(SERIES_COLUMNS), 'se.id AS se_id', 'se.attributes AS se_attributes');
+      from = 'series se JOIN studies st ON st.id = se.study_id';
+      order = 'st.id, se.series_number NULLS LAST, se.id';
+    }
+    if (level === 'IMAGE') {
+      select.push(selectColumns(INSTANCE_COLUMNS), 'i.transfer_syntax_uid AS i_transfer_syntax_uid');
+      from = 'instances i JOIN series se ON se.id = i.series_id JOIN studies st ON st.id = se.study_id';
+      order += ', i.instance_number NULLS LAST, i.id';
+      if (plan.instanceTags === 'all') select.push('i.metadata AS i_metadata');
+      else {
+        const tags = plan.instanceTags.filter((t) => TAG_RE.test(t));
+        if (tags.length) {
+          // Only the keys to return: the whole metadata of a thousand instances is large.
+          select.push(
+            `(SELECT COALESCE(jsonb_object_agg(md.k, md.v), '{}'::jsonb) FROM jsonb_each(i.metadata) AS md(k, v) WHERE md.k IN (${placeholders(tags.length)})) AS i_metadata`,
+          );
+          bindings.push(...tags);
+        }
+      }
+    }
+    const r = await rows({
+      sql: `SELECT ${select.join(', ')} FROM ${from} WHERE (${s.sql}) AND (${where.sql}) ORDER BY ${order} LIMIT ? OFFSET ?`,
+      bindings: [...bindings, ...s.bindings, ...where.bindings, plan.limit, plan.offset],
+    });
+
+    const studies = plan.studyAggregates ? await studyAggregates([...new Set(r.map((x) => num(x.st_id)))]) : undefined;
+    const series = plan.seriesAggregates && level !== 'STUDY' ? await seriesAggregates([...new Set(r.map((x) => num(x.se_id)))]) : undefined;
+    return r.map((x) => {
+      const row: QueryRow = { columns: columnsOf(x, STUDY_COLUMNS), studyAttributes: json(x.st_attributes), counts: {} };
+      const sa = studies?.get(num(x.st_id));
+      if (sa) {
+        Object.assign(row, { modalities: sa.modalities, sopClasses: sa.sopClasses });
+        Object.assign(row.counts, { studySeries: sa.series, studyInstances: sa.instances });
+      }
+      if (level === 'SERIES' || level === 'IMAGE') {
+        Object.assign(row.columns, columnsOf(x, SERIES_COLUMNS));
+        row.seriesAttributes = json(x.se_attributes);
+        const n = series?.get(num(x.se_id));
+        if (n !== undefined) row.counts.seriesInstances = n;
+      }
+      if (level === 'IMAGE') {
+        Object.assign(row.columns, columnsOf(x, INSTANCE_COLUMNS));
+        row.transferSyntaxUid = String(x.i_transfer_syntax_uid);
+        if (x.i_metadata !== undefined) row.instanceMetadata = json(x.i_metadata);
+      }
+      return row;
+    });
+  }
+
+  return {
+    async find(plan) {
+      // Defence in depth: the service never sends an empty scope, but if it did, nothing is read.
+      if (plan.departmentIds !== 'all' && plan.departmentIds.length === 0) return [];
+      if (!Number.isSafeInteger(plan.limit) || plan.limit < 1 || !Number.isSafeInteger(plan.offset) || plan.offset < 0) {
+        throw new RangeError('bad limit or offset');
+      }
+      return plan.level === 'PATIENT' ? patients(plan) : hierarchy(plan);
+    },
+  };
+}
