@@ -1,5 +1,6 @@
 // The ordered list of migrations. A static list (not a directory scan) so that the
 // same code runs from src/ under vitest and from dist/ after `tsc`.
 import * as m001 from './001-initial.js';
+import * as m002 from './002-identity.js';
 
-export const migrations = [m001];
+export const migrations = [m001, m002];
