@@ -627,4 +627,26 @@ describe.each(databasesUnderTest())('query on $name', (dbu) => {
       expect((await find(admin, { level: 'PATIENT', identifier: {} })).matches).toHaveLength(4);
     });
   });
+
+  // Last on purpose: it adds a study (in a department of its own) after the counts above.
+  describe('empty stored values', () => {
+    it('are returned without Value and never match a range', async () => {
+      const [c] = await db('departments').insert({ name: 'C' }).returning('id');
+      const readerC = user('rc', [{ departmentId: Number(c.id), role: 'reader' }]);
+      const attrs = { '00080020': { vr: 'DA', Value: [''] }, '00100010': { vr: 'PN', Value: [{}] }, '00100020': { vr: 'LO', Value: [''] }, '00081032': { vr: 'SQ', Value: [] } };
+      await db('studies').insert({ study_uid: '1.2.3.7', department_id: c.id, patient_id: '', patient_name: '', study_date: '', study_time: '', attributes: JSON.stringify(attrs) });
+      const [m] = (await find(readerC, { identifier: key('00081032', 'SQ') })).matches;
+      expect(m['00080020']).toEqual({ vr: 'DA' });
+      expect(m['00100010']).toEqual({ vr: 'PN' });
+      expect(m['00100020']).toEqual({ vr: 'LO' });
+      expect(m['00081032']).toEqual({ vr: 'SQ' });
+      expect(m['00201206']).toEqual({ vr: 'IS', Value: [0] });
+      expect(await studies(key('00080020', 'DA', '-20991231'), readerC)).toEqual([]);
+      expect(await studies(key('00080030', 'TM', '-2359'), readerC)).toEqual([]);
+      expect(await studies(key('00080020', 'DA', ''), readerC)).toEqual(['1.2.3.7']);
+      const [p] = (await find(readerC, { level: 'PATIENT', identifier: {} })).matches;
+      expect(p['00100020']).toEqual({ vr: 'LO' });
+      expect(p['00201200']).toEqual({ vr: 'IS', Value: [1] });
+    });
+  });
 });

@@ -399,15 +399,18 @@ function sequenceCondition(field: Field, el: DicomJsonElement, fuzzy: boolean, d
 
 // ---- Rendering a row as DICOM JSON. ----
 
+const isEmptyValue = (v: unknown) => v === '' || v === null || (typeof v === 'object' && Object.keys(v as object).length === 0);
 const isBulk = (el: DicomJsonElement) => el.InlineBinary !== undefined || el.BulkDataURI !== undefined;
 
 /** Never bulk data in a query response: binary values become empty, inside sequences too. */
 function stripBulk(el: DicomJsonElement): DicomJsonElement {
   if (isBulk(el)) return { vr: el.vr };
-  if (el.vr === 'SQ' && Array.isArray(el.Value)) {
+  if (el.vr === 'SQ' && Array.isArray(el.Value) && el.Value.length) {
     return { vr: 'SQ', Value: el.Value.map((item) => stripItem(item as DicomJson)) };
   }
-  return el.Value === undefined ? { vr: el.vr } : { vr: el.vr, Value: el.Value };
+  // PS3.18 §F.2.5: an empty value has no Value (parsers give [""] or [{}] for a zero-length element).
+  if (!Array.isArray(el.Value) || el.Value.every(isEmptyValue)) return { vr: el.vr };
+  return { vr: el.vr, Value: el.Value };
 }
 function stripItem(item: DicomJson): DicomJson {
   const out: DicomJson = {};
@@ -444,12 +447,13 @@ function valueOf(tag: string, level: QueryLevel, row: QueryRow): DicomJsonElemen
   }
   // The stored JSON first (it keeps e.g. the ideographic groups of a name), then the column.
   const el = jsonOf(jsonSourceOf(tag, level), row)?.[tag];
-  if (el && typeof el === 'object' && (el.Value?.length || isBulk(el))) return stripBulk(el);
+  const stored = el && typeof el === 'object' ? stripBulk(el) : undefined;
+  if (stored?.Value) return stored;
   const col = def?.column ? row.columns[def.column] : undefined;
   if (def && col !== undefined && col !== null && col !== '') {
     return { vr: def.vr, Value: [def.vr === 'PN' ? { Alphabetic: String(col) } : col] };
   }
-  return el && typeof el === 'object' && typeof el.vr === 'string' ? { vr: el.vr } : undefined;
+  return stored && typeof stored.vr === 'string' ? stored : undefined;
 }
 
 function render(level: QueryLevel, row: QueryRow, parsed: Parsed): DicomJson {

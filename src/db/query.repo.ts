@@ -114,7 +114,8 @@ class Compiler {
         return { sql: m.patterns.map(() => `${text} ${op} ? ESCAPE E'\\\\'`).join(' OR '), bindings: [...m.patterns] };
       }
       case 'range': {
-        const parts: string[] = [];
+        // An empty stored value ('' sorts before every bound) is no date or time at all.
+        const parts: string[] = [`${text} <> ''`];
         const bindings: unknown[] = [];
         if (m.from !== undefined) {
           parts.push(`${text} >= ?`);
@@ -124,7 +125,7 @@ class Compiler {
           parts.push(`${text} <= ?`);
           bindings.push(m.to);
         }
-        return parts.length ? { sql: parts.join(' AND '), bindings } : { sql: `${text} IS NOT NULL`, bindings };
+        return { sql: parts.join(' AND '), bindings };
       }
       case 'number': {
         if (m.values.length === 0) return { sql: 'FALSE', bindings: [] };
