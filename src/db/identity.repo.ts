@@ -51,6 +51,10 @@ const toDevice = (r: any): DeviceRecord => ({
   createdAt: iso(r.created_at),
 });
 
+/** Rows a DELETE touched: pg returns a number, knex-pglite the driver's result object. */
+export const affectedRows = (r: unknown): number =>
+  typeof r === 'number' ? r : Number((r as { rowCount?: number; affectedRows?: number } | null)?.rowCount ?? (r as { affectedRows?: number } | null)?.affectedRows ?? 0);
+
 const holderColumn = (kind: AccountKind) => (kind === 'user' ? 'user_id' : 'device_id');
 
 /** PostgreSQL SQLSTATE of a driver error (pg and PGlite both expose `code`). */
@@ -255,7 +259,7 @@ export function createIdentityRepo(db: Db): IdentityRepo {
     },
     async removeBinding(kind, id, b) {
       const n = await db('role_bindings').where({ [holderColumn(kind)]: id, department_id: b.departmentId, role: b.role }).delete();
-      return n > 0;
+      return affectedRows(n) > 0;
     },
   };
 }

@@ -3,6 +3,7 @@
 // server processes are all counted (no lost update lets an attacker slip past the limit).
 
 import type { LockoutRepo, LockoutState } from '../core/identity-lockout.js';
+import { affectedRows } from './identity.repo.js';
 import type { Db } from './knex.js';
 
 const toState = (r: any): LockoutState => ({
@@ -44,10 +45,12 @@ export function createLockoutRepo(db: Db): LockoutRepo {
     },
     async prune(before) {
       const cutoff = before.toISOString();
-      return db('lockouts')
-        .where('window_start', '<', cutoff)
-        .andWhere((q) => q.whereNull('locked_until').orWhere('locked_until', '<', cutoff))
-        .delete();
+      return affectedRows(
+        await db('lockouts')
+          .where('window_start', '<', cutoff)
+          .andWhere((q) => q.whereNull('locked_until').orWhere('locked_until', '<', cutoff))
+          .delete(),
+      );
     },
   };
 }
