@@ -1,0 +1,106 @@
+// The HTTPS front door: buildApp(deps) wires hardening (helmet headers, body limit,
+// closed JSON schemas, rate limit on /auth/*), the one error body, authentication
+// (http/auth.ts, deny by default) and the routes: /auth, /admin, /healthz, and the
+// DICOMweb plugin under /dicomweb when given. main.ts listens; tests listen on port 0.
+
+import cors from '@fastify/cors';
+import helmet from '@fastify/helmet';
+import rateLimit from '@fastify/rate-limit';
+import Fastify, { type FastifyInstance, type FastifyPluginAsync } from 'fastify';
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import type { AuditLog } from '../core/audit.js';
+import type { Identity } from '../core/identity.js';
+import { registerAuth } from './auth.js';
+import { installErrorHandlers } from './errors.js';
+import { adminRoutes } from './routes/admin.js';
+import { authRoutes } from './routes/auth.js';
+import { healthRoutes } from './routes/health.js';
+import type { HttpsOptions } from './tls.js';
+
+export interface AppDeps {
+  config: Pick<Readonly<Config>, 'corsOrigins'>;
+  logger: Logger;
+  identity: Identity;
+  audit: AuditLog;
+  /** Readiness check for GET /healthz (database, blob store); throws when unusable. */
+  health?: () => Promise<void>;
+  /**
+   * DICOMweb routes (http/routes/dicomweb.ts), registered under /dicomweb. Every route in it
+   * is authenticated by the global hook; `request.principal` holds the caller and
+   * `app.authenticate` is there for an explicit preHandler. Routes that take large bodies
+   * (STOW-RS) set their own `bodyLimit` or parse the raw stream.
+   */
+  dicomweb?: FastifyPluginAsync;
+}
+
+export interface BuildAppOptions {
+  /** TLS options from http/tls.ts httpsOptions(pki); null serves plain HTTP (app.inject tests only). */
+  https: HttpsOptions | null;
+  /** Requests per address to /auth/* per window (default 30 per minute). */
+  authRateLimit?: { max: number; timeWindowMs: number };
+  /** Largest JSON body (default 1 MiB): the admin API needs a few KiB at most. */
+  bodyLimit?: number;
+}
+
+export const DEFAULT_BODY_LIMIT = 1024 * 1024;
+
+export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    ...(opts.https ? { https: opts.https } : {}),
+    loggerInstance: deps.logger,
+    bodyLimit: opts.bodyLimit ?? DEFAULT_BODY_LIMIT,
+    // Request bodies with __proto__ or constructor.prototype are refused, not cleaned.
+    onProtoPoisoning: 'error',
+    onConstructorPoisoning: 'error',
+    // A client-chosen request id would let callers forge log correlation.
+    requestIdHeader: false,
+    trustProxy: false,
+    return503OnClosing: true,
+    connectionTimeout: 60_000,
+    keepAliveTimeout: 10_000,
+    routerOptions: { maxParamLength: 200 },
+    ajv: {
+      customOptions: {
+        // additionalProperties: false must refuse unknown fields; Fastify's default removes them.
+        removeAdditional: false,
+        useDefaults: true,
+        coerceTypes: 'array',
+        allErrors: false,
+      },
+    },
+  }) as unknown as FastifyInstance;
+
+  installErrorHandlers(app);
+
+  await app.register(helmet, {
+    // An API: nothing here is ever a page, a frame or a script.
+    contentSecurityPolicy: {
+      useDefaults: false,
+      directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"], baseUri: ["'none'"], formAction: ["'none'"] },
+    },
+    strictTransportSecurity: { maxAge: 31_536_000, includeSubDomains: true },
+    referrerPolicy: { policy: 'no-referrer' },
+    frameguard: { action: 'deny' },
+    crossOriginResourcePolicy: { policy: 'same-origin' },
+  });
+  if (deps.config.corsOrigins.length > 0) {
+    await app.register(cors, {
+      origin: [...deps.config.corsOrigins],
+      credentials: false,
+      methods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],
+      allowedHeaders: ['Authorization', 'Content-Type', 'Accept'],
+      maxAge: 600,
+    });
+  }
+  await app.register(rateLimit, { global: false });
+
+  await registerAuth(app, deps.identity);
+
+  await app.register(healthRoutes, { check: deps.health });
+  await app.register(authRoutes, { identity: deps.identity, rateLimit: opts.authRateLimit ?? { max: 30, timeWindowMs: 60_000 } });
+  await app.register(adminRoutes, { identity: deps.identity });
+  if (deps.dicomweb) await app.register(deps.dicomweb, { prefix: '/dicomweb' });
+
+  return app;
+}

@@ -1,0 +1,79 @@
+// POST /auth/token and POST /auth/password. Rate-limited per address on top of the
+// database lockout (which counts per account and per address across processes).
+
+import type { FastifyInstance } from 'fastify';
+import type { Identity, IssuedToken } from '../../core/identity.js';
+import { principalOf } from '../auth.js';
+
+export interface AuthRouteOptions {
+  identity: Identity;
+  rateLimit: { max: number; timeWindowMs: number };
+}
+
+const tokenResponse = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['access_token', 'token_type', 'expires_in', 'password_change_required'],
+  properties: {
+    access_token: { type: 'string' },
+    token_type: { type: 'string', enum: ['Bearer'] },
+    expires_in: { type: 'integer' },
+    password_change_required: { type: 'boolean' },
+  },
+} as const;
+
+// Lengths only: the rules for a good password are checked in core with a clear message,
+// and a login with any junk simply fails like a wrong password.
+const secret = { type: 'string', minLength: 1, maxLength: 256 } as const;
+
+const toBody = (t: IssuedToken) => ({
+  access_token: t.accessToken,
+  token_type: t.tokenType,
+  expires_in: t.expiresIn,
+  password_change_required: t.mustChangePassword,
+});
+
+export async function authRoutes(app: FastifyInstance, opts: AuthRouteOptions): Promise<void> {
+  const { identity } = opts;
+  const rateLimit = { max: opts.rateLimit.max, timeWindow: opts.rateLimit.timeWindowMs };
+
+  // Tokens must not be stored by browsers or proxies (RFC 6749 §5.1).
+  app.addHook('onSend', async (_request, reply, payload) => {
+    reply.header('cache-control', 'no-store');
+    return payload;
+  });
+
+  app.post<{ Body: { username: string; password: string } }>(
+    '/auth/token',
+    {
+      config: { public: true, rateLimit },
+      schema: {
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['username', 'password'],
+          properties: { username: { type: 'string', minLength: 1, maxLength: 128 }, password: secret },
+        },
+        response: { 200: tokenResponse },
+      },
+    },
+    async (request) => toBody(await identity.login({ username: request.body.username, password: request.body.password, source: request.ip })),
+  );
+
+  app.post<{ Body: { currentPassword: string; newPassword: string } }>(
+    '/auth/password',
+    {
+      config: { allowPasswordChange: true, rateLimit },
+      schema: {
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['currentPassword', 'newPassword'],
+          properties: { currentPassword: secret, newPassword: secret },
+        },
+        response: { 200: tokenResponse },
+      },
+    },
+    async (request) => toBody(await identity.changePassword(principalOf(request), request.body)),
+  );
+}
