@@ -65,7 +65,10 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
         // additionalProperties: false must refuse unknown fields; Fastify's default removes them.
         removeAdditional: false,
         useDefaults: true,
-        coerceTypes: 'array',
+        // No type coercion: {"name": 42} is refused, not turned into "42". Query strings and
+        // path parameters are therefore declared as strings (with patterns) and converted
+        // by the route.
+        coerceTypes: false,
         allErrors: false,
       },
     },

@@ -309,7 +309,7 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRouteOptions)
 
   // audit trail
   app.get<{
-    Querystring: { from?: string; to?: string; principal?: string; study?: string; action?: string; outcome?: AuditOutcome; limit?: number; before?: number; verify?: boolean };
+    Querystring: { from?: string; to?: string; principal?: string; study?: string; action?: string; outcome?: AuditOutcome; limit?: string; before?: string; verify?: 'true' | 'false' };
   }>(
     '/admin/audit',
     {
@@ -321,9 +321,9 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRouteOptions)
           study: { type: 'string', minLength: 1, maxLength: 64, pattern: '^[0-9.]+$' },
           action: { type: 'string', minLength: 1, maxLength: 64 },
           outcome: { type: 'string', enum: ['success', 'failure', 'denied'] },
-          limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
-          before: { type: 'integer', minimum: 1 },
-          verify: { type: 'boolean', default: true },
+          limit: { type: 'string', pattern: '^(1000|[1-9][0-9]{0,2})$' },
+          before: { type: 'string', pattern: '^[1-9][0-9]{0,14}$' },
+          verify: { type: 'string', enum: ['true', 'false'] },
         }),
         response: {
           200: closed({ events: { type: 'array', items: auditEvent }, verification }, ['events']),
@@ -339,10 +339,11 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRouteOptions)
         studyUid: q.study,
         action: q.action,
         outcome: q.outcome,
-        limit: q.limit,
-        afterId: q.before,
+        limit: q.limit === undefined ? 100 : Number(q.limit),
+        // The repository pages newest first: "afterId" there means ids below this one.
+        afterId: q.before === undefined ? undefined : Number(q.before),
       };
-      return admin.readAudit(principalOf(request), filter, { verify: q.verify !== false });
+      return admin.readAudit(principalOf(request), filter, { verify: q.verify !== 'false' });
     },
   );
 }

@@ -35,7 +35,10 @@ const toBody = (t: IssuedToken) => ({
 
 export async function authRoutes(app: FastifyInstance, opts: AuthRouteOptions): Promise<void> {
   const { identity } = opts;
-  const rateLimit = { max: opts.rateLimit.max, timeWindow: opts.rateLimit.timeWindowMs };
+  // One counter per address for all of /auth/* (a per-route limit would double the budget).
+  // It runs first: /auth/password is marked public so that the limit applies before the
+  // token is checked, and authenticates right after the limiter.
+  const limit = app.rateLimit({ max: opts.rateLimit.max, timeWindow: opts.rateLimit.timeWindowMs });
 
   // Tokens must not be stored by browsers or proxies (RFC 6749 §5.1).
   app.addHook('onSend', async (_request, reply, payload) => {
@@ -46,7 +49,8 @@ export async function authRoutes(app: FastifyInstance, opts: AuthRouteOptions): 
   app.post<{ Body: { username: string; password: string } }>(
     '/auth/token',
     {
-      config: { public: true, rateLimit },
+      config: { public: true },
+      onRequest: limit,
       schema: {
         body: {
           type: 'object',
@@ -63,7 +67,8 @@ export async function authRoutes(app: FastifyInstance, opts: AuthRouteOptions): 
   app.post<{ Body: { currentPassword: string; newPassword: string } }>(
     '/auth/password',
     {
-      config: { allowPasswordChange: true, rateLimit },
+      config: { public: true, allowPasswordChange: true },
+      onRequest: [limit, app.authenticate],
       schema: {
         body: {
           type: 'object',
