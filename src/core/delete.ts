@@ -1,0 +1,90 @@
+// DELETE of a study, series or instance (issue 5, DICOMweb; PS3.18 has no delete
+// transaction, so this is Tresor's own, in the style of dcm4chee and Orthanc).
+//
+// Authorization goes through access.ts like everything else: what the principal
+// cannot read does not exist (not-found, rule 3); what it can read but not delete
+// is forbidden (only department admins and global admins delete).
+//
+// Order: rows first, in one transaction, then blobs. After the commit nothing
+// references the blobs, so a reader can never find a row whose bytes are gone; a
+// crash or a store error between the two steps leaves unreferenced blobs, which no
+// one can reach and which are named in the log for the operator (a durable
+// "pending deletion" record would need its own table: see the issue 5 report). The
+// opposite order would leave rows pointing at missing bytes — visible breakage
+// that every retrieve of the study would hit.
+
+import { assertCan, can } from './access.js';
+import type { AuditLog } from './audit.js';
+import { invalid, isTresorError, notFound } from './errors.js';
+import { isValidUid } from './dicom/uids.js';
+import type { Principal } from './principal.js';
+import type { BlobStore } from '../storage/blob-store.js';
+
+export interface DeleteRequest {
+  studyUid: string;
+  seriesUid?: string;
+  sopInstanceUid?: string;
+}
+
+export interface DeleteResult {
+  studyUid: string;
+  instances: number;
+  /** Blobs that could not be removed (unreferenced; logged by onCleanupError). */
+  blobFailures: number;
+}
+
+export interface DeleteRepo {
+  /** The department of the study holding the target, or null when the target does not exist. */
+  locate(req: DeleteRequest): Promise<{ departmentId: number } | null>;
+  /**
+   * One transaction: deletes the instance rows of the target, then the series and
+   * study rows left without instances; returns the object keys of the deleted instances.
+   */
+  deleteRows(req: DeleteRequest): Promise<string[]>;
+}
+
+export interface DeletionService {
+  delete(p: Principal, req: DeleteRequest): Promise<DeleteResult>;
+}
+
+export function createDeletionService(d: {
+  repo: DeleteRepo;
+  blobs: Pick<BlobStore, 'delete'>;
+  audit: Pick<AuditLog, 'record'>;
+  onCleanupError?: (err: unknown, key: string) => void;
+}): DeletionService {
+  return {
+    async delete(p, req) {
+      for (const u of [req.studyUid, req.seriesUid, req.sopInstanceUid]) {
+        if (u !== undefined && !isValidUid(u)) throw invalid('invalid-uid', 'A UID in the request is not valid.');
+      }
+      if (req.sopInstanceUid !== undefined && req.seriesUid === undefined) throw invalid('bad-delete', 'An instance is named by its series too.');
+      const target = { level: req.sopInstanceUid ? 'IMAGE' : req.seriesUid ? 'SERIES' : 'STUDY', ...(req.seriesUid ? { seriesUid: req.seriesUid } : {}), ...(req.sopInstanceUid ? { sopInstanceUid: req.sopInstanceUid } : {}) };
+      const audit = (outcome: 'success' | 'failure' | 'denied', details: Record<string, unknown>) =>
+        d.audit.record({ action: 'delete', outcome, principal: p, source: p.source, studyUids: [req.studyUid], details: { ...target, ...details } });
+      try {
+        const where = await d.repo.locate(req);
+        // Out of read scope is indistinguishable from absent (rule 3).
+        if (!where || !can(p, 'read', where.departmentId)) throw notFound();
+        assertCan(p, 'delete', where.departmentId);
+        const keys = await d.repo.deleteRows(req);
+        if (keys.length === 0) throw notFound(); // deleted concurrently
+        let blobFailures = 0;
+        for (const key of keys) {
+          try {
+            await d.blobs.delete(key);
+          } catch (e) {
+            blobFailures++;
+            d.onCleanupError?.(e, key);
+          }
+        }
+        await audit('success', { instances: keys.length, ...(blobFailures ? { blobFailures } : {}) });
+        return { studyUid: req.studyUid, instances: keys.length, blobFailures };
+      } catch (e) {
+        const kind = isTresorError(e) ? e.kind : 'unavailable';
+        await audit(kind === 'forbidden' ? 'denied' : 'failure', { reason: isTresorError(e) ? e.reason : 'internal' }).catch(() => undefined);
+        throw e;
+      }
+    },
+  };
+}

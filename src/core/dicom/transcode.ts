@@ -1,0 +1,56 @@
+// Transcoding a whole stored object to Explicit VR Little Endian, the default
+// transfer syntax of DICOMweb (PS3.18 Table 8.7.3-2), for clients that do not accept
+// the stored one. Uses dcmjs-codecs (the codec library dcmjs-imaging itself renders
+// with: libjpeg-turbo, CharLS, OpenJPEG compiled to WebAssembly) — no codec of ours.
+//
+// It works on the whole object in memory, so it is limited to MAX_TRANSCODE_BYTES;
+// larger objects are only served in their stored syntax (the client gets 406 and
+// can ask for transfer-syntax=*). The stored bytes are never changed.
+
+import { createRequire } from 'node:module';
+import { TS } from './uids.js';
+
+export const MAX_TRANSCODE_BYTES = 64 * 1024 * 1024;
+
+/** Syntaxes dcmjs-codecs 0.0.8 decodes (checked against pydicom's samples; JPEG 4.51 is not among them). */
+const DECODABLE: ReadonlySet<string> = new Set([
+  TS.implicitLittle,
+  TS.explicitLittle,
+  TS.deflatedExplicitLittle,
+  TS.explicitBig,
+  '1.2.840.10008.1.2.5', // RLE Lossless
+  '1.2.840.10008.1.2.4.50', // JPEG Baseline
+  '1.2.840.10008.1.2.4.57', // JPEG Lossless
+  '1.2.840.10008.1.2.4.70', // JPEG Lossless SV1
+  '1.2.840.10008.1.2.4.80', // JPEG-LS Lossless
+  '1.2.840.10008.1.2.4.81', // JPEG-LS Near-lossless
+  '1.2.840.10008.1.2.4.90', // JPEG 2000 Lossless
+  '1.2.840.10008.1.2.4.91', // JPEG 2000
+]);
+
+export function canTranscode(from: string, to: string, size: number): boolean {
+  return to === TS.explicitLittle && from !== to && DECODABLE.has(from) && size <= MAX_TRANSCODE_BYTES;
+}
+
+interface Codecs {
+  NativeCodecs: { initializeAsync(o?: object): Promise<void>; isInitialized(): boolean };
+  Transcoder: new (buf: ArrayBuffer) => { transcode(ts: string): void; getDicomPart10(): ArrayBuffer };
+}
+let codecs: Promise<Codecs> | undefined;
+
+function load(): Promise<Codecs> {
+  codecs ??= (async () => {
+    const c = createRequire(import.meta.url)('dcmjs-codecs') as Codecs;
+    if (!c.NativeCodecs.isInitialized()) await c.NativeCodecs.initializeAsync({ logCodecsInfo: false, logCodecsTrace: false });
+    return c;
+  })();
+  return codecs;
+}
+
+/** Transcodes a Part 10 object; throws when the codecs refuse it. */
+export async function transcodeToExplicitLittle(part10: Buffer): Promise<Buffer> {
+  const c = await load();
+  const t = new c.Transcoder(part10.buffer.slice(part10.byteOffset, part10.byteOffset + part10.byteLength) as ArrayBuffer);
+  t.transcode(TS.explicitLittle);
+  return Buffer.from(t.getDicomPart10());
+}

@@ -1,0 +1,71 @@
+// The DICOMweb front door (PS3.18): QIDO-RS, WADO-RS, STOW-RS, WADO-URI and DELETE
+// under one Fastify plugin, registered by app.ts under the prefix /dicomweb.
+//
+// Order of every request: route match → authentication (401; app.ts's global hook,
+// which runs before any hook of ours) → UID syntax check (400 before any lookup,
+// PS3.5 §9.1) → handler, which calls the core services; access decisions are made
+// there (core/access.ts), never here. Anything outside the caller's departments is
+// reported exactly like a UID that does not exist.
+
+import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify';
+import { invalid } from '../../core/errors.js';
+import { isValidUid } from '../../core/dicom/uids.js';
+import type { DicomwebOptions } from '../dicomweb-types.js';
+import type { UrlBase } from '../dicomweb-urls.js';
+import { registerDeleteRoutes } from './delete.js';
+import { registerQidoRoutes } from './qido.js';
+import { registerRenderedRoutes } from './rendered.js';
+import { registerStowRoutes } from './stow.js';
+import { registerWadoUriRoutes } from './wado-uri.js';
+import { registerWadoRoutes } from './wado.js';
+
+export interface DicomwebContext {
+  deps: DicomwebOptions;
+  urls: UrlBase;
+}
+
+const UID_PARAMS = ['study', 'series', 'instance'] as const;
+/** WADO-URI carries its UIDs in the query string (PS3.18 §9.2). */
+const UID_QUERY = ['studyUID', 'seriesUID', 'objectUID'] as const;
+
+/** PS3.5 §9.1 syntax of every UID the request names; 400 otherwise, before authentication or any lookup. */
+function checkUids(request: FastifyRequest): void {
+  const params = (request.params ?? {}) as Record<string, unknown>;
+  for (const name of UID_PARAMS) {
+    if (name in params && !isValidUid(params[name])) throw invalid('invalid-uid', `The ${name} UID is not a valid UID (digits and dots, at most 64 characters).`);
+  }
+  if ((request.routeOptions.config as { uidQuery?: boolean } | undefined)?.uidQuery) {
+    const q = (request.query ?? {}) as Record<string, unknown>;
+    for (const name of UID_QUERY) {
+      if (q[name] !== undefined && !isValidUid(q[name])) throw invalid('invalid-uid', `${name} is not a valid UID (digits and dots, at most 64 characters).`);
+    }
+  }
+}
+
+export const dicomwebRoutes: FastifyPluginAsync<DicomwebOptions> = async (app: FastifyInstance, opts) => {
+  const ctx: DicomwebContext = { deps: opts, urls: { publicUrl: opts.config.publicUrl, prefix: app.prefix } };
+
+  // STOW-RS bodies are read as a stream by the route (routes/stow.ts), never buffered here.
+  app.addContentTypeParser('multipart/related', (_request, _payload, done) => done(null, undefined));
+
+  app.addHook('onRequest', async (request) => checkUids(request));
+  const authenticate = opts.authenticate;
+  if (authenticate) app.addHook('onRequest', async (request, reply) => authenticate(request, reply));
+  // Responses carry patient data: never stored by shared caches.
+  app.addHook('onSend', async (request, reply, payload) => {
+    if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'private, no-store');
+    // An answer given before the request body was read (401, 413, 415, …) closes the
+    // connection; otherwise Node would read and discard the rest of the upload.
+    if (!request.raw.complete) reply.header('connection', 'close');
+    return payload;
+  });
+
+  registerQidoRoutes(app, ctx);
+  registerWadoRoutes(app, ctx);
+  registerRenderedRoutes(app, ctx);
+  registerStowRoutes(app, ctx);
+  registerWadoUriRoutes(app, ctx);
+  registerDeleteRoutes(app, ctx);
+};
+
+export default dicomwebRoutes;
