@@ -1,0 +1,314 @@
+// One DICOM association on one TLS socket, built on dcmjs-dimse's network engine
+// (its Scp class: the only exported subclass of its Network) with the socket
+// handling replaced by our PduGuard. What is kept from dcmjs-dimse: P-DATA
+// reassembly, DIMSE command parsing and encoding, the A-ASSOCIATE-AC/RJ and
+// A-RELEASE writers, the createStoreWritableStream extension point, transcoding.
+// What is replaced (README.md): socket reading and framing, timers, the order of
+// processing, request dispatch (so that an exception never escapes), and the
+// matching of responses to our own requests (Network.pending never shrinks).
+
+import type { Socket } from 'node:net';
+import type { Writable } from 'node:stream';
+import dimse from 'dcmjs-dimse';
+import type { Logger } from 'pino';
+import { PduGuard, type CloseReason, type GuardLimits } from './guard.js';
+import { PcResult, type NegotiatedContext } from './negotiation.js';
+import { AbortReasonCode, encodePData, parsePdvs, PduError, pdvItem } from './pdu.js';
+
+const { Scp, Dataset } = dimse;
+export type DcmDataset = InstanceType<typeof Dataset>;
+export type DcmAssociation = InstanceType<typeof dimse.association.Association>;
+export type DcmPresentationContext = InstanceType<typeof dimse.association.PresentationContext>;
+export type DcmRequest = InstanceType<typeof dimse.requests.Request>;
+export type DcmResponse = InstanceType<typeof dimse.responses.CEchoResponse>;
+/** A parsed DIMSE message (request or response) as dcmjs-dimse hands it over. */
+export type DcmMessage = DcmRequest & Partial<Pick<DcmResponse, 'getStatus' | 'getMessageIdBeingRespondedTo'>>;
+
+/** dcmjs-dimse internals we rely on (pinned to 0.3.3, see README.md). */
+interface NetworkInternals {
+  association?: DcmAssociation;
+  logId: string;
+  dimse?: DcmMessage;
+  dimseStoreStream?: Writable;
+  _processPdu(data: Buffer): Promise<void>;
+  _sendDimse(d: { context: DcmPresentationContext; command: unknown }): void;
+}
+const networkProto = Scp.prototype as unknown as NetworkInternals;
+
+/** A command set is a few hundred bytes; the largest we accept (PS3.7 §6.3.1). */
+export const MAX_COMMAND_BYTES = 64 * 1024;
+/** C-FIND/C-GET/C-MOVE identifiers are small; only C-STORE data goes to disk. */
+export const MAX_IDENTIFIER_BYTES = 1024 * 1024;
+
+const C_STORE_RQ = 0x0001;
+
+export function isResponse(m: { getCommandFieldType(): number }): boolean {
+  return (m.getCommandFieldType() & 0x8000) !== 0;
+}
+
+export abstract class DimseConnection extends Scp {
+  readonly guard: PduGuard;
+  protected readonly pcs = new Map<number, NegotiatedContext>();
+  protected log: Logger;
+  /** The largest P-DATA-TF we send: the peer's maximum, capped by ours. */
+  protected sendPduMax: number;
+  private msgId = 0;
+  private readonly waiters = new Map<number, { resolve: (r: DcmMessage) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
+  private storeReady?: Promise<void>;
+  private dispatched?: Promise<void>;
+  private messagePc?: number;
+  private commandBytes = 0;
+  private identifierBytes = 0;
+  private closing = false;
+
+  constructor(socket: Socket, role: 'acceptor' | 'requestor', limits: GuardLimits, log: Logger) {
+    super(socket);
+    this.log = log;
+    this.sendPduMax = limits.maxPduBytes;
+    this.guard = new PduGuard(socket, role, limits, {
+      onPdu: (type, pdu) => this.onPdu(type, pdu),
+      onClose: (reason, detail) => this.closed(reason, detail),
+    });
+    // dcmjs-dimse reports its own parse failures this way; they end the association.
+    this.on('networkError', (err: Error) => this.guard.abort('protocol-violation', `dcmjs-dimse: ${err?.message ?? 'error'}`, AbortReasonCode.InvalidPduParameter));
+  }
+
+  /** dcmjs-dimse's own PDU processing (parsing, reassembly, events). */
+  protected dcmjsProcessPdu(pdu: Buffer): Promise<void> {
+    return networkProto._processPdu.call(this, pdu);
+  }
+
+  protected get net(): NetworkInternals {
+    return this as unknown as NetworkInternals;
+  }
+
+  /** Replaces dcmjs-dimse's socket handling entirely (README.md defects 2–6): the PduGuard reads the socket. */
+  _wrapSocket(): void {}
+
+  protected abstract onPdu(type: number, pdu: Buffer): Promise<void>;
+
+  /** A complete request (never a response) on an accepted presentation context. */
+  protected abstract onRequest(pc: NegotiatedContext, request: DcmMessage): Promise<void>;
+
+  protected onClosed(_reason: CloseReason, _detail?: string): void {}
+
+  private closed(reason: CloseReason, detail?: string): void {
+    this.closing = true;
+    for (const [id, w] of this.waiters) {
+      clearTimeout(w.timer);
+      w.reject(new Error('association closed'));
+      this.waiters.delete(id);
+    }
+    // A C-STORE cut off mid-transfer must not leave its temporary file behind.
+    const partial = this.net.dimseStoreStream as (Writable & { discard?: () => Promise<void> }) | undefined;
+    if (partial?.discard) void partial.discard().catch(() => undefined);
+    this.onClosed(reason, detail);
+  }
+
+  /** For health checks and tests: what this association holds on to. */
+  diagnostics(): { state: string; awaitingResponses: number; dcmjsPending: number; dcmjsRequests: number } {
+    const raw = this as unknown as { pending?: unknown[]; requests?: unknown[] };
+    return { state: this.guard.state, awaitingResponses: this.waiters.size, dcmjsPending: raw.pending?.length ?? 0, dcmjsRequests: raw.requests?.length ?? 0 };
+  }
+
+  /** The presentation contexts of this association, as negotiated. */
+  negotiated(): Iterable<NegotiatedContext> {
+    return this.pcs.values();
+  }
+
+  nextMessageId(): number {
+    this.msgId = (this.msgId % 0xffff) + 1;
+    return this.msgId;
+  }
+
+  /** Dispatches one P-DATA-TF: checks every PDV, then hands them to dcmjs-dimse one at a time. */
+  protected async onPData(pdu: Buffer): Promise<void> {
+    let pdvs;
+    try {
+      pdvs = parsePdvs(pdu.subarray(6));
+    } catch (e) {
+      return this.guard.abort('protocol-violation', e instanceof PduError ? e.reason : 'bad P-DATA-TF', AbortReasonCode.InvalidPduParameter);
+    }
+    for (const pdv of pdvs) {
+      if (this.guard.closed) return;
+      const pc = this.pcs.get(pdv.pcId);
+      // dcmjs-dimse dispatches P-DATA on rejected contexts too (README.md defect 10).
+      if (!pc || pc.result !== PcResult.Accept) {
+        return this.guard.abort('protocol-violation', `P-DATA on presentation context ${pdv.pcId}, which was not accepted`, AbortReasonCode.UnexpectedPduParameter);
+      }
+      const awaitingDataset = this.net.dimse !== undefined;
+      if (pdv.command) {
+        if (awaitingDataset) return this.guard.abort('protocol-violation', 'command fragment while a data set was expected', AbortReasonCode.UnexpectedPduParameter);
+        if (this.messagePc !== undefined && this.messagePc !== pdv.pcId) return this.guard.abort('protocol-violation', 'command fragments on two presentation contexts', AbortReasonCode.UnexpectedPduParameter);
+        this.commandBytes += pdv.valueLength;
+        if (this.commandBytes > MAX_COMMAND_BYTES) return this.guard.abort('protocol-violation', 'command set too large', AbortReasonCode.InvalidPduParameter);
+        this.messagePc = pdv.pcId;
+      } else {
+        if (!awaitingDataset) return this.guard.abort('protocol-violation', 'data set fragment without a command', AbortReasonCode.UnexpectedPduParameter);
+        if (pdv.pcId !== this.messagePc) return this.guard.abort('protocol-violation', 'data set on another presentation context than its command', AbortReasonCode.UnexpectedPduParameter);
+        if (this.net.dimse!.getCommandFieldType() !== C_STORE_RQ) {
+          this.identifierBytes += pdv.valueLength;
+          if (this.identifierBytes > MAX_IDENTIFIER_BYTES) return this.guard.abort('protocol-violation', 'identifier too large', AbortReasonCode.InvalidPduParameter);
+        }
+      }
+      // One PDV per call: after the last fragment of a message dcmjs-dimse would read the
+      // next PDV of the same PDU with stale state.
+      await this.dcmjsProcessPdu(pdvs.length === 1 ? pdu : encodePData([pdv.item]));
+      if (pdv.last && (!pdv.command || this.net.dimse === undefined)) {
+        this.messagePc = undefined;
+        this.identifierBytes = 0;
+      }
+      if (pdv.last && pdv.command) this.commandBytes = 0;
+      // Backpressure for C-STORE data: wait for the temporary file (README.md defect 9).
+      const store = this.net.dimseStoreStream;
+      if (store && store.writableNeedDrain && !store.destroyed) {
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            store.off('drain', done);
+            store.off('close', done);
+            resolve();
+          };
+          store.once('drain', done);
+          store.once('close', done);
+        });
+      }
+      if (this.storeReady) {
+        const s = this.storeReady;
+        this.storeReady = undefined;
+        await s;
+      }
+      if (this.dispatched) {
+        const d = this.dispatched;
+        this.dispatched = undefined;
+        await d;
+      }
+    }
+  }
+
+  /** dcmjs-dimse calls this with the store stream once the last fragment arrived; we wait for the file. */
+  createDatasetFromStoreWritableStream(writable: Writable, pc: DcmPresentationContext, callback: (dataset: DcmDataset) => void): void {
+    this.storeReady = new Promise<void>((resolve) => {
+      const go = () => {
+        try {
+          callback(new Dataset({}, pc.getAcceptedTransferSyntaxUid() ?? undefined));
+        } catch (e) {
+          this.log.error({ err: e instanceof Error ? e.message : String(e) }, 'dimse store dispatch failed');
+        }
+        resolve();
+      };
+      if (writable.writableFinished) go();
+      else {
+        writable.once('finish', go);
+        writable.once('error', go);
+      }
+    });
+  }
+
+  /** Replaces dcmjs-dimse's dispatch: nothing a handler does can escape as an unhandled rejection. */
+  _performDimse(dcmPc: DcmPresentationContext, msg: DcmMessage): void {
+    if (isResponse(msg)) {
+      const id = msg.getMessageIdBeingRespondedTo?.();
+      const w = id === undefined ? undefined : this.waiters.get(id);
+      if (w) {
+        this.waiters.delete(id!);
+        clearTimeout(w.timer);
+        w.resolve(msg);
+      } else this.log.warn({ messageId: id }, 'dimse response to no outstanding request ignored');
+      return;
+    }
+    const pc = this.pcs.get(dcmPc.getPresentationContextId());
+    if (!pc) return;
+    this.dispatched = this.onRequest(pc, msg).catch((e) => {
+      this.log.error({ err: e instanceof Error ? e.message : String(e) }, 'dimse request handler failed');
+    });
+  }
+
+  /** Waits for the response to one of our requests (C-STORE sub-operations). */
+  expectResponse(messageId: number, timeoutMs: number): Promise<DcmMessage> {
+    if (this.closing) return Promise.reject(new Error('association closed'));
+    return new Promise<DcmMessage>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters.delete(messageId);
+        reject(new Error('no response in time'));
+      }, timeoutMs);
+      timer.unref();
+      this.waiters.set(messageId, { resolve, reject, timer });
+    });
+  }
+
+  dcmContext(pcId: number): DcmPresentationContext {
+    return this.net.association!.getPresentationContext(pcId);
+  }
+
+  /** Sends a response (or a request without data) through dcmjs-dimse's encoder, then honours backpressure. */
+  async sendMessage(pcId: number, command: unknown): Promise<void> {
+    if (this.guard.closed) throw new Error('association closed');
+    this.net._sendDimse.call(this, { context: this.dcmContext(pcId), command });
+    await this.guard.writable();
+  }
+
+  /** Writes `value` as PDVs no larger than the peer accepts. */
+  async writeFragments(pcId: number, command: boolean, value: Buffer, last: boolean): Promise<void> {
+    const max = this.sendPduMax - 6;
+    let off = 0;
+    do {
+      const part = value.subarray(off, off + max);
+      off += part.length;
+      if (this.guard.closed) throw new Error('association closed');
+      if (!this.guard.write(encodePData([pdvItem(pcId, command, last && off >= value.length, part)]))) await this.guard.writable();
+    } while (off < value.length);
+  }
+
+  /**
+   * Streams a C-STORE request with its data set exactly as given (no re-encoding,
+   * unlike dcmjs-dimse's sendRequests) and resolves with the peer's status.
+   */
+  async sendStore(o: {
+    pcId: number;
+    sopClassUid: string;
+    sopInstanceUid: string;
+    body: AsyncIterable<Buffer> | Buffer;
+    moveOriginator?: { aeTitle: string; messageId: number };
+    timeoutMs: number;
+  }): Promise<number> {
+    const messageId = this.nextMessageId();
+    const rq = new dimse.requests.CStoreRequest(undefined as unknown as string);
+    rq.setAffectedSopClassUid(o.sopClassUid);
+    rq.setAffectedSopInstanceUid(o.sopInstanceUid);
+    rq.setMessageId(messageId);
+    const cmd = rq.getCommandDataset() as unknown as { setElement(k: string, v: unknown): void; getDenaturalizedCommandDataset(): Buffer };
+    cmd.setElement('Priority', 0);
+    cmd.setElement('CommandDataSetType', 0x0000);
+    if (o.moveOriginator) {
+      cmd.setElement('MoveOriginatorApplicationEntityTitle', o.moveOriginator.aeTitle);
+      cmd.setElement('MoveOriginatorMessageID', o.moveOriginator.messageId);
+    }
+    const response = this.expectResponse(messageId, o.timeoutMs);
+    response.catch(() => undefined);
+    await this.writeFragments(o.pcId, true, cmd.getDenaturalizedCommandDataset(), true);
+    const max = this.sendPduMax - 6;
+    if (Buffer.isBuffer(o.body)) {
+      if (o.body.length === 0) throw new Error('empty data set');
+      await this.writeFragments(o.pcId, false, o.body, true);
+    } else {
+      // Keep at most one PDV's worth plus one chunk in memory; the final PDV carries the last flag.
+      let pending: Buffer[] = [];
+      let pendingLen = 0;
+      for await (const chunk of o.body) {
+        pending.push(chunk);
+        pendingLen += chunk.length;
+        while (pendingLen > max) {
+          const all = pending.length === 1 ? pending[0] : Buffer.concat(pending, pendingLen);
+          await this.writeFragments(o.pcId, false, all.subarray(0, max), false);
+          const rest = all.subarray(max);
+          pending = rest.length ? [rest] : [];
+          pendingLen = rest.length;
+        }
+      }
+      if (pendingLen === 0) throw new Error('empty data set');
+      await this.writeFragments(o.pcId, false, Buffer.concat(pending, pendingLen), true);
+    }
+    const rsp = await response;
+    return rsp.getStatus?.() ?? 0xffff;
+  }
+}

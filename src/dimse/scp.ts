@@ -1,0 +1,293 @@
+// The acceptor side of an association: A-ASSOCIATE-RQ → authentication
+// (association.ts) → A-ASSOCIATE-AC or the uniform A-ASSOCIATE-RJ; then requests
+// are dispatched to one handler module per service, each wrapped so that an
+// exception becomes a failure status (README.md defect 7), never a crash.
+
+import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+import type { Writable } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import dimse from 'dcmjs-dimse';
+import { buildPart10Header } from '../core/dicom/part10.js';
+import { isValidUid } from '../core/dicom/uids.js';
+import { principalLabel, type Principal } from '../core/principal.js';
+import { authenticateAssociation, uniformDelay, type AssociationDecision } from './association.js';
+import { DimseConnection, type DcmMessage, type DcmPresentationContext } from './connection.js';
+import { Exchange, SERVICE_BY_FIELD, type AssociationScope } from './exchange.js';
+import type { CloseReason } from './guard.js';
+import { handleEcho } from './handlers/echo.js';
+import { handleFind } from './handlers/find.js';
+import { handleGet } from './handlers/get.js';
+import { handleMove } from './handlers/move.js';
+import { handleStore } from './handlers/store.js';
+import { negotiateContexts, PcResult, type NegotiatedContext, type ServiceKind } from './negotiation.js';
+import { AbortReasonCode, encodeAssociateRj, parseAssociateRq, PduError, PduType, RejectCode, type AssociateRq } from './pdu.js';
+import type { DimseDeps, DimseTuning } from './services.js';
+import { DimseStatus, statusForError } from './status.js';
+import { Part10TempWriter } from './store-writer.js';
+
+const { Association, PresentationContext } = dimse.association;
+
+/** dcmtk and most peers never go below 4 KiB (ASC_MINIMUMPDUSIZE); tinier PDUs only cost us CPU. */
+const MIN_PEER_PDU = 4096;
+
+const KIND_BY_FIELD: Record<number, ServiceKind> = {
+  0x0001: 'storage',
+  0x0020: 'find',
+  0x0010: 'get',
+  0x0021: 'move',
+  0x0030: 'verification',
+};
+const C_CANCEL_RQ = 0x0fff;
+
+export type ResolvedDeps = DimseDeps & { tuning: DimseTuning };
+
+export class TresorScp extends DimseConnection {
+  private scope?: AssociationScope;
+  private readonly assocId = randomUUID().slice(0, 8);
+  private active?: { ex: Exchange; done: Promise<void> };
+  private readonly storeWriters = new WeakMap<object, Part10TempWriter>();
+  private rqSummary: Record<string, unknown> = {};
+
+  constructor(
+    socket: TLSSocket,
+    private readonly source: string,
+    private readonly deps: ResolvedDeps,
+  ) {
+    super(
+      socket,
+      'acceptor',
+      {
+        maxPduBytes: deps.config.limits.maxPduBytes,
+        artimMs: deps.tuning.artimMs,
+        idleMs: deps.tuning.idleMs,
+        pduMs: deps.tuning.pduMs,
+        writeStallMs: deps.tuning.writeStallMs,
+      },
+      deps.logger.child({ assoc: '', source }),
+    );
+    this.log = deps.logger.child({ assoc: this.assocId, source });
+  }
+
+  protected async onPdu(type: number, pdu: Buffer): Promise<void> {
+    switch (type) {
+      case PduType.AssociateRq:
+        return this.onAssociateRq(pdu);
+      case PduType.PData:
+        return this.onPData(pdu);
+      case PduType.ReleaseRq:
+        return this.onReleaseRq();
+      default:
+        return this.guard.abort('protocol-violation', `unexpected PDU type ${type}`, AbortReasonCode.UnexpectedPdu);
+    }
+  }
+
+  private audit(outcome: 'success' | 'failure' | 'denied', details: Record<string, unknown>, principal: Principal | null | undefined = this.scope?.principal): Promise<void> {
+    return this.deps.audit.record({
+      action: 'dimse.association',
+      outcome,
+      principal: principal ? { kind: principal.kind, id: principal.id, name: principal.name } : null,
+      source: this.source,
+      details: { association: this.assocId, ...details },
+    });
+  }
+
+  private async onAssociateRq(pdu: Buffer): Promise<void> {
+    const startedAt = Date.now();
+    let rq: AssociateRq;
+    let decision: AssociationDecision;
+    try {
+      rq = parseAssociateRq(pdu.subarray(6));
+    } catch (e) {
+      const reason = e instanceof PduError ? e.reason : 'malformed';
+      this.log.info({ reason }, 'dimse association request malformed');
+      void this.audit('denied', { reason: 'malformed-request', detail: reason }).catch(() => undefined);
+      await uniformDelay(startedAt, this.deps.tuning.rejectDelayMs);
+      return this.reject({ result: RejectCode.ResultPermanent, source: RejectCode.SourceAcse, reason: RejectCode.NoReasonGiven });
+    }
+    this.rqSummary = { callingAe: rq.callingAe, calledAe: rq.calledAe };
+    try {
+      decision = await authenticateAssociation({
+        rq,
+        socket: this.guard.socket as TLSSocket,
+        source: this.source,
+        aeTitle: this.deps.config.aeTitle,
+        requireBoth: this.deps.config.dimseRequireBoth,
+        authenticator: this.deps.authenticator,
+      });
+    } catch (e) {
+      // An authenticator failure (database down…) looks like any other refusal to the peer.
+      this.log.error({ err: e instanceof Error ? e.message : String(e) }, 'dimse authenticator failed');
+      decision = { ok: false, reason: 'authenticator-error', rejection: { result: RejectCode.ResultPermanent, source: RejectCode.SourceServiceUser, reason: RejectCode.CallingAeNotRecognized }, audit: { ...this.rqSummary, reason: 'authenticator-error' } };
+    }
+    if (decision.ok && rq.maxPduLength !== 0 && rq.maxPduLength < MIN_PEER_PDU) {
+      decision = { ok: false, reason: 'max-pdu-too-small', rejection: { result: RejectCode.ResultPermanent, source: RejectCode.SourcePresentation, reason: RejectCode.LocalLimitExceeded }, audit: { ...decision.audit, reason: 'max-pdu-too-small' } };
+    }
+
+    if (!decision.ok) {
+      this.log.info({ callingAe: rq.callingAe, reason: decision.reason }, 'dimse association rejected');
+      void this.audit('denied', decision.audit, null).catch((e) => this.log.error({ err: String(e) }, 'audit failed'));
+      await uniformDelay(startedAt, this.deps.tuning.rejectDelayMs);
+      return this.reject(decision.rejection);
+    }
+    if (this.guard.closed) return;
+
+    const principal = decision.principal;
+    const contexts = negotiateContexts(rq);
+    this.scope = {
+      principal,
+      callingAe: rq.callingAe,
+      source: this.source,
+      associationId: this.assocId,
+      log: this.log.child({ callingAe: rq.callingAe, principal: principalLabel(principal) }),
+      deps: this.deps,
+    };
+    this.log = this.scope.log;
+    try {
+      await this.audit('success', { ...decision.audit, contexts: contexts.filter((c) => c.result === PcResult.Accept).length });
+    } catch (e) {
+      // No audit, no association: the trail must be complete.
+      this.log.error({ err: e instanceof Error ? e.message : String(e) }, 'audit failed; association refused');
+      return this.reject({ result: RejectCode.ResultTransient, source: RejectCode.SourcePresentation, reason: RejectCode.TemporaryCongestion });
+    }
+    if (this.guard.closed) return;
+
+    const ourMax = this.deps.config.limits.maxPduBytes;
+    const a = new Association(rq.callingAe, rq.calledAe);
+    a.setMaxPduLength(ourMax);
+    const rolesAnswered = new Set<string>();
+    const list = (a as unknown as { presentationContexts: { id: number; context: DcmPresentationContext }[] }).presentationContexts;
+    for (const pc of contexts) {
+      this.pcs.set(pc.id, pc);
+      const c = new PresentationContext(pc.id, pc.abstractSyntax);
+      for (const t of pc.proposed) c.addTransferSyntaxUid(t);
+      c.setResult(pc.result, pc.result === PcResult.Accept ? pc.transferSyntax : undefined);
+      // One role selection answer per abstract syntax (PS3.7 §D.3.3.4), echoing what was proposed.
+      const role = rq.roles.get(pc.abstractSyntax);
+      if (role && pc.result === PcResult.Accept && !rolesAnswered.has(pc.abstractSyntax)) {
+        rolesAnswered.add(pc.abstractSyntax);
+        c.setUserRole(role.scu);
+        c.setProviderRole(role.scp);
+      }
+      list.push({ id: pc.id, context: c });
+    }
+    if (decision.identityConfirmed) {
+      // PS3.7 §D.3.3.7.2: for username/passcode and JWT the server response is empty.
+      a.setNegotiateUserIdentityServerResponse(true);
+      a.setUserIdentityServerResponse('');
+    }
+    // We never negotiate asynchronous operations: the AC has no 0x53 item, so the window is 1/1.
+    this.net.association = a;
+    this.net.logId = rq.callingAe;
+    this.sendAssociationAccept();
+    // From here on we send at most what the peer accepts (0 = no limit) and never more than our own maximum.
+    this.sendPduMax = rq.maxPduLength === 0 ? ourMax : Math.min(rq.maxPduLength, ourMax);
+    a.setMaxPduLength(this.sendPduMax);
+    this.guard.established();
+    this.log.info({ via: decision.via, contexts: contexts.filter((c) => c.result === PcResult.Accept).length, maxPdu: rq.maxPduLength }, 'dimse association accepted');
+  }
+
+  private reject(r: { result: number; source: number; reason: number }): void {
+    if (this.guard.closed) return;
+    this.guard.write(encodeAssociateRj(r.result, r.source, r.reason));
+    this.guard.close('released', 'association rejected');
+  }
+
+  private async onReleaseRq(): Promise<void> {
+    // An operation still running (a peer that did not wait) finishes first (PS3.7 §7.2).
+    if (this.active) await this.active.done;
+    if (this.guard.closed) return;
+    this.sendAssociationReleaseResponse();
+    this.guard.close('released');
+  }
+
+  protected onClosed(reason: CloseReason, detail?: string): void {
+    if (this.active) this.active.ex.cancelled = true;
+    const level = reason === 'released' || reason === 'peer-closed' ? 'info' : 'warn';
+    this.log[level]({ reason, detail }, 'dimse association closed');
+    if (reason === 'protocol-violation' || reason === 'write-stall' || reason === 'local-abort') {
+      const outcome = this.scope ? 'failure' : 'denied';
+      void this.audit(outcome, { ...this.rqSummary, reason, detail }).catch(() => undefined);
+    }
+  }
+
+  /** dcmjs-dimse extension point: where the C-STORE data set goes (never memory). */
+  createStoreWritableStream(dcmPc: DcmPresentationContext, request: unknown): Writable {
+    const rq = request as DcmMessage;
+    const pc = this.pcs.get(dcmPc.getPresentationContextId());
+    const sopClassUid = rq.getAffectedSopClassUid();
+    const sopInstanceUid = rq.getAffectedSopInstanceUid();
+    let refused: string | undefined;
+    if (!pc || pc.kind !== 'storage' || !pc.transferSyntax) refused = 'sop-class-not-supported';
+    else if (sopClassUid !== pc.abstractSyntax) refused = 'sop-class-mismatch';
+    else if (!isValidUid(sopInstanceUid)) refused = 'invalid-sop-instance-uid';
+    const file = path.join(this.deps.config.dataDir, 'tmp', `dimse-${randomUUID()}.part`);
+    const header = refused
+      ? undefined
+      : buildPart10Header({ transferSyntaxUid: pc!.transferSyntax!, sopClassUid, sopInstanceUid, sourceAeTitle: this.scope?.callingAe });
+    const writer = new Part10TempWriter(file, header, this.deps.config.limits.maxObjectBytes, refused);
+    this.storeWriters.set(rq, writer);
+    return writer;
+  }
+
+  protected async onRequest(pc: NegotiatedContext, request: DcmMessage): Promise<void> {
+    const scope = this.scope;
+    if (!scope) return this.guard.abort('protocol-violation', 'request before association', AbortReasonCode.UnexpectedPdu);
+    const field = request.getCommandFieldType();
+
+    if (field === C_CANCEL_RQ) {
+      // PS3.7 §9.3.2.3: cancels the C-FIND/C-GET/C-MOVE with that message ID, if still running.
+      const id = request.getCommandDataset().getElement('MessageIDBeingRespondedTo') as unknown as number;
+      if (this.active && this.active.ex.messageId === id) this.active.ex.cancelled = true;
+      return;
+    }
+    // We granted one outstanding operation (no asynchronous operations window, PS3.7 §D.3.3.3).
+    if (this.active) return this.guard.abort('protocol-violation', 'second request while one is outstanding', AbortReasonCode.UnexpectedPdu);
+
+    const service = SERVICE_BY_FIELD[field];
+    if (!service) {
+      // N-services and anything else: not offered on any context we accept.
+      this.log.warn({ commandField: field }, 'dimse unsupported command');
+      return this.guard.abort('protocol-violation', `unsupported command 0x${field.toString(16)}`, AbortReasonCode.UnexpectedPduParameter);
+    }
+    const writer = field === 0x0001 ? this.storeWriters.get(request) : undefined;
+    let finished = false;
+    const ex = new Exchange(scope, pc, request, this, () => {
+      finished = true;
+      if (this.active?.ex === ex) this.active = undefined;
+    });
+    if (KIND_BY_FIELD[field] !== pc.kind) {
+      await writer?.discard();
+      return ex.fail({ status: DimseStatus.SopClassNotSupported, comment: 'wrong-presentation-context' });
+    }
+    const run = async (): Promise<void> => {
+      try {
+        switch (service) {
+          case 'C-ECHO':
+            return await handleEcho(ex);
+          case 'C-STORE':
+            return await handleStore(ex, writer);
+          case 'C-FIND':
+            return await handleFind(ex);
+          case 'C-GET':
+            return await handleGet(ex, this);
+          case 'C-MOVE':
+            return await handleMove(ex);
+        }
+      } catch (e) {
+        scope.log.error({ op: service, err: e instanceof Error ? e.message : String(e) }, 'dimse handler failed');
+        if (!ex.finalSent && !this.guard.closed) await ex.fail(statusForError(e, service)).catch(() => undefined);
+      } finally {
+        if (!finished && this.active?.ex === ex) this.active = undefined;
+      }
+    };
+    if (service === 'C-FIND' || service === 'C-GET' || service === 'C-MOVE') {
+      // Runs beside the PDU loop, which must keep reading: C-CANCEL, and the C-STORE-RSPs of C-GET sub-operations.
+      const done = this.guard.track(run());
+      this.active = { ex, done };
+      void done.catch(() => undefined);
+      return;
+    }
+    await run();
+  }
+}

@@ -1,0 +1,95 @@
+// startDimseServer: the DIMSE front door. One TLS listener (listener.ts); per
+// connection one TresorScp (what dcmjs-dimse's Server does per socket, with our
+// own socket handling); process-wide dcmjs-dimse settings made once here.
+
+import { mkdir, readdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import dimse from 'dcmjs-dimse';
+import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME } from '../core/dicom/uids.js';
+import { silenceDcmjsLogging } from './dcmjs-internal.js';
+import { listenTls } from './listener.js';
+import { TresorScp } from './scp.js';
+import type { DimseDeps, DimseTuning } from './services.js';
+
+export type { DimseDeps, DimseTuning } from './services.js';
+export type { DimseAuthenticator, MoveDestination } from './association.js';
+
+export const DEFAULT_TUNING: DimseTuning = {
+  handshakeTimeoutMs: 10_000,
+  artimMs: 30_000,
+  idleMs: 120_000,
+  pduMs: 60_000,
+  writeStallMs: 60_000,
+  rejectDelayMs: 1_000,
+  subOpTimeoutMs: 120_000,
+  findPageSize: 200,
+  maxTranscodeBytes: 256 * 1024 * 1024,
+  moveConnectTimeoutMs: 15_000,
+};
+
+export interface DimseServer {
+  port: number;
+  /** Open connections (TLS handshakes included). */
+  connections(): number;
+  /** What each live association holds on to (for health checks and tests). */
+  associations(): ReturnType<TresorScp['diagnostics']>[];
+  close(): Promise<void>;
+}
+
+let codecs: Promise<void> | undefined;
+
+/** dcmjs-codecs (WebAssembly) for decoding compressed objects a C-GET/C-MOVE peer cannot take as stored. */
+function initCodecs(log: DimseDeps['logger']): Promise<void> {
+  codecs ??= dimse.Transcoding.initializeAsync().catch((e: unknown) => {
+    log.warn({ err: e instanceof Error ? e.message : String(e) }, 'dimse: codecs unavailable; compressed objects will only be sent as stored');
+  });
+  return codecs;
+}
+
+export async function startDimseServer(deps: DimseDeps): Promise<DimseServer> {
+  const tuning: DimseTuning = { ...DEFAULT_TUNING, ...deps.tuning };
+  const log = deps.logger.child({ component: 'dimse' });
+  const resolved = { ...deps, tuning, logger: log };
+
+  silenceDcmjsLogging();
+  // Process-wide in dcmjs-dimse: what we announce in every A-ASSOCIATE-AC/RQ.
+  dimse.Implementation.setImplementationClassUid(IMPLEMENTATION_CLASS_UID);
+  dimse.Implementation.setImplementationVersion(IMPLEMENTATION_VERSION_NAME);
+  dimse.Implementation.setMaxPduLength(deps.config.limits.maxPduBytes);
+  await initCodecs(log);
+
+  // Temporary C-STORE files: private to Tresor; leftovers of a crash are removed.
+  const tmp = path.join(deps.config.dataDir, 'tmp');
+  await mkdir(tmp, { recursive: true, mode: 0o700 });
+  for (const f of await readdir(tmp)) if (/^dimse-[0-9a-f-]+\.part$/.test(f)) await rm(path.join(tmp, f), { force: true });
+
+  const live = new Set<TresorScp>();
+  const listener = await listenTls({
+    host: deps.config.host,
+    port: deps.config.dimsePort,
+    keyPem: deps.pki.serverKeyPem,
+    certPem: deps.pki.serverCertPem,
+    caPem: deps.pki.caCertPem,
+    maxConnections: deps.config.limits.maxAssociations,
+    maxConnectionsPerAddress: deps.config.limits.maxAssociationsPerAddress,
+    handshakeTimeoutMs: tuning.handshakeTimeoutMs,
+    logger: log,
+    onConnection(socket, address) {
+      const scp = new TresorScp(socket, address, resolved);
+      live.add(scp);
+      socket.once('close', () => live.delete(scp));
+    },
+  });
+  log.info({ host: deps.config.host, port: listener.port, aeTitle: deps.config.aeTitle }, 'dimse listening (TLS)');
+
+  return {
+    port: listener.port,
+    connections: () => listener.connectionCount(),
+    associations: () => [...live].map((s) => s.diagnostics()),
+    async close() {
+      const closing = listener.close(5_000);
+      for (const scp of live) scp.guard.abort('server-shutdown', 'server shutting down');
+      await closing;
+    },
+  };
+}
