@@ -41,6 +41,8 @@ export interface BuildAppOptions {
   authRateLimit?: { max: number; timeWindowMs: number };
   /** Largest JSON body (default 1 MiB): the admin API needs a few KiB at most. */
   bodyLimit?: number;
+  /** Told about every route as it is registered (the OpenAPI completeness test, diagnostics). */
+  onRoute?: (route: { method: string; url: string }) => void;
 }
 
 export const DEFAULT_BODY_LIMIT = 1024 * 1024;
@@ -74,6 +76,12 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
     },
   }) as unknown as FastifyInstance;
 
+  if (opts.onRoute) {
+    const listener = opts.onRoute;
+    app.addHook('onRoute', (r) => {
+      for (const method of [r.method].flat()) listener({ method: String(method), url: r.url });
+    });
+  }
   installErrorHandlers(app);
 
   await app.register(helmet, {
