@@ -1,0 +1,96 @@
+// Composition root: builds every service once from the Config (plain factories,
+// no DI container). main.ts and the end-to-end tests both start from here.
+
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { Config } from './config.js';
+import { createAuditLog, type AuditLog } from './core/audit.js';
+import { createIdentity, type Identity } from './core/identity.js';
+import { openTokenService } from './core/identity-tokens.js';
+import { createIngestService, type IngestService } from './core/ingest.js';
+import { createQueryService, type QueryService } from './core/query.js';
+import { createRetrieveService, type RetrieveService } from './core/retrieve.js';
+import { createAuditRepo } from './db/audit.repo.js';
+import { createIdentityRepo } from './db/identity.repo.js';
+import { createIngestRepo } from './db/ingest.repo.js';
+import { migrate, openDb, type Db } from './db/knex.js';
+import { createLockoutRepo } from './db/lockout.repo.js';
+import { createQueryRepo } from './db/query.repo.js';
+import { createRetrieveRepo } from './db/retrieve.repo.js';
+import type { Logger } from './log.js';
+import { ensureLocalPki, loadPki, type Pki } from './pki/ca.js';
+import type { BlobStore } from './storage/blob-store.js';
+import { createBlobStore } from './storage/create-blob-store.js';
+
+export interface Deps {
+  config: Readonly<Config>;
+  logger: Logger;
+  db: Db;
+  blobs: BlobStore;
+  pki: Pki;
+  audit: AuditLog;
+  identity: Identity;
+  ingest: IngestService;
+  query: QueryService;
+  retrieve: RetrieveService;
+  /** Temporary files (C-STORE spooling, STOW parts); same filesystem as the data. */
+  tmpDir: string;
+  close(): Promise<void>;
+}
+
+export async function createDeps(config: Readonly<Config>, logger: Logger): Promise<Deps> {
+  await fs.mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  const tmpDir = path.join(config.dataDir, 'tmp');
+  await fs.mkdir(tmpDir, { recursive: true, mode: 0o700 });
+
+  const pki = config.tls.cert && config.tls.key
+    ? await loadPki({ cert: config.tls.cert, key: config.tls.key, ca: config.tls.ca })
+    : await ensureLocalPki({ tlsDir: path.join(config.dataDir, 'tls'), hostnames: [os.hostname()] });
+
+  const db = await openDb({ url: config.databaseUrl, embeddedDir: config.databaseUrl ? undefined : path.join(config.dataDir, 'pgdata') });
+  let blobs: BlobStore | undefined;
+  try {
+    const applied = await migrate(db);
+    if (applied.length) logger.info({ migrations: applied }, 'database migrated');
+    blobs = await createBlobStore(config);
+    const audit = createAuditLog(createAuditRepo(db));
+    const tokens = await openTokenService({
+      keysDir: path.join(config.dataDir, 'keys'),
+      settings: { issuer: 'tresor', audience: 'tresor', ttlSeconds: config.tokenTtlSeconds },
+    });
+    const identity = createIdentity({ repo: createIdentityRepo(db), lockouts: createLockoutRepo(db), audit, tokens, pki, dataDir: config.dataDir });
+    const store = blobs;
+    const ingest = createIngestService({
+      blobs: store,
+      repo: createIngestRepo(db),
+      audit,
+      tmpDir,
+      maxObjectBytes: config.limits.maxObjectBytes,
+      onCleanupError: (err, key) => logger.error({ err, key }, 'could not delete an orphaned blob'),
+    });
+    const query = createQueryService(createQueryRepo(db));
+    const retrieve = createRetrieveService({ repo: createRetrieveRepo(db), blobs: store });
+    return {
+      config,
+      logger,
+      db,
+      blobs: store,
+      pki,
+      audit,
+      identity,
+      ingest,
+      query,
+      retrieve,
+      tmpDir,
+      async close() {
+        await store.close();
+        await db.destroy();
+      },
+    };
+  } catch (e) {
+    await blobs?.close().catch(() => undefined);
+    await db.destroy();
+    throw e;
+  }
+}
