@@ -10,6 +10,7 @@ import { createIdentity, type Identity } from './core/identity.js';
 import { openTokenService } from './core/identity-tokens.js';
 import { createIngestService, type IngestService } from './core/ingest.js';
 import { createQueryService, type QueryService } from './core/query.js';
+import { auditedQuery } from './core/query-audit.js';
 import { createRetrieveService, type RetrieveService } from './core/retrieve.js';
 import { createAuditRepo } from './db/audit.repo.js';
 import { createIdentityRepo } from './db/identity.repo.js';
@@ -69,7 +70,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger): Prom
       maxObjectBytes: config.limits.maxObjectBytes,
       onCleanupError: (err, key) => logger.error({ err, key }, 'could not delete an orphaned blob'),
     });
-    const query = createQueryService(createQueryRepo(db));
+    const query = auditedQuery(createQueryService(createQueryRepo(db)), audit);
     const retrieve = createRetrieveService({ repo: createRetrieveRepo(db), blobs: store });
     return {
       config,

@@ -268,6 +268,9 @@ function buildRow(departmentId: number, objectKey: string, size: number, sha256:
   const metadata = toDicomJson(o.dict);
   if (o.pixelData) metadata[TAG.PixelData] = { vr: o.transferSyntaxUid === '1.2.840.10008.1.2' ? 'OW' : o.pixelData.length === undefined ? 'OB' : 'OW', BulkDataURI: `bulkdata/${TAG.PixelData}` };
   const str = (tag: string) => firstString(metadata, tag);
+  // ACR-NEMA era dates (1997.04.24) and times (10:30:00) would not sort in range queries.
+  const date = (tag: string) => str(tag)?.replace(/^(\d{4})\.(\d{2})\.(\d{2})$/, '$1$2$3');
+  const time = (tag: string) => str(tag)?.replace(/^(\d{2}):(\d{2})(?::(\d{2}))?/, (_m, h, m, s) => `${h}${m}${s ?? ''}`);
   return {
     departmentId,
     study: {
@@ -276,10 +279,10 @@ function buildRow(departmentId: number, objectKey: string, size: number, sha256:
       columns: {
         patient_id: str(TAG.PatientID),
         patient_name: str(TAG.PatientName),
-        patient_birth_date: str(TAG.PatientBirthDate),
+        patient_birth_date: date(TAG.PatientBirthDate),
         patient_sex: str(TAG.PatientSex),
-        study_date: str(TAG.StudyDate),
-        study_time: str(TAG.StudyTime),
+        study_date: date(TAG.StudyDate),
+        study_time: time(TAG.StudyTime),
         accession_number: str(TAG.AccessionNumber),
         study_id: str(TAG.StudyID),
         study_description: str(TAG.StudyDescription),
@@ -293,8 +296,8 @@ function buildRow(departmentId: number, objectKey: string, size: number, sha256:
         modality: str(TAG.Modality),
         series_number: firstInt(metadata, TAG.SeriesNumber),
         series_description: str(TAG.SeriesDescription),
-        series_date: str(TAG.SeriesDate),
-        series_time: str(TAG.SeriesTime),
+        series_date: date(TAG.SeriesDate),
+        series_time: time(TAG.SeriesTime),
         body_part_examined: str(TAG.BodyPartExamined),
       },
     },
