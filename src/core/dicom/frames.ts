@@ -23,6 +23,18 @@ import { PREAMBLE_LENGTH } from './part10.js';
 import { isEncapsulated, TS } from './uids.js';
 import { walkDataset, type Fragment } from './walk.js';
 
+// dcmjs logs through loglevel, with tag values (patient data) in its messages; keep
+// them out of our output (ARCHITECTURE.md rule 8). This is the ESM build; render.ts and
+// transcode.ts silence the CommonJS build that dcmjs-imaging and dcmjs-codecs load.
+silenceDcmjs(dcmjs);
+
+/** Sets dcmjs's loggers (root and named) to silent. */
+export function silenceDcmjs(d: any): void {
+  d?.log?.setLevel?.('silent');
+  for (const l of Object.values((d?.log?.getLoggers?.() ?? {}) as Record<string, any>)) l?.setLevel?.('silent');
+  d?.log?.getLogger?.('validation.dcmjs')?.setLevel?.('silent');
+}
+
 export interface StoredObject {
   /** Cache key: the server-generated object key (immutable content). */
   key: string;
@@ -313,11 +325,13 @@ export async function* readRanges(o: StoredObject, ranges: ByteRange[]): AsyncGe
 /**
  * The bytes of each planned frame, in the order requested. Consecutive ascending
  * frames share one pass over the blob; a frame before the previous one reopens it.
- * Native big-endian 16-bit data is swapped to little endian (the frame media type's
+ * Native big-endian data (OW words) is swapped to little endian (the frame media type's
  * default, PS3.18 §8.7.3.3.2); 1-bit frames are realigned to a byte boundary.
  */
 export async function* frameBytes(o: StoredObject, plans: FramePlan[], m: ImagePixelModule): AsyncGenerator<{ plan: FramePlan; chunks: AsyncIterable<Buffer> }> {
-  const swap = o.transferSyntaxUid === TS.explicitBig && m.bitsAllocated === 16;
+  // Explicit VR Big Endian: OW words are swapped to little endian (PS3.5 §7.3), by the word size.
+  const swapBits = o.transferSyntaxUid !== TS.explicitBig ? 0 : m.bitsAllocated === 1 ? 16 : m.bitsAllocated > 8 ? m.bitsAllocated : 0;
+  const swap = swapBits > 0;
   let i = 0;
   while (i < plans.length) {
     // One ascending run.
@@ -332,7 +346,7 @@ export async function* frameBytes(o: StoredObject, plans: FramePlan[], m: ImageP
           for (const r of plan.ranges) for await (const c of reader.range(r)) parts.push(c);
           let b: Buffer = Buffer.concat(parts);
           if (plan.bitShift) b = shiftBits(b, plan.bitShift, plan.length);
-          if (swap) b = Buffer.from(b).swap16();
+          if (swap) b = swapWords(Buffer.from(b), swapBits);
           yield { plan, chunks: single(b) };
         } else {
           yield { plan, chunks: rangesOf(reader, plan.ranges) };
@@ -343,6 +357,13 @@ export async function* frameBytes(o: StoredObject, plans: FramePlan[], m: ImageP
     }
     i = j;
   }
+}
+
+function swapWords(b: Buffer, bits: number): Buffer {
+  if (bits === 16 && b.length % 2 === 0) return b.swap16();
+  if (bits === 32 && b.length % 4 === 0) return b.swap32();
+  if (bits === 64 && b.length % 8 === 0) return b.swap64();
+  return b;
 }
 
 async function* single(b: Buffer): AsyncGenerator<Buffer> {

@@ -14,7 +14,9 @@ import dcmjs from 'dcmjs';
 import dcmjsImaging from 'dcmjs-imaging';
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
+import { createRequire } from 'node:module';
 import { invalid, unavailable } from '../errors.js';
+import { silenceDcmjs } from './frames.js';
 
 export interface RenderOptions {
   format: 'jpeg' | 'png';
@@ -37,6 +39,7 @@ function initDecoders(): Promise<void> {
 }
 // dcmjs-imaging logs through loglevel (e.g. pixel fixes); nothing of it belongs in our logs.
 dcmjsImaging.log?.setLevel?.('silent');
+silenceDcmjs(createRequire(import.meta.url)('dcmjs'));
 
 /**
  * Renders one frame. `header` is the dcmjs dictionary of the attributes before Pixel

@@ -8,6 +8,7 @@
 // can ask for transfer-syntax=*). The stored bytes are never changed.
 
 import { createRequire } from 'node:module';
+import { silenceDcmjs } from './frames.js';
 import { TS } from './uids.js';
 
 export const MAX_TRANSCODE_BYTES = 64 * 1024 * 1024;
@@ -40,7 +41,10 @@ let codecs: Promise<Codecs> | undefined;
 
 function load(): Promise<Codecs> {
   codecs ??= (async () => {
-    const c = createRequire(import.meta.url)('dcmjs-codecs') as Codecs;
+    const require = createRequire(import.meta.url);
+    const c = require('dcmjs-codecs') as Codecs & { log?: { setLevel?(l: string): void } };
+    c.log?.setLevel?.('silent');
+    silenceDcmjs(require('dcmjs'));
     if (!c.NativeCodecs.isInitialized()) await c.NativeCodecs.initializeAsync({ logCodecsInfo: false, logCodecsTrace: false });
     return c;
   })();
