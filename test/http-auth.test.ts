@@ -123,6 +123,28 @@ describe.each(databasesUnderTest())('HTTPS door on $name', (dbu) => {
       expect(r.headers.server).toBeUndefined();
     });
 
+    it('CORS: only configured origins, no credentials; preflight needs no token', async () => {
+      const d = await tempDir();
+      const c = await startTestServer({ db: t.db, pki, dataDir: d, corsOrigins: ['https://viewer.example'] });
+      try {
+        const pre = await c.request('OPTIONS', '/admin/users', {
+          headers: { origin: 'https://viewer.example', 'access-control-request-method': 'GET', 'access-control-request-headers': 'authorization' },
+        });
+        expect(pre.status).toBe(204);
+        expect(pre.headers['access-control-allow-origin']).toBe('https://viewer.example');
+        expect(pre.headers['access-control-allow-credentials']).toBeUndefined();
+        const evil = await c.request('OPTIONS', '/admin/users', { headers: { origin: 'https://evil.example', 'access-control-request-method': 'GET' } });
+        expect(evil.headers['access-control-allow-origin']).toBeUndefined();
+        // The actual request still needs its token.
+        expect401(await c.request('GET', '/admin/users', { headers: { origin: 'https://viewer.example' } }));
+        // Without configured origins there are no CORS headers at all.
+        expect((await s.request('GET', '/healthz', { headers: { origin: 'https://viewer.example' } })).headers['access-control-allow-origin']).toBeUndefined();
+      } finally {
+        await c.close();
+        await fs.rm(d, { recursive: true, force: true });
+      }
+    });
+
     it('token responses are not cacheable', async () => {
       const r = await s.request('POST', '/auth/token', { body: { username: 'admin', password: ADMIN_PW } });
       expect(r.status).toBe(200);
