@@ -166,6 +166,28 @@ describe('access tokens', () => {
     await fs.rm(d, { recursive: true, force: true });
   });
 
+  it('picks up a key rotated by another process (CLI) without a restart', async () => {
+    const d = await tempDir('tresor-rotate3-');
+    let clock = new Date();
+    const server = await openTokenService({ keysDir: path.join(d, 'keys'), settings, now: () => clock });
+    const oldKid = decodeToken((await server.issue({ sub: 'user:7', gen: 0 })).token).header.kid;
+    await new Promise((r) => setTimeout(r, 1100));
+    const cli = await openTokenService({ keysDir: path.join(d, 'keys'), settings });
+    await cli.rotate();
+    const fromCli = await cli.issue({ sub: 'user:7', gen: 0 });
+    const newKid = decodeToken(fromCli.token).header.kid;
+    expect(newKid).not.toBe(oldKid);
+    // An unknown kid makes the server re-read the directory (throttled to every 10 s).
+    clock = new Date(clock.getTime() + 11_000);
+    expect(await server.verify(fromCli.token)).toMatchObject({ sub: 'user:7' });
+    // And after a minute it signs with the newest key too.
+    clock = new Date(clock.getTime() + 61_000);
+    expect(decodeToken((await server.issue({ sub: 'user:7', gen: 0 })).token).header.kid).toBe(newKid);
+    // Unknown kids cannot make it read the disk on every request.
+    expect(await server.keyFor('20300101T000000Z-deadbeef')).toBeUndefined();
+    await fs.rm(d, { recursive: true, force: true });
+  });
+
   it('verifies a token signed before a rotation with the real clock', async () => {
     const d = await tempDir('tresor-rotate2-');
     const t = await openTokenService({ keysDir: path.join(d, 'keys'), settings });

@@ -51,6 +51,11 @@ export interface TokenService {
   verify(token: string): Promise<AccessClaims>;
   /** The verifying key for a token header's kid; undefined for an unknown or missing kid. */
   publicKeyFor(kid: unknown): string | undefined;
+  /**
+   * Like publicKeyFor, but an unknown kid first re-reads the key directory (at most every
+   * 10 s): a key rotated by the CLI or another process is picked up without a restart.
+   */
+  keyFor(kid: unknown): Promise<string | undefined>;
   /** Options for fast-jwt's verifier (and @fastify/jwt's `verify`), without key and maxAge. */
   verifierOptions(): Partial<VerifierOptions>;
   /** maxAge: a token older than this is refused even if its exp says otherwise. */
@@ -152,16 +157,14 @@ export async function openTokenService(opts: {
   const now = opts.now ?? (() => new Date());
   const retainMs = opts.settings.ttlSeconds * 1000 + CLOCK_TOLERANCE_MS + 60_000;
   const load = () => loadTokenKeys(opts.keysDir, { retainMs, now: now() });
-  const service = createTokenService({ ring: await load(), settings: opts.settings, now });
+  const service = createTokenService({ ring: await load(), settings: opts.settings, now, reloadRing: load });
   return {
     ...service,
     async rotate() {
       await createTokenKey(opts.keysDir, now());
       service.setRing(await load());
     },
-    async reload() {
-      service.setRing(await load());
-    },
+    reload: service.reload,
   };
 }
 
@@ -170,11 +173,25 @@ export function createTokenService(opts: {
   ring: TokenKeyRing;
   settings: TokenSettings;
   now?: () => Date;
+  /** Re-reads the ring (openTokenService: from the key directory). */
+  reloadRing?: () => Promise<TokenKeyRing>;
 }): TokenService & { setRing(ring: TokenKeyRing): void } {
   const now = opts.now ?? (() => new Date());
   const settings = Object.freeze({ ...opts.settings });
   let ring = opts.ring;
+  let loadedAt = now().getTime();
   const maxAgeSeconds = settings.ttlSeconds + CLOCK_TOLERANCE_MS / 1000;
+
+  /** Reloads when the ring is older than `maxAgeMs`; never throws (a bad read keeps the old ring). */
+  async function refresh(maxAgeMs: number): Promise<void> {
+    if (!opts.reloadRing || now().getTime() - loadedAt < maxAgeMs) return;
+    loadedAt = now().getTime();
+    try {
+      ring = await opts.reloadRing();
+    } catch {
+      // keep verifying and signing with the ring we have
+    }
+  }
 
   const verifierOptions = (): Partial<VerifierOptions> => ({
     algorithms: [TOKEN_ALGORITHM],
@@ -187,6 +204,11 @@ export function createTokenService(opts: {
   });
 
   const publicKeyFor = (kid: unknown): string | undefined => (typeof kid === 'string' ? ring.publicKeys.get(kid) : undefined);
+  const keyFor = async (kid: unknown): Promise<string | undefined> => {
+    if (typeof kid !== 'string' || kid.length > 64) return undefined;
+    if (!ring.publicKeys.has(kid)) await refresh(10_000);
+    return publicKeyFor(kid);
+  };
 
   const verifier = () =>
     createVerifier({
@@ -194,7 +216,7 @@ export function createTokenService(opts: {
       maxAge: maxAgeSeconds * 1000,
       clockTimestamp: undefined,
       key: async ({ header }: { header: { kid?: unknown } }) => {
-        const key = publicKeyFor(header.kid);
+        const key = await keyFor(header.kid);
         if (!key) throw new Error('unknown key id');
         return key;
       },
@@ -204,11 +226,15 @@ export function createTokenService(opts: {
     settings,
     maxAgeSeconds,
     publicKeyFor,
+    keyFor,
     verifierOptions,
     setRing(r) {
       ring = r;
+      loadedAt = now().getTime();
     },
     async issue(subject) {
+      // Sign with the newest key on disk (another process or the CLI may have rotated).
+      await refresh(60_000);
       const options = {
         key: ring.signing.privateKeyPem,
         algorithm: TOKEN_ALGORITHM,
@@ -239,8 +265,11 @@ export function createTokenService(opts: {
     rotate() {
       return Promise.reject(new Error('rotation needs a key directory (openTokenService)'));
     },
-    reload() {
-      return Promise.resolve();
+    async reload() {
+      if (opts.reloadRing) {
+        ring = await opts.reloadRing();
+        loadedAt = now().getTime();
+      }
     },
   };
 }

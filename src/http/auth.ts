@@ -46,7 +46,7 @@ export async function registerAuth(app: FastifyInstance, identity: Identity): Pr
     secret: {
       public: async (_request: FastifyRequest, decoded: unknown) => {
         const header = (decoded as { header?: { kid?: unknown } }).header;
-        const key = tokens.publicKeyFor(header?.kid);
+        const key = await tokens.keyFor(header?.kid);
         if (!key) throw unauthenticated('invalid-token', 'unknown key id');
         return key;
       },
