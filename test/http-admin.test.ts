@@ -108,6 +108,16 @@ describe.each(databasesUnderTest())('admin API on $name', (dbu) => {
     });
 
     it('other departments and their accounts do not exist for them (404), shared accounts are forbidden (403)', async () => {
+      // Byte for byte what a name that does not exist gets.
+      for (const [hidden, missing] of [
+        ['/admin/departments/radiology', '/admin/departments/nowhere'],
+        ['/admin/users/no-roles', '/admin/users/nobody-at-all'],
+        ['/admin/devices/RADIOLOGY-MODALI', '/admin/devices/NO-SUCH-AE'],
+      ]) {
+        const [h, m] = [await req('cardiology-admin', 'GET', hidden), await req('cardiology-admin', 'GET', missing)];
+        expect(h.status).toBe(404);
+        expect(h.text).toBe(m.text);
+      }
       refused(await req('cardiology-admin', 'GET', '/admin/departments/radiology'), 404, 'not-found');
       refused(await req('cardiology-admin', 'GET', '/admin/users/no-roles'), 404, 'not-found');
       refused(await req('cardiology-admin', 'GET', '/admin/users/global-admin'), 404, 'not-found');
@@ -152,7 +162,10 @@ describe.each(databasesUnderTest())('admin API on $name', (dbu) => {
       refused(await req('cardiology-admin', 'POST', '/admin/users', { username: unique('x'), password: USER_PW, roles: [{ department: 'cardiology', role: 'admin' }] }), 403, 'cannot-grant');
       refused(await req('cardiology-admin', 'POST', '/admin/users', { username: unique('x'), password: USER_PW, roles: [{ department: 'cardiology', role: 'reader' }], globalAdmin: true }), 403, 'global-admin-required');
       refused(await req('cardiology-admin', 'POST', '/admin/users', { username: unique('x'), password: USER_PW, roles: [{ department: 'cardiology', role: 'reader' }, { department: 'radiology', role: 'reader' }] }), 403, 'cannot-grant');
-      refused(await req('cardiology-admin', 'POST', '/admin/users', { username: unique('x'), password: USER_PW, roles: [{ department: 'no-such-dept', role: 'reader' }] }), 403, 'cannot-grant');
+      const missingDept = await req('cardiology-admin', 'POST', '/admin/users', { username: 'same-name', password: USER_PW, roles: [{ department: 'no-such-dept', role: 'reader' }] });
+      refused(missingDept, 403, 'cannot-grant');
+      const otherDept = await req('cardiology-admin', 'POST', '/admin/users', { username: 'same-name', password: USER_PW, roles: [{ department: 'Radiology', role: 'reader' }] });
+      expect(otherDept.text).toBe(missingDept.text.replace('no-such-dept', 'Radiology'));
       refused(await req('cardiology-admin', 'POST', '/admin/users/cardiology-admin/roles', { department: 'radiology', role: 'admin' }), 403);
       refused(await req('cardiology-admin', 'POST', '/admin/users/cardiology-reader/roles', { department: 'cardiology', role: 'admin' }), 403, 'cannot-grant');
       refused(await req('cardiology-admin', 'PATCH', '/admin/users/cardiology-admin', { globalAdmin: true }), 403, 'global-admin-required');

@@ -80,8 +80,11 @@ export interface RoleInput {
 /** Roles a device may hold: a device stores or queries, it never administers. */
 const DEVICE_ROLES: readonly Role[] = ['reader', 'writer'];
 
-/** A not-found that the audit trail records as a denial (the caller may not see the target). */
-const hidden = (): TresorError => Object.assign(notFound(), { denied: true });
+/**
+ * What the caller gets for something it may not see: exactly the not-found of something
+ * that does not exist (same reason, same message), recorded in the audit trail as a denial.
+ */
+const hidden = (message: string): TresorError => Object.assign(notFound('not-found', message), { denied: true });
 
 export function createAdministration(ctx: IdentityContext) {
   const { repo } = ctx;
@@ -153,7 +156,7 @@ export function createAdministration(ctx: IdentityContext) {
     const d = await repo.findDepartmentByName(normalizeDepartmentName(name));
     if (!d) throw notFound('not-found', 'no such department');
     const s = scope(actor, 'manage');
-    if (!s.all && !s.departmentIds.includes(d.id)) throw hidden();
+    if (!s.all && !s.departmentIds.includes(d.id)) throw hidden('no such department');
     return d;
   }
 
@@ -166,9 +169,9 @@ export function createAdministration(ctx: IdentityContext) {
     if (!d) {
       // Only a global admin learns that a department does not exist.
       if (canAdministerSystem(actor)) throw invalid('unknown-department', `no department named "${name}"`);
-      throw forbidden('cannot-grant', `you may not grant roles in "${name}"`);
     }
-    if (!canGrant(actor, r.role, d.id)) throw forbidden('cannot-grant', `you may not grant ${r.role} in "${d.name}"`);
+    // The same answer whether or not the department exists (and in the caller's spelling).
+    if (!d || !canGrant(actor, r.role, d.id)) throw forbidden('cannot-grant', `you may not grant ${r.role} in "${name}"`);
     return { departmentId: d.id, role: r.role, departmentName: d.name };
   }
 
@@ -188,7 +191,7 @@ export function createAdministration(ctx: IdentityContext) {
     if (!user) throw notFound('not-found', 'no such user');
     const bindings = await repo.bindingsOf('user', user.id);
     const account = { globalAdmin: user.globalAdmin, roles: rolesOf(bindings) };
-    if (!canSeeAccount(actor, account)) throw hidden();
+    if (!canSeeAccount(actor, account)) throw hidden('no such user');
     return { user, bindings, account };
   }
 
@@ -211,7 +214,7 @@ export function createAdministration(ctx: IdentityContext) {
     if (!device) throw notFound('not-found', 'no such device');
     const bindings = await repo.bindingsOf('device', device.id);
     const account = { globalAdmin: false, roles: rolesOf(bindings) };
-    if (!canSeeAccount(actor, account)) throw hidden();
+    if (!canSeeAccount(actor, account)) throw hidden('no such device');
     return { device, bindings, account };
   }
 
