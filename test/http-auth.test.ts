@@ -267,6 +267,24 @@ describe.each(databasesUnderTest())('HTTPS door on $name', (dbu) => {
       expectErrorBody(await s.request('POST', '/auth/token', { body: { username: 'admin', password: ADMIN_PW, extra: 1 } }), 400, 'invalid-request');
     });
 
+    it('a broken database gives 503 on /healthz and a bare 500 elsewhere, logged but not shown', async () => {
+      const other = await dbu.open();
+      const d = await tempDir();
+      const broken = await startTestServer({ db: other.db, pki, dataDir: d, adminPassword: ADMIN_PW });
+      try {
+        const token = await broken.login('admin', ADMIN_PW);
+        await other.close();
+        expectErrorBody(await broken.request('GET', '/healthz'), 503, 'unhealthy');
+        const r = await broken.request('GET', '/admin/users', { token });
+        expectErrorBody(r, 500, 'internal-error');
+        expect(r.body.error.message).toBe('internal error');
+        expect(broken.logs.some((l) => l.includes('"level":50') && l.includes('request failed'))).toBe(true);
+      } finally {
+        await broken.close();
+        await fs.rm(d, { recursive: true, force: true });
+      }
+    });
+
     it('a core error never leaks its internals (conflict from a unique constraint)', async () => {
       const r = await s.request('POST', '/admin/departments', { token: adminToken, body: { name: 'CARDIOLOGY' } });
       expectErrorBody(r, 409, 'department-exists');
