@@ -330,7 +330,8 @@ export async function* readRanges(o: StoredObject, ranges: ByteRange[]): AsyncGe
  */
 export async function* frameBytes(o: StoredObject, plans: FramePlan[], m: ImagePixelModule): AsyncGenerator<{ plan: FramePlan; chunks: AsyncIterable<Buffer> }> {
   // Explicit VR Big Endian: OW words are swapped to little endian (PS3.5 §7.3), by the word size.
-  const swapBits = o.transferSyntaxUid !== TS.explicitBig ? 0 : m.bitsAllocated === 1 ? 16 : m.bitsAllocated > 8 ? m.bitsAllocated : 0;
+  // 1-bit data is OB (bytes, nothing to swap), like pydicom's liver_expb_1frame.dcm.
+  const swapBits = o.transferSyntaxUid === TS.explicitBig && m.bitsAllocated > 8 ? m.bitsAllocated : 0;
   const swap = swapBits > 0;
   let i = 0;
   while (i < plans.length) {

@@ -39,7 +39,8 @@ function initDecoders(): Promise<void> {
 }
 // dcmjs-imaging logs through loglevel (e.g. pixel fixes); nothing of it belongs in our logs.
 dcmjsImaging.log?.setLevel?.('silent');
-silenceDcmjs(createRequire(import.meta.url)('dcmjs'));
+// dcmjs-imaging loads its own nested copy of dcmjs: silence that one.
+silenceDcmjs(createRequire(createRequire(import.meta.url).resolve('dcmjs-imaging'))('dcmjs'));
 
 /**
  * Renders one frame. `header` is the dcmjs dictionary of the attributes before Pixel

@@ -44,7 +44,8 @@ function load(): Promise<Codecs> {
     const require = createRequire(import.meta.url);
     const c = require('dcmjs-codecs') as Codecs & { log?: { setLevel?(l: string): void } };
     c.log?.setLevel?.('silent');
-    silenceDcmjs(require('dcmjs'));
+    // dcmjs-codecs loads its own nested copy of dcmjs: silence that one.
+    silenceDcmjs(createRequire(require.resolve('dcmjs-codecs'))('dcmjs'));
     if (!c.NativeCodecs.isInitialized()) await c.NativeCodecs.initializeAsync({ logCodecsInfo: false, logCodecsTrace: false });
     return c;
   })();
