@@ -108,6 +108,8 @@ export class Exchange {
   async pending(rsp: DcmResponse): Promise<void> {
     if (this.finalSent) throw new Error('final response already sent');
     await this.sink.sendMessage(this.pc.id, rsp);
+    // Let the PDU loop run between responses: a C-CANCEL must be seen while we are still sending.
+    await new Promise((resolve) => setImmediate(resolve));
   }
 
   /** The final response; the association may take the next request as soon as it is queued. */

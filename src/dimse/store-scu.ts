@@ -137,10 +137,12 @@ export async function connectStoreScu(o: StoreScuOptions): Promise<StoreScu> {
       minVersion: 'TLSv1.2',
       ciphers: BCP195_CIPHERS,
       rejectUnauthorized: true,
-      // Devices are identified by their certificate, not by a host name in it.
+      // Devices are identified by their certificate, not by a host name in it: the registered
+      // certificate when the record pins one, else a certificate of Tresor's CA for that AE title.
       checkServerIdentity: (_host, cert) => {
-        if (o.fingerprint256 && fingerprintOfDer(cert.raw) !== o.fingerprint256) return new Error('destination certificate is not the registered one');
-        return undefined;
+        if (o.fingerprint256) return fingerprintOfDer(cert.raw) === o.fingerprint256 ? undefined : new Error('destination certificate is not the registered one');
+        const cn = cert.subject?.CN;
+        return (Array.isArray(cn) ? cn : [cn]).includes(o.calledAe) ? undefined : new Error('destination certificate is not issued to its AE title');
       },
     });
     const timer = setTimeout(() => {

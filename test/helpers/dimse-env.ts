@@ -30,6 +30,7 @@ import type { DimseAuthenticator } from '../../src/dimse/association.js';
 import { dimseAuthenticatorFrom } from '../../src/dimse/identity-adapter.js';
 import { startDimseServer, type DimseServer, type DimseTuning } from '../../src/dimse/server.js';
 import type { DimseDeps } from '../../src/dimse/services.js';
+import { run } from './dimse-tools.js';
 
 export const AE = 'TRESOR';
 
@@ -71,6 +72,11 @@ export interface DimseEnv {
   department(name: string): Promise<number>;
   device(aeTitle: string, roles: [string, Role][], opts?: { host?: string; port?: number; passcode?: string; certificate?: boolean }): Promise<DeviceCreds>;
   user(username: string, password: string, roles: [string, Role][], globalAdmin?: boolean): Promise<void>;
+  /**
+   * A TLS server certificate from Tresor's CA for a C-MOVE destination's storage SCP
+   * (device certificates are clientAuth only): CN = the AE title, serverAuth + clientAuth.
+   */
+  serverCertificate(aeTitle: string): Promise<{ keyPath: string; certPath: string }>;
   close(): Promise<void>;
 }
 
@@ -181,6 +187,22 @@ export async function startDimseEnv(o: EnvOptions = {}): Promise<DimseEnv> {
     },
     async user(username, password, roles, globalAdmin = false) {
       await identity.admin.createUser(systemPrincipal, { username, password, roles: await roleInputs(roles), globalAdmin });
+    },
+    async serverCertificate(aeTitle) {
+      const base = path.join(certDir, `scp-${aeTitle.replace(/[^A-Za-z0-9_-]/g, '_')}`);
+      await fs.writeFile(`${base}.ca.key`, pki.caKeyPem!, { mode: 0o600 });
+      await fs.writeFile(`${base}.ext`, 'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n');
+      const sh = (args: string[]) => run('openssl', args);
+      const steps = [
+        ['req', '-new', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${base}.key`, '-out', `${base}.csr`, '-subj', `/CN=${aeTitle}`],
+        ['x509', '-req', '-in', `${base}.csr`, '-CA', caPath, '-CAkey', `${base}.ca.key`, '-CAcreateserial', '-CAserial', `${base}.srl`, '-days', '2', '-sha256', '-extfile', `${base}.ext`, '-out', `${base}.crt`],
+      ];
+      for (const a of steps) {
+        const r = await sh(a);
+        if (r.code !== 0) throw new Error(`openssl ${a[0]} failed: ${r.stderr}`);
+      }
+      await fs.rm(`${base}.ca.key`);
+      return { keyPath: `${base}.key`, certPath: `${base}.crt` };
     },
     async close() {
       await server.close();

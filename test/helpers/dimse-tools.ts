@@ -133,16 +133,39 @@ export async function startStoreScp(aeTitle: string, c: { keyPath: string; certP
 }
 
 /**
- * dcmdump of the data set only (no file meta information, no trailing padding, which
- * dcmtk's storescu drops when it re-encodes a file): two objects with the same output
- * have the same attributes and the same pixel data bytes (+M +L prints binary values
- * in full, so they are compared too).
+ * dcmdump of the data set only, normalized to what a DICOM-aware comparison cares
+ * about: no file meta information, no trailing padding, no group lengths, and
+ * sequence/item length encoding ignored (dcmtk's storescu re-encodes a file it
+ * sends: defined vs undefined lengths, padding). +M +L prints binary values (pixel
+ * data) in full, so those are compared byte for byte.
+ * With `transcoded`, also ignore what dcmjs-dimse's transcoding changes without
+ * changing the data (DS/IS number formatting) and what it drops (private
+ * attributes): see src/dimse/README.md.
  */
-export async function datasetDump(file: string): Promise<string> {
+export async function datasetDump(file: string, o: { transcoded?: boolean } = {}): Promise<string> {
   const r = await run('dcmdump', ['+M', '+L', file]);
   if (r.code !== 0) throw new Error(`dcmdump failed: ${r.stderr}`);
-  return r.stdout
-    .split('\n')
-    .filter((l) => !/^\s*\(0002,/.test(l) && !/^\s*\(fffc,fffc\)/.test(l) && !l.startsWith('#') && l.trim() !== '')
-    .join('\n');
+  const out: string[] = [];
+  let skipDeeperThan = -1;
+  for (const raw of r.stdout.split('\n')) {
+    if (raw.startsWith('#') || raw.trim() === '') continue;
+    const indent = raw.length - raw.trimStart().length;
+    if (skipDeeperThan >= 0) {
+      if (indent > skipDeeperThan) continue;
+      skipDeeperThan = -1;
+    }
+    const m = /^\s*\(([0-9a-f]{4}),([0-9a-f]{4})\)\s+(\S+)\s*(.*)$/.exec(raw);
+    if (!m) continue;
+    const [, group, elem, vr] = m;
+    let value = m[4].replace(/\s*#.*$/, '').trimEnd();
+    if (group === '0002' || (group === 'fffc' && elem === 'fffc') || elem === '0000' || (group === 'fffe' && (elem === 'e00d' || elem === 'e0dd'))) continue;
+    if (o.transcoded && parseInt(group, 16) % 2 === 1) {
+      skipDeeperThan = indent;
+      continue;
+    }
+    value = value.replace(/\((Sequence|Item) with (un)?defined length/, '($1').replace(/\((Sequence|Item) with explicit length/, '($1');
+    if (o.transcoded && (vr === 'DS' || vr === 'IS')) value = value.replace(/\[([^\]]*)\]/, (_, v: string) => `[${v.split('\\').map((x) => String(Number(x))).join('\\')}]`);
+    out.push(`${' '.repeat(indent)}(${group},${elem}) ${vr} ${value}`);
+  }
+  return out.join('\n');
 }
