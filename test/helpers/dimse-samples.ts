@@ -31,7 +31,7 @@ export interface SampleInfo {
 export function samplesByTransferSyntax(): Map<string, string[]> {
   const out = new Map<string, string[]>();
   for (const file of sampleFiles()) {
-    let ts = 'none';
+    let ts: string;
     try {
       ts = parseMeta(fs.readFileSync(file))?.transferSyntaxUid ?? 'none';
     } catch {
