@@ -7,6 +7,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import dcmjs from 'dcmjs';
 import { api } from 'dicomweb-client';
+
+// dicomweb-client's declarations make optional options required; the tests use it untyped.
+const DICOMwebClient = (api as any).DICOMwebClient as new (o: Record<string, unknown>) => any;
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -79,11 +82,11 @@ describe(`DICOMweb with dicomweb-client on ${dbu.name}`, () => {
   let t: { db: Db; close(): Promise<void> };
   let pki: Pki;
   let s: DicomwebServer;
-  let client: InstanceType<typeof api.DICOMwebClient>;
+  let client: any;
   /** dicomweb-client 0.11.3 refuses its own mediaTypes option for retrieveInstance/Series/Study
    *  ("application/" !== "application/dicom"), so "transfer-syntax=*" is added with a request
    *  hook — the mechanism OHIF configures its DICOMweb client with. */
-  let anySyntax: InstanceType<typeof api.DICOMwebClient>;
+  let anySyntax: any;
   let token: string;
   /** SOP Instance UID → the sample stored under it (the first one sent). */
   const stored = new Map<string, Sample>();
@@ -96,13 +99,13 @@ describe(`DICOMweb with dicomweb-client on ${dbu.name}`, () => {
     await s.user('rad-writer', [{ department: 'radiology', role: 'writer' }]);
     token = await s.user('rad-admin', [{ department: 'radiology', role: 'admin' }]);
     (globalThis as any).XMLHttpRequest = xhrClass(s.ca);
-    client = new api.DICOMwebClient({ url: `${s.url}/dicomweb`, headers: { Authorization: `Bearer ${token}` }, verbose: false });
+    client = new DICOMwebClient({ url: `${s.url}/dicomweb`, headers: { Authorization: `Bearer ${token}` }, verbose: false });
     const starSyntax = (xhr: any, meta: { headers: Record<string, string> }) => {
       const accept = meta.headers.Accept;
       if (accept?.includes('"application/dicom"') && !accept.includes('transfer-syntax')) xhr.setRequestHeader('Accept', `${accept}; transfer-syntax=*`);
       return xhr;
     };
-    anySyntax = new api.DICOMwebClient({ url: `${s.url}/dicomweb`, headers: { Authorization: `Bearer ${token}` }, requestHooks: [starSyntax], verbose: false });
+    anySyntax = new DICOMwebClient({ url: `${s.url}/dicomweb`, headers: { Authorization: `Bearer ${token}` }, requestHooks: [starSyntax], verbose: false });
   });
   afterAll(async () => {
     await s?.close();
@@ -110,11 +113,11 @@ describe(`DICOMweb with dicomweb-client on ${dbu.name}`, () => {
   });
 
   it('stores every valid sample with STOW-RS; conflicting re-sends of a SOP Instance UID are refused with 0x0111', async () => {
-    const writer = new api.DICOMwebClient({ url: `${s.url}/dicomweb`, headers: { Authorization: `Bearer ${await s.login('rad-writer', USER_PASSWORD)}` }, verbose: false });
+    const writer = new DICOMwebClient({ url: `${s.url}/dicomweb`, headers: { Authorization: `Bearer ${await s.login('rad-writer', USER_PASSWORD)}` }, verbose: false });
     const counts = { stored: 0, conflict: 0 };
     for (const smp of valid) {
       const first = stored.get(smp.sop);
-      const buf = smp.bytes.buffer.slice(smp.bytes.byteOffset, smp.bytes.byteOffset + smp.bytes.length);
+      const buf = new Uint8Array(smp.bytes).buffer;
       try {
         const res = await writer.storeInstances({ datasets: [buf] });
         const ds = typeof res === 'string' ? JSON.parse(res) : res;
