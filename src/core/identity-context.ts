@@ -1,7 +1,7 @@
 // What the parts of core/identity share: storage, audit, lockout, tokens, the CA, the
 // clock; and the one function that turns stored rows into a Principal.
 
-import type { AuditEvent, AuditLog } from './audit.js';
+import type { AuditLog } from './audit.js';
 import type { Lockout } from './identity-lockout.js';
 import type { TokenService } from './identity-tokens.js';
 import type { AccountKind, BindingRecord, DeviceRecord, IdentityRepo, UserRecord } from './identity-types.js';
@@ -39,11 +39,6 @@ export function toPrincipal(
   };
   if (source !== undefined) p.source = source;
   return Object.freeze(p);
-}
-
-/** Records an audit event; a failing audit write is reported by the caller's error path. */
-export function auditEvent(ctx: IdentityContext, e: AuditEvent): Promise<void> {
-  return ctx.audit.record(e);
 }
 
 export const actorOf = (p: Principal): Pick<Principal, 'kind' | 'id' | 'name'> => ({ kind: p.kind, id: p.id, name: p.name });
