@@ -26,6 +26,11 @@ export default tseslint.config(
     },
   },
   {
+    // Plain Node scripts (benchmark driver): Node's globals.
+    files: ['scripts/**/*.mjs'],
+    languageOptions: { globals: { process: 'readonly', console: 'readonly', URL: 'readonly', setTimeout: 'readonly', Buffer: 'readonly' } },
+  },
+  {
     files: ['src/config.ts', 'test/**/*.ts', 'scripts/**', 'vitest.config.ts', 'eslint.config.js'],
     rules: { 'no-restricted-properties': 'off' },
   },

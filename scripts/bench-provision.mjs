@@ -1,0 +1,120 @@
+#!/usr/bin/env node
+// Starts a fresh Tresor for the shared benchmark harness (../shared/bench) and
+// writes the target.env that run.sh reads. Used as RESET_CMD before every repeat:
+// stops the previous instance, wipes its data directory, starts a new one on
+// embedded defaults, and provisions through the real admin API: a department, the
+// device BENCHSCU (reader + writer, C-MOVE destination 127.0.0.1:11113) with a
+// certificate issued by Tresor's CA, and a DICOMweb user with a token.
+//   usage: node scripts/bench-provision.mjs WORK_DIR
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const work = path.resolve(process.argv[2] ?? '/tmp/pacs-bench/tresor');
+const dataDir = path.join(work, 'data');
+const pidFile = path.join(work, 'tresor.pid');
+const HTTP_PORT = Number(process.env.TRESOR_BENCH_HTTP_PORT ?? 8443);
+const DIMSE_PORT = Number(process.env.TRESOR_BENCH_DIMSE_PORT ?? 2762);
+
+fs.mkdirSync(work, { recursive: true });
+if (fs.existsSync(pidFile)) {
+  const pid = Number(fs.readFileSync(pidFile, 'utf8'));
+  try {
+    process.kill(pid, 'SIGTERM');
+    for (let i = 0; i < 100; i++) {
+      process.kill(pid, 0);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } catch {
+    /* gone */
+  }
+  fs.rmSync(pidFile, { force: true });
+}
+fs.rmSync(dataDir, { recursive: true, force: true });
+
+const adminPassword = randomBytes(18).toString('base64url');
+const log = fs.openSync(path.join(work, 'tresor.log'), 'w');
+const child = spawn(process.execPath, [path.join(repo, 'dist/src/cli.js'), 'serve'], {
+  env: {
+    ...process.env,
+    TRESOR_DATA_DIR: dataDir,
+    TRESOR_HTTP_PORT: String(HTTP_PORT),
+    TRESOR_DIMSE_PORT: String(DIMSE_PORT),
+    TRESOR_ADMIN_PASSWORD: adminPassword,
+    TRESOR_TOKEN_TTL_SECONDS: '3600',
+    TRESOR_LOG_LEVEL: process.env.TRESOR_LOG_LEVEL ?? 'warn',
+  },
+  detached: true,
+  stdio: ['ignore', log, log],
+});
+child.unref();
+fs.writeFileSync(pidFile, String(child.pid));
+
+const base = `https://127.0.0.1:${HTTP_PORT}`;
+const caFile = path.join(dataDir, 'tls', 'ca.crt');
+// Node's fetch takes the CA from NODE_EXTRA_CA_CERTS only at start; use https instead.
+const https = await import('node:https');
+function call(method, pathname, body, token) {
+  return new Promise((resolve, reject) => {
+    const data = body === undefined ? undefined : JSON.stringify(body);
+    const req = https.request(
+      { host: '127.0.0.1', port: HTTP_PORT, method, path: pathname, ca: fs.readFileSync(caFile), headers: { ...(data ? { 'content-type': 'application/json' } : {}), ...(token ? { authorization: `Bearer ${token}` } : {}) } },
+      (res) => {
+        let s = '';
+        res.on('data', (c) => (s += c));
+        res.on('end', () => (res.statusCode < 300 ? resolve(s ? JSON.parse(s) : {}) : reject(new Error(`${method} ${pathname}: ${res.statusCode} ${s}`))));
+      },
+    );
+    req.on('error', reject);
+    req.end(data);
+  });
+}
+
+for (let i = 0; ; i++) {
+  try {
+    if (fs.existsSync(caFile)) {
+      await call('GET', '/healthz');
+      break;
+    }
+  } catch {
+    /* not yet */
+  }
+  if (i > 600) throw new Error(`Tresor did not start; see ${path.join(work, 'tresor.log')}`);
+  await new Promise((r) => setTimeout(r, 100));
+}
+
+const admin = (await call('POST', '/auth/token', { username: 'admin', password: adminPassword })).access_token;
+await call('POST', '/admin/departments', { name: 'Bench' }, admin);
+await call('POST', '/admin/devices', { aeTitle: 'BENCHSCU', roles: [{ department: 'Bench', role: 'reader' }, { department: 'Bench', role: 'writer' }], host: '127.0.0.1', port: 11113 }, admin);
+const cert = await call('POST', '/admin/devices/BENCHSCU/certificate', {}, admin);
+fs.writeFileSync(path.join(work, 'device.crt'), cert.certificate);
+fs.writeFileSync(path.join(work, 'device.key'), cert.privateKey, { mode: 0o600 });
+fs.writeFileSync(path.join(work, 'ca.crt'), cert.ca);
+const userPassword = randomBytes(18).toString('base64url');
+await call('POST', '/admin/users', { username: 'bench', password: userPassword, roles: [{ department: 'Bench', role: 'reader' }, { department: 'Bench', role: 'writer' }] }, admin);
+const token = (await call('POST', '/auth/token', { username: 'bench', password: userPassword })).access_token;
+
+const env = `# written by scripts/bench-provision.mjs (contains a bearer token: do not commit)
+TARGET_NAME=tresor
+DICOM_HOST=127.0.0.1
+DICOM_PORT=${DIMSE_PORT}
+DICOM_AET=TRESOR
+CALLING_AET=BENCHSCU
+TLS=1
+TLS_CA=${work}/ca.crt
+TLS_CERT=${work}/device.crt
+TLS_KEY=${work}/device.key
+MOVE_DEST_AET=BENCHSCU
+MOVE_DEST_PORT=11113
+MOVE_DEST_CERT=${work}/device.crt
+MOVE_DEST_KEY=${work}/device.key
+DICOMWEB_URL=${base}/dicomweb
+AUTH_HEADER="Authorization: Bearer ${token}"
+HTTP_CACERT=${work}/ca.crt
+RESET_CMD="node ${path.join(repo, 'scripts/bench-provision.mjs')} ${work}"
+`;
+fs.writeFileSync(path.join(work, 'target.env'), env, { mode: 0o600 });
+process.stdout.write(`tresor ready (pid ${child.pid}); target: ${path.join(work, 'target.env')}\n`);

@@ -1,0 +1,31 @@
+#!/usr/bin/env node
+// `npm run bench`: Tresor and Orthanc (both DICOM over mutual TLS) side by side with
+// the shared harness (../shared/bench/compare.sh): same machine, data set and dcmtk
+// clients. Speed and memory targets live here, never in timed tests.
+//   env: BENCH_DATASET (default /tmp/pacs-bench/ds, generated if missing),
+//        BENCH_TARGETS (default "orthanc-tls tresor"), REPEAT (default 1), plus run.sh knobs.
+// Needs (Debian): orthanc orthanc-dicomweb orthanc-postgresql dcmtk python3-pydicom
+// python3-numpy socat; PostgreSQL on 127.0.0.1:5432 for Orthanc's index.
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const bench = path.resolve(process.env.BENCH_HARNESS ?? path.join(repo, '..', 'shared', 'bench'));
+const dataset = process.env.BENCH_DATASET ?? '/tmp/pacs-bench/ds';
+const work = '/tmp/pacs-bench/tresor';
+if (!fs.existsSync(path.join(bench, 'compare.sh'))) throw new Error(`benchmark harness not found at ${bench} (set BENCH_HARNESS)`);
+if (!fs.existsSync(path.join(dataset, 'manifest.json'))) {
+  execFileSync('/usr/bin/python3', [path.join(bench, 'gen-dataset.py'), dataset, '--studies', '20', '--series', '2', '--instances', '50', '--seed', '7'], { stdio: 'inherit' });
+}
+execFileSync(process.execPath, [path.join(repo, 'scripts/bench-provision.mjs'), work], { stdio: 'inherit' });
+const targets = (process.env.BENCH_TARGETS ?? 'orthanc-tls tresor').split(/\s+/).filter(Boolean).map((t) => (t === 'tresor' ? path.join(work, 'target.env') : t));
+const r = spawnSync(path.join(bench, 'compare.sh'), [dataset, ...targets], { stdio: 'inherit', env: { ...process.env, REPEAT: process.env.REPEAT ?? '1' } });
+// Stop the Tresor we started.
+try {
+  process.kill(Number(fs.readFileSync(path.join(work, 'tresor.pid'), 'utf8')), 'SIGTERM');
+} catch {
+  /* already gone */
+}
+process.exit(r.status ?? 1);
