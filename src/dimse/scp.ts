@@ -222,9 +222,9 @@ export class TresorScp extends DimseConnection {
     else if (sopClassUid !== pc.abstractSyntax) refused = 'sop-class-mismatch';
     else if (!isValidUid(sopInstanceUid)) refused = 'invalid-sop-instance-uid';
     const file = path.join(this.deps.config.dataDir, 'tmp', `dimse-${randomUUID()}.part`);
-    const header = refused
-      ? undefined
-      : buildPart10Header({ transferSyntaxUid: pc!.transferSyntax!, sopClassUid, sopInstanceUid, sourceAeTitle: this.scope?.callingAe });
+    // No Source AE Title in the header: the core detects duplicates by the hash of the whole
+    // file, so the header must depend on the object only (the audit trail records the sender).
+    const header = refused ? undefined : buildPart10Header({ transferSyntaxUid: pc!.transferSyntax!, sopClassUid, sopInstanceUid });
     const writer = new Part10TempWriter(file, header, this.deps.config.limits.maxObjectBytes, refused);
     this.storeWriters.set(rq, writer);
     return writer;
