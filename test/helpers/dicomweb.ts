@@ -116,7 +116,9 @@ export function raw(
   const headers: Record<string, string> = { ...opts.headers };
   if (opts.token) headers.authorization = `Bearer ${opts.token}`;
   return new Promise((resolve, reject) => {
-    const req = https.request(new URL(urlPath, base), { method, headers, ca, agent: false }, (res) => {
+    // The path is sent as written (new URL() would resolve %2E%2E and ../ on our side).
+    const u = new URL(base);
+    const req = https.request({ host: u.hostname, port: u.port, path: urlPath, method, headers, ca, agent: false }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('error', reject);
@@ -180,4 +182,43 @@ export function parseMultipartResponse(contentType: string | string[] | undefine
     if (!body.subarray(pos, pos + delim.length).equals(delim)) throw new Error('malformed multipart response');
   }
   return parts;
+}
+
+/**
+ * Uploads a (possibly endless) stream and resolves with the response as soon as it
+ * arrives, even if the server stops reading and closes while we are still sending
+ * (what it must do for an upload over the limit). Rejects only when no response came.
+ */
+export function upload(
+  base: string,
+  ca: string,
+  urlPath: string,
+  opts: { token?: string; headers?: Record<string, string>; body: Readable },
+): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; text: string; sentBytes: number }> {
+  const headers: Record<string, string> = { ...opts.headers };
+  if (opts.token) headers.authorization = `Bearer ${opts.token}`;
+  return new Promise((resolve, reject) => {
+    let sent = 0;
+    let answered = false;
+    const req = https.request(new URL(urlPath, base), { method: 'POST', headers, ca, agent: false }, (res) => {
+      answered = true;
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      const done = () => {
+        opts.body.destroy();
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8'), sentBytes: sent });
+      };
+      res.on('end', done);
+      res.on('error', done);
+      res.on('aborted', done);
+    });
+    req.on('error', (e) => {
+      if (!answered) reject(e);
+    });
+    opts.body.on('data', (c: Buffer) => {
+      sent += c.length;
+    });
+    opts.body.on('error', () => req.destroy());
+    opts.body.pipe(req);
+  });
 }

@@ -7,6 +7,7 @@
 // there (core/access.ts), never here. Anything outside the caller's departments is
 // reported exactly like a UID that does not exist.
 
+import type { IncomingMessage } from 'node:http';
 import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { invalid } from '../../core/errors.js';
 import { isValidUid } from '../../core/dicom/uids.js';
@@ -42,6 +43,36 @@ function checkUids(request: FastifyRequest): void {
   }
 }
 
+/** How long, and how many bytes, of an unwanted request body we read before closing. */
+const LINGER_MS = 2000;
+const LINGER_BYTES = 16 * 1024 * 1024;
+
+/**
+ * After answering a request whose body we did not read, keep reading (and dropping)
+ * it for a short while before closing: closing a socket with unread bytes sends a
+ * TCP reset, which can destroy our answer in the client's buffers before it reads it
+ * (the "lingering close" of Apache and nginx). Bounded in time and bytes, so a
+ * 1 GB upload over the limit costs at most LINGER_BYTES.
+ */
+function lingerThenClose(req: IncomingMessage): void {
+  const socket = req.socket;
+  if (!socket || socket.destroyed) return;
+  let n = 0;
+  const done = () => {
+    clearTimeout(timer);
+    socket.destroy();
+  };
+  const timer = setTimeout(done, LINGER_MS);
+  timer.unref();
+  req.on('data', (c: Buffer) => {
+    n += c.length;
+    if (n > LINGER_BYTES) done();
+  });
+  req.on('end', done);
+  req.on('error', done);
+  req.resume();
+}
+
 export const dicomwebRoutes: FastifyPluginAsync<DicomwebOptions> = async (app: FastifyInstance, opts) => {
   const ctx: DicomwebContext = { deps: opts, urls: { publicUrl: opts.config.publicUrl, prefix: app.prefix } };
 
@@ -54,9 +85,10 @@ export const dicomwebRoutes: FastifyPluginAsync<DicomwebOptions> = async (app: F
   // Responses carry patient data: never stored by shared caches.
   app.addHook('onSend', async (request, reply, payload) => {
     if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'private, no-store');
-    // An answer given before the request body was read (401, 413, 415, …) closes the
-    // connection; otherwise Node would read and discard the rest of the upload.
-    if (!request.raw.complete) reply.header('connection', 'close');
+    // An answer given before the request body was read (401, 413, 415, …): read a
+    // little more of it, then close the connection (see lingerThenClose).
+    // (No "Connection: close" header: Node would then close at once, reset included.)
+    if (!request.raw.complete) reply.raw.once('finish', () => lingerThenClose(request.raw));
     return payload;
   });
 

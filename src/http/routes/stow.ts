@@ -7,8 +7,8 @@
 // limits.maxParts, or a part above limits.maxObjectBytes stop the request with 413;
 // a body that stalls for stowIdleTimeoutMs gets 408. Parts fully received before a
 // limit was hit stay stored (each is complete and valid) and are named in the audit
-// trail; a part cut short is never stored. Every error answer that leaves request
-// bytes unread closes the connection, so no one is made to upload the rest.
+// trail; a part cut short is never stored. An error answer that leaves request bytes
+// unread ends the connection shortly after (routes/dicomweb.ts, lingerThenClose).
 
 import { once } from 'node:events';
 import { Transform } from 'node:stream';
@@ -53,32 +53,31 @@ export function registerStowRoutes(app: FastifyInstance, ctx: DicomwebContext): 
 
   const handler = async (request: FastifyRequest, reply: FastifyReply) => {
     const params = request.params as { study?: string };
-    const closeAnd = (status: number, reason: string, message: string) => problem(reply.header('connection', 'close'), status, reason, message);
+    const refuse = (status: number, reason: string, message: string) => problem(reply, status, reason, message);
 
     let mt;
     try {
       mt = parseMultipartContentType(request.headers['content-type']);
     } catch (e) {
-      if (isTresorError(e)) return closeAnd(400, e.reason, e.message);
+      if (isTresorError(e)) return refuse(400, e.reason, e.message);
       throw e;
     }
     if (!mt || (mt.type !== undefined && mt.type !== 'application/dicom')) {
-      return closeAnd(415, 'unsupported-media-type', 'STOW-RS takes multipart/related; type="application/dicom".');
+      return refuse(415, 'unsupported-media-type', 'STOW-RS takes multipart/related; type="application/dicom".');
     }
-    if (!acceptsDicomJson(request, reply.header('connection', 'close'))) return reply;
-    reply.removeHeader('connection');
+    if (!acceptsDicomJson(request, reply)) return reply;
     const declared = Number(request.headers['content-length'] ?? NaN);
     if (Number.isFinite(declared) && declared > limits.maxRequestBytes) {
-      return closeAnd(413, 'request-too-large', `Requests above ${limits.maxRequestBytes} bytes are not accepted.`);
+      return refuse(413, 'request-too-large', `Requests above ${limits.maxRequestBytes} bytes are not accepted.`);
     }
     const p = principalOf(request);
     // Which department a new study goes to, for writers in several (ingest decides whether they may).
     const dept = (request.query as Record<string, unknown>)?.department;
     let departmentId: number | undefined;
     if (dept !== undefined) {
-      if (typeof dept !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$/.test(dept)) return closeAnd(400, 'bad-department', 'department is a department name or id.');
+      if (typeof dept !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$/.test(dept)) return refuse(400, 'bad-department', 'department is a department name or id.');
       const id = /^\d{1,9}$/.test(dept) ? Number(dept) : await ctx.deps.departmentByName?.(dept);
-      if (id === undefined || id === null) return closeAnd(400, 'unknown-department', 'No such department.');
+      if (id === undefined || id === null) return refuse(400, 'unknown-department', 'No such department.');
       departmentId = id;
     }
     const outcomes: PartOutcome[] = [];
@@ -99,20 +98,18 @@ export function registerStowRoutes(app: FastifyInstance, ctx: DicomwebContext): 
     } catch (e) {
       const stored = outcomes.filter((o) => o.ok).length;
       const note = stored ? ` ${stored} instance(s) received in full before this were stored.` : '';
-      if (e instanceof IdleTimeoutError) return closeAnd(408, 'request-timeout', `The request body stalled.${note}`);
-      if (isTresorError(e) && e.kind === 'too-large') return closeAnd(413, e.reason, `${e.message}${note}`);
+      if (e instanceof IdleTimeoutError) return refuse(408, 'request-timeout', `The request body stalled.${note}`);
+      if (isTresorError(e) && e.kind === 'too-large') return refuse(413, e.reason, `${e.message}${note}`);
       if (isTresorError(e) && e.reason === 'bad-multipart') {
-        if (!stored) return closeAnd(400, e.reason, e.message);
+        if (!stored) return refuse(400, e.reason, e.message);
         // Some parts were complete and stored: report them, and the malformed rest as a failure.
         outcomes.push({ ok: false, reason: FAILURE.cannotUnderstand, conflict: false });
-        reply.header('connection', 'close');
       } else if (isTresorError(e)) {
         throw e;
       } else {
         // The client went away or the socket failed: nothing to answer.
         request.log.info({ err: { message: (e as Error).message } }, 'STOW-RS request abandoned');
-        reply.header('connection', 'close');
-        return closeAnd(400, 'incomplete-request', 'The request ended early.');
+        return refuse(400, 'incomplete-request', 'The request ended early.');
       }
     }
     if (outcomes.length === 0) return problem(reply, 400, 'no-parts', 'The request has no parts.');
@@ -137,11 +134,6 @@ async function storeOne(ctx: DicomwebContext, p: Principal, part: Part, expected
     transform(chunk: Buffer, _enc, cb) {
       n += chunk.length;
       if (n > maxObject) return cb(tooLarge('object-too-large', `Objects above ${maxObject} bytes are not accepted.`));
-      if (prefixLength < PEEK_BYTES) {
-        const take = chunk.subarray(0, PEEK_BYTES - prefixLength);
-        prefix.push(Buffer.from(take));
-        prefixLength += take.length;
-      }
       cb(null, chunk);
     },
     flush(cb) {
@@ -153,7 +145,18 @@ async function storeOne(ctx: DicomwebContext, p: Principal, part: Part, expected
       cb();
     },
   });
+  // Errors of the guard reach us through ingest's rejection; a listener must remain for
+  // the ones emitted after ingest's pipeline has let go of it (pipe() re-emits them).
+  guard.on('error', () => undefined);
   const body = part.body;
+  // The first bytes name the instance in a failure report, whoever consumes the part.
+  body.on('data', (chunk: Buffer) => {
+    if (prefixLength < PEEK_BYTES) {
+      const take = chunk.subarray(0, PEEK_BYTES - prefixLength);
+      prefix.push(Buffer.from(take));
+      prefixLength += take.length;
+    }
+  });
   let partError: Error | undefined;
   body.on('error', (e: Error) => {
     partError = e;
@@ -174,14 +177,17 @@ async function storeOne(ctx: DicomwebContext, p: Principal, part: Part, expected
       ...(r.warnings.includes('preamble-zeroed') ? { warning: WARNING_COERCED } : {}),
     };
   } catch (e) {
-    // Keep parsing: discard what is left of this part.
+    // A part over the size limit ends the request: never read the rest of it.
+    if (isTresorError(e) && e.kind === 'too-large') throw e;
+    // Keep parsing: discard what is left of this part (bounded by the request limit).
     body.unpipe(guard);
     if (!body.readableEnded && !body.destroyed) {
       body.resume();
       await once(body, 'end').catch(() => undefined);
     }
-    if (partError) throw partError instanceof TresorError ? partError : invalid('bad-multipart', 'The multipart body is malformed.');
-    if (isTresorError(e) && e.kind === 'too-large') throw e;
+    // The part itself broke (truncated multipart, request aborted): that is the request's failure.
+    const broken = partError as Error | undefined;
+    if (broken) throw broken instanceof TresorError ? broken : invalid('bad-multipart', 'The multipart body is malformed.');
     const f = failureOf(e);
     const ids = peek();
     return { ok: false, reason: f.reason, conflict: f.conflict, sopClassUid: ids.sopClassUid, sopInstanceUid: ids.sopInstanceUid };
