@@ -51,6 +51,9 @@ export function statusForError(e: unknown, service: DimseService): StatusAnswer 
       // PS3.4 B.2.3 / C.4.x: A700 (out of resources) tells the SCU it may try again later.
       return { status: DimseStatus.OutOfResources, comment: c };
     case 'invalid':
+      // A writer in several departments cannot say over DIMSE which one a new study goes to:
+      // that is a question of rights (give the device write in one department), not of data.
+      if (e.reason === 'department-required') return { status: DimseStatus.NotAuthorized, comment: c };
       if (service === 'C-STORE') {
         return { status: /sop-class|mismatch/.test(e.reason) ? DimseStatus.DataSetDoesNotMatchSopClass : DimseStatus.CannotUnderstand, comment: c };
       }
