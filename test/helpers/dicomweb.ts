@@ -4,6 +4,7 @@
 
 import fs from 'node:fs/promises';
 import https from 'node:https';
+import tls, { type PeerCertificate } from 'node:tls';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { createQueryService } from '../../src/core/query.js';
@@ -118,7 +119,9 @@ export function raw(
   return new Promise((resolve, reject) => {
     // The path is sent as written (new URL() would resolve %2E%2E and ../ on our side).
     const u = new URL(base);
-    const req = https.request({ host: u.hostname, port: u.port, path: urlPath, method, headers, ca, agent: false }, (res) => {
+    // The certificate is checked against the server we connect to, even when a test sends another Host.
+    const checkServerIdentity = (_host: string, cert: PeerCertificate) => tls.checkServerIdentity(u.hostname, cert);
+    const req = https.request({ host: u.hostname, port: u.port, path: urlPath, method, headers, ca, agent: false, checkServerIdentity }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('error', reject);
