@@ -16,7 +16,7 @@ import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 import { createRequire } from 'node:module';
 import { invalid, unavailable } from '../errors.js';
-import { silenceDcmjs } from './frames.js';
+import { semaphore, silenceDcmjs } from './frames.js';
 
 export interface RenderOptions {
   format: 'jpeg' | 'png';
@@ -28,8 +28,11 @@ export interface RenderOptions {
   viewport?: { width: number; height: number };
 }
 
-/** Largest image we render (pixels); a 16k × 16k slide frame is already 256 MP. */
-export const MAX_RENDER_PIXELS = 64 * 1024 * 1024;
+/** Largest image we render: 4096 × 4096 (the RGBA output alone is 64 MiB). */
+export const MAX_RENDER_PIXELS = 4096 * 4096;
+/** Renders in progress at once; each holds a decoded frame (see MAX_RENDER_PIXELS). */
+const RENDER_CONCURRENCY = 2;
+const renderSlot = semaphore(RENDER_CONCURRENCY);
 export const MAX_VIEWPORT = 4096;
 
 let decoderReady: Promise<void> | undefined;
@@ -47,7 +50,11 @@ silenceDcmjs(createRequire(createRequire(import.meta.url).resolve('dcmjs-imaging
  * Data; `frame` the frame's bytes in `transferSyntaxUid` (native frames in little
  * endian byte order: pass Explicit VR Little Endian for them).
  */
-export async function renderFrame(header: Record<string, any>, frame: Buffer, transferSyntaxUid: string, opts: RenderOptions): Promise<Buffer> {
+export function renderFrame(header: Record<string, any>, frame: Buffer, transferSyntaxUid: string, opts: RenderOptions): Promise<Buffer> {
+  return renderSlot(() => render(header, frame, transferSyntaxUid, opts));
+}
+
+async function render(header: Record<string, any>, frame: Buffer, transferSyntaxUid: string, opts: RenderOptions): Promise<Buffer> {
   const elements = dcmjs.data.DicomMetaDictionary.naturalizeDataset({ ...header });
   delete elements.PixelData;
   delete elements.FloatPixelData;

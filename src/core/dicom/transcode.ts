@@ -8,10 +8,12 @@
 // can ask for transfer-syntax=*). The stored bytes are never changed.
 
 import { createRequire } from 'node:module';
-import { silenceDcmjs } from './frames.js';
+import { semaphore, silenceDcmjs } from './frames.js';
 import { TS } from './uids.js';
 
 export const MAX_TRANSCODE_BYTES = 64 * 1024 * 1024;
+/** Transcodes at once: each holds the object, decoded pixels and the output (~4× its size). */
+const transcodeSlot = semaphore(2);
 
 /** Syntaxes dcmjs-codecs 0.0.8 decodes (checked against pydicom's samples; JPEG 4.51 is not among them). */
 const DECODABLE: ReadonlySet<string> = new Set([
@@ -39,7 +41,7 @@ interface Codecs {
 }
 let codecs: Promise<Codecs> | undefined;
 
-function load(): Promise<Codecs> {
+function loadCodecs(): Promise<Codecs> {
   codecs ??= (async () => {
     const require = createRequire(import.meta.url);
     const c = require('dcmjs-codecs') as Codecs & { log?: { setLevel?(l: string): void } };
@@ -52,9 +54,16 @@ function load(): Promise<Codecs> {
   return codecs;
 }
 
-/** Transcodes a Part 10 object; throws when the codecs refuse it. */
-export async function transcodeToExplicitLittle(part10: Buffer): Promise<Buffer> {
-  const c = await load();
+/**
+ * Transcodes a Part 10 object, read by `load` once a slot is free (so waiting requests
+ * hold nothing); throws when the codecs refuse it.
+ */
+export function transcodeToExplicitLittle(load: () => Promise<Buffer>): Promise<Buffer> {
+  return transcodeSlot(async () => transcode(await load()));
+}
+
+async function transcode(part10: Buffer): Promise<Buffer> {
+  const c = await loadCodecs();
   const t = new c.Transcoder(part10.buffer.slice(part10.byteOffset, part10.byteOffset + part10.byteLength) as ArrayBuffer);
   t.transcode(TS.explicitLittle);
   return Buffer.from(t.getDicomPart10());

@@ -3,7 +3,7 @@
 // same rendering fitted into 128 × 128 unless a viewport is given.
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { invalid, notFound } from '../../core/errors.js';
+import { invalid, notFound, unavailable } from '../../core/errors.js';
 import {
   deflatedFrame,
   frameBytes,
@@ -15,7 +15,7 @@ import {
   readHeaderDict,
   withOffsetTable,
 } from '../../core/dicom/frames.js';
-import { parseQuality, parseViewport, parseWindow, renderFrame, type RenderOptions } from '../../core/dicom/render.js';
+import { MAX_RENDER_PIXELS, parseQuality, parseViewport, parseWindow, renderFrame, type RenderOptions } from '../../core/dicom/render.js';
 import { isEncapsulated, TS } from '../../core/dicom/uids.js';
 import type { StoredInstance } from '../../core/retrieve.js';
 import { rangeMatches, type MediaRange } from '../dicomweb-accept.js';
@@ -39,6 +39,8 @@ export async function renderInstanceFrame(ctx: DicomwebContext, row: StoredInsta
   const o = storedObject(ctx, row);
   const m = imagePixelModule(row.metadata);
   if (!row.metadata['7FE00010']) throw notFound('no-pixel-data', 'This instance has no image to render.');
+  // Refuse before reading a byte: the frame would be decoded in memory.
+  if (m.rows * m.columns > MAX_RENDER_PIXELS) throw unavailable('image-too-large', 'This image is too large to render.');
   if (row.transferSyntaxUid === TS.deflatedExplicitLittle) {
     const dict = await readDeflated(o);
     return renderFrame(dict, deflatedFrame(dict, m, frame), TS.explicitLittle, opts);

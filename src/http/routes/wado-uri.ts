@@ -83,11 +83,13 @@ export function registerWadoUriRoutes(app: FastifyInstance, ctx: DicomwebContext
         return problem(reply, 406, 'not-acceptable', 'The object is not available in that transfer syntax; transferSyntax=* returns it as stored.');
       }
       if (choice.mode === 'transcode') {
-        const chunks: Buffer[] = [];
-        for await (const c of await ctx.deps.retrieve.open(row)) chunks.push(c as Buffer);
         let out: Buffer;
         try {
-          out = await transcodeToExplicitLittle(Buffer.concat(chunks));
+          out = await transcodeToExplicitLittle(async () => {
+            const chunks: Buffer[] = [];
+            for await (const c of await ctx.deps.retrieve.open(row)) chunks.push(c as Buffer);
+            return Buffer.concat(chunks);
+          });
         } catch {
           await auditRetrieve(ctx, p, params, 'wado-uri', 'failure', { reason: 'transcode-failed' });
           return problem(reply, 406, 'not-acceptable', 'This object cannot be transcoded; transferSyntax=* returns it as stored.');

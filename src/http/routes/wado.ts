@@ -118,7 +118,7 @@ export function registerWadoRoutes(app: FastifyInstance, ctx: DicomwebContext): 
     let ready: Buffer | undefined;
     if (rows.length === 1 && choices[0].mode === 'transcode') {
       try {
-        ready = await transcodeToExplicitLittle(await readAll(await ctx.deps.retrieve.open(rows[0])));
+        ready = await transcodeToExplicitLittle(async () => readAll(await ctx.deps.retrieve.open(rows[0])));
       } catch {
         await auditRetrieve(ctx, p, params, 'instances', 'failure', { reason: 'transcode-failed' });
         return problem(reply, 406, 'not-acceptable', 'This instance cannot be transcoded; transfer-syntax=* returns it as stored.');
@@ -154,7 +154,7 @@ export function registerWadoRoutes(app: FastifyInstance, ctx: DicomwebContext): 
           // A blob shorter or longer than its row: cut the response rather than send a wrong object.
           if (n !== row.size) throw new Error('stored object size differs from the index');
         } else {
-          const out = await transcodeToExplicitLittle(await readAll(await ctx.deps.retrieve.open(row)));
+          const out = await transcodeToExplicitLittle(async () => readAll(await ctx.deps.retrieve.open(row)));
           yield heads[i];
           yield out;
         }
