@@ -8,12 +8,14 @@ import type { Config } from './config.js';
 import { createAuditLog, type AuditLog } from './core/audit.js';
 import { createIdentity, type Identity } from './core/identity.js';
 import { openTokenService } from './core/identity-tokens.js';
+import { createDeletionService, type DeletionService } from './core/delete.js';
 import { createIngestService, type IngestService } from './core/ingest.js';
 import { createQueryService, type QueryService } from './core/query.js';
 import { auditedQuery } from './core/query-audit.js';
 import { createRetrieveService, type RetrieveService } from './core/retrieve.js';
 import { createAuditRepo } from './db/audit.repo.js';
-import { createIdentityRepo } from './db/identity.repo.js';
+import { createDeleteRepo } from './db/delete.repo.js';
+import { createIdentityRepo as identityRepoFor } from './db/identity.repo.js';
 import { createIngestRepo } from './db/ingest.repo.js';
 import { migrate, openDb, type Db } from './db/knex.js';
 import { createLockoutRepo } from './db/lockout.repo.js';
@@ -35,6 +37,9 @@ export interface Deps {
   ingest: IngestService;
   query: QueryService;
   retrieve: RetrieveService;
+  deletion: DeletionService;
+  /** Id of a department by name (STOW-RS `department=`), or null. */
+  departmentByName(name: string): Promise<number | null>;
   /** Temporary files (C-STORE spooling, STOW parts); same filesystem as the data. */
   tmpDir: string;
   close(): Promise<void>;
@@ -60,7 +65,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger): Prom
       keysDir: path.join(config.dataDir, 'keys'),
       settings: { issuer: 'tresor', audience: 'tresor', ttlSeconds: config.tokenTtlSeconds },
     });
-    const identity = createIdentity({ repo: createIdentityRepo(db), lockouts: createLockoutRepo(db), audit, tokens, pki, dataDir: config.dataDir });
+    const identity = createIdentity({ repo: identityRepoFor(db), lockouts: createLockoutRepo(db), audit, tokens, pki, dataDir: config.dataDir });
     const store = blobs;
     const ingest = createIngestService({
       blobs: store,
@@ -72,6 +77,13 @@ export async function createDeps(config: Readonly<Config>, logger: Logger): Prom
     });
     const query = auditedQuery(createQueryService(createQueryRepo(db)), audit);
     const retrieve = createRetrieveService({ repo: createRetrieveRepo(db), blobs: store });
+    const deletion = createDeletionService({
+      repo: createDeleteRepo(db),
+      blobs: store,
+      audit,
+      onCleanupError: (err, key) => logger.error({ err, key }, 'could not delete the blob of a deleted instance'),
+    });
+    const identityRepo = identityRepoFor(db);
     return {
       config,
       logger,
@@ -83,6 +95,10 @@ export async function createDeps(config: Readonly<Config>, logger: Logger): Prom
       ingest,
       query,
       retrieve,
+      deletion,
+      async departmentByName(name) {
+        return (await identityRepo.findDepartmentByName(name))?.id ?? null;
+      },
       tmpDir,
       async close() {
         await store.close();

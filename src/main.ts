@@ -5,7 +5,10 @@ import type { FastifyInstance } from 'fastify';
 import type { Config } from './config.js';
 import { createDeps, type Deps } from './deps.js';
 import { buildApp } from './http/app.js';
+import { dicomwebRoutes } from './http/routes/dicomweb.js';
 import { httpsOptions } from './http/tls.js';
+import { dimseAuthenticatorFrom } from './dimse/identity-adapter.js';
+import { startDimseServer } from './dimse/server.js';
 import type { Logger } from './log.js';
 
 export interface RunningServer {
@@ -18,6 +21,7 @@ export interface RunningServer {
 
 export async function startServer(config: Readonly<Config>, logger: Logger): Promise<RunningServer> {
   const deps = await createDeps(config, logger);
+  let http: FastifyInstance | undefined;
   try {
     const boot = await deps.identity.bootstrapAdmin({ adminPassword: config.adminPassword });
     if (boot.created && boot.passwordFile) {
@@ -27,7 +31,7 @@ export async function startServer(config: Readonly<Config>, logger: Logger): Pro
       logger.info('created the admin account with TRESOR_ADMIN_PASSWORD');
     }
 
-    const http = await buildApp(
+    http = await buildApp(
       {
         config,
         logger,
@@ -36,28 +40,49 @@ export async function startServer(config: Readonly<Config>, logger: Logger): Pro
         health: async () => {
           await deps.db.raw('select 1');
         },
+        dicomweb: (app) =>
+          dicomwebRoutes(app, {
+            ingest: deps.ingest,
+            query: deps.query,
+            retrieve: deps.retrieve,
+            deletion: deps.deletion,
+            audit: deps.audit,
+            config: { publicUrl: config.publicUrl, limits: config.limits },
+            departmentByName: deps.departmentByName,
+          }),
       },
       { https: httpsOptions(deps.pki) },
     );
     await http.listen({ host: config.host, port: config.httpPort });
     const httpPort = (http.server.address() as { port: number }).port;
-    const dimse = { port: 0, close: async () => undefined }; // replaced when the DIMSE door lands
+    const dimse = await startDimseServer({
+      config,
+      pki: deps.pki,
+      authenticator: dimseAuthenticatorFrom(deps.identity),
+      ingest: deps.ingest,
+      query: deps.query,
+      retrieve: deps.retrieve,
+      audit: deps.audit,
+      logger,
+    });
     logger.info({ host: config.host, httpPort, dimsePort: dimse.port, aeTitle: config.aeTitle }, 'tresor is listening (HTTPS and DICOM TLS only)');
 
     const prune = setInterval(() => void deps.identity.pruneLockouts().catch(() => undefined), 3600_000);
     prune.unref();
+    const app = http;
     return {
       deps,
-      http,
+      http: app,
       httpPort,
       dimsePort: dimse.port,
       async close() {
         clearInterval(prune);
-        await Promise.allSettled([dimse.close(), http.close()]);
+        await Promise.allSettled([dimse.close(), app.close()]);
         await deps.close();
       },
     };
   } catch (e) {
+    await http?.close().catch(() => undefined);
     await deps.close().catch(() => undefined);
     throw e;
   }
