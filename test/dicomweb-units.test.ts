@@ -59,6 +59,9 @@ describe('negotiation', () => {
     expect(choosePixel(acc('application/octet-stream'), EXPLICIT, true)?.multipart).toBe(false);
     expect(choosePixel(acc('application/octet-stream'), EXPLICIT, false)).toBeNull();
     expect(choosePixel(acc('*/*'), JPEG, false)?.contentType).toBe(`image/jpeg; transfer-syntax=${JPEG}`);
+    // OHIF's omitQuotationForMultipartRequest sends the type unquoted.
+    expect(choosePixel(acc('multipart/related; type=application/octet-stream; transfer-syntax=*'), JPEG, false)?.contentType).toBe(`application/octet-stream; transfer-syntax=${JPEG}`);
+    expect(chooseInstance(acc('multipart/related; type=application/dicom; transfer-syntax=*'), JPEG, 10)).toEqual({ mode: 'stored', ts: JPEG });
   });
 });
 
