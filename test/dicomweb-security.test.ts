@@ -21,7 +21,7 @@ import { AUTHZ_MATRIX, MATRIX_DEPARTMENTS, MATRIX_PRINCIPALS, type MatrixPrincip
 import { allKeys } from './helpers/core.js';
 import { databasesUnderTest } from './helpers/db.js';
 import { reissue, zeros } from './helpers/dicomweb-data.js';
-import { multipart, raw, startDicomwebServer, upload, type DicomwebServer } from './helpers/dicomweb.js';
+import { multipart, parseMultipartResponse, raw, startDicomwebServer, upload, type DicomwebServer } from './helpers/dicomweb.js';
 import { tempDir, testPki } from './helpers/http.js';
 
 const MiB = 1024 * 1024;
@@ -457,6 +457,33 @@ for (const dbu of databasesUnderTest()) {
         expect(Date.now() - started).toBeLessThan(10_000);
         expect(await counts()).toEqual(before);
       });
+    });
+
+    it('a blob missing behind its row: 503 before the first byte, a cut response after it, and the server keeps serving', async () => {
+      const token = tokens['global-admin'];
+      const a = reissue();
+      const b = reissue('CT_small.dcm', { study: a.study, series: a.series });
+      expect((await stow(token, [a.bytes, b.bytes], '?department=radiology')).status).toBe(200);
+      const keyOf = async (sop: string) => String((await t.db('instances').select('object_key').where({ sop_instance_uid: sop }).first()).object_key);
+      const [ka, kb] = [await keyOf(a.sop), await keyOf(b.sop)];
+      const accept = { accept: 'multipart/related; type="application/dicom"; transfer-syntax=*' };
+      // Which one streams first follows the index order (instance number, then UID).
+      const series = `/dicomweb/studies/${a.study}/series/${a.series}`;
+      const whole = await raw(s.url, s.ca, 'GET', series, { token, headers: accept });
+      const order = parseMultipartResponse(whole.headers['content-type'], whole.body).map((p) => (p.body.equals(a.bytes) ? 'a' : 'b'));
+      await s.store.delete(order[1] === 'a' ? ka : kb);
+      const cut = await raw(s.url, s.ca, 'GET', series, { token, headers: accept }).then(
+        (r) => r.body.length < Number(r.headers['content-length']),
+        () => true,
+      );
+      expect(cut).toBe(true);
+      const gone = order[1] === 'a' ? a : b;
+      const single = await raw(s.url, s.ca, 'GET', `${series}/instances/${gone.sop}`, { token, headers: accept });
+      expect(single.status).toBe(503);
+      expect(single.json.error.code).toBe('blob-missing');
+      expect(s.logs.some((l) => l.includes('stored object missing'))).toBe(true);
+      expect((await raw(s.url, s.ca, 'GET', '/dicomweb/studies', { token, headers: { accept: 'application/dicom+json' } })).status).toBe(200);
+      await t.db('instances').where({ sop_instance_uid: gone.sop }).del();
     });
 
     it('the audit trail and the logs name refusals without patient data', async () => {

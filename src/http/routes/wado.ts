@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { invalid, isTresorError } from '../../core/errors.js';
+import { invalid, isTresorError, unavailable } from '../../core/errors.js';
 import {
   bulkValueAt,
   deflatedFrame,
@@ -124,6 +124,20 @@ export function registerWadoRoutes(app: FastifyInstance, ctx: DicomwebContext): 
         return problem(reply, 406, 'not-acceptable', 'This instance cannot be transcoded; transfer-syntax=* returns it as stored.');
       }
     }
+    // Open the first object before answering: a blob missing behind its row is then a
+    // clean 503, not a 200 cut short (later ones can only cut the response).
+    const open = async (row: StoredInstance) => {
+      try {
+        return await ctx.deps.retrieve.open(row);
+      } catch (e) {
+        if (isTresorError(e) && e.kind === 'not-found') {
+          request.log.error({ sopInstanceUid: row.sopInstanceUid }, 'stored object missing behind its index row');
+          throw unavailable('blob-missing', 'A stored object is missing; the operator has been told.');
+        }
+        throw e;
+      }
+    };
+    let first: Readable | undefined = !ready && choices[0]?.mode === 'stored' ? await open(rows[0]) : undefined;
     await auditRetrieve(ctx, p, params, 'instances', 'success', { instances: rows.length, transcoded: choices.filter((c) => c.mode === 'transcode').length });
 
     const boundary = newBoundary();
@@ -147,7 +161,9 @@ export function registerWadoRoutes(app: FastifyInstance, ctx: DicomwebContext): 
         } else if (choices[i].mode === 'stored') {
           yield heads[i];
           let n = 0;
-          for await (const chunk of await ctx.deps.retrieve.open(row)) {
+          const stream = first ?? (await open(row));
+          first = undefined;
+          for await (const chunk of stream) {
             n += (chunk as Buffer).length;
             yield chunk as Buffer;
           }
