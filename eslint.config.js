@@ -6,7 +6,7 @@ import tseslint from 'typescript-eslint';
 const forbiddenInCore = ['fastify', '@fastify/*', 'dcmjs-dimse', 'knex', 'knex-pglite', 'pg', '@electric-sql/pglite', 'minio'];
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'data/**', 'coverage/**'] },
+  { ignores: ['dist/**', 'node_modules/**', 'data/**', 'coverage/**', '.tmp/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -46,7 +46,7 @@ describe('npm start on embedded defaults', () => {
     dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tresor-serve-'));
     httpPort = await freePort();
     dimsePort = await freePort();
-    const env = { ...process.env, TRESOR_DATA_DIR: dataDir, TRESOR_HTTP_PORT: String(httpPort), TRESOR_DIMSE_PORT: String(dimsePort) };
+    const env: NodeJS.ProcessEnv = { ...process.env, TRESOR_DATA_DIR: dataDir, TRESOR_HTTP_PORT: String(httpPort), TRESOR_DIMSE_PORT: String(dimsePort) };
     delete env.TRESOR_ADMIN_PASSWORD;
     delete env.DATABASE_URL;
     child = spawn('npm', ['start', '--silent'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });

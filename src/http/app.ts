@@ -59,9 +59,15 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
     requestIdHeader: false,
     trustProxy: false,
     return503OnClosing: true,
+    // Slow clients (slowloris) are cut off: headers must arrive within headersTimeout
+    // (set in http/tls.ts with the server options Node only reads at creation), a
+    // whole request within requestTimeout (STOW-RS also has its own idle timer), an
+    // idle socket after connectionTimeout/keepAliveTimeout.
     connectionTimeout: 60_000,
     keepAliveTimeout: 10_000,
-    routerOptions: { maxParamLength: 200 },
+    requestTimeout: 600_000,
+    // A WADO-RS frame list of a few hundred frames must fit in one path parameter.
+    routerOptions: { maxParamLength: 2048 },
     ajv: {
       customOptions: {
         // additionalProperties: false must refuse unknown fields; Fastify's default removes them.
@@ -100,7 +106,9 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
       origin: [...deps.config.corsOrigins],
       credentials: false,
       methods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],
-      allowedHeaders: ['Authorization', 'Content-Type', 'Accept'],
+      allowedHeaders: ['Authorization', 'Content-Type', 'Accept', 'If-None-Match'],
+      // QIDO-RS truncation (Warning) and metadata caching (ETag) must reach a browser viewer.
+      exposedHeaders: ['Warning', 'ETag', 'Content-Location'],
       maxAge: 600,
     });
   }

@@ -1,17 +1,15 @@
 // multipart/related (RFC 2387) for DICOMweb: a streaming parser for STOW-RS
 // request bodies and the small pieces of the writer used by WADO-RS responses.
 //
-// Parsing is delegated to `dicer` (Brian White's streaming multipart parser, the
-// core of busboy ≤ 0.3): a Boyer-Moore-Horspool boundary search over the stream,
-// parts emitted as Readables with backpressure. Two things about it matter here:
-//  - CVE-2022-24434: a part header line starting with a space or tab before any
-//    header makes HeaderParser throw a TypeError synchronously from write(). We
-//    only ever call write() when the previous write has completed, so every parse
+// Parsing is delegated to Dicer as maintained inside @fastify/busboy (deps/dicer:
+// the Fastify team's fork of Brian White's streaming multipart parser): a
+// Boyer-Moore-Horspool boundary search over the stream, parts emitted as Readables
+// with backpressure. Two things about it matter here:
+//  - CVE-2022-24434 (fixed in the fork, and guarded here anyway): a part header line
+//    starting with a space or tab made HeaderParser throw synchronously from write().
+//    We only ever call write() when the previous write has completed, so every parse
 //    step runs inside our try/catch and becomes a 400, never an uncaught exception.
 //  - it silently caps part headers at 80 KiB and 2000 pairs; we lower the pairs.
-// `dicer` is present only as a transitive dev dependency (s3rver → busboy 0.3);
-// the report asks for @fastify/busboy, whose deps/dicer is the maintained fork
-// with the same API and the CVE fixed. Swapping is the one `require` below.
 
 import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
@@ -33,7 +31,7 @@ interface DicerInstance {
   destroy?(e?: Error): void;
 }
 type DicerCtor = new (cfg: { boundary: string; maxHeaderPairs?: number; partHwm?: number }) => DicerInstance;
-const Dicer = createRequire(import.meta.url)('dicer') as DicerCtor;
+const Dicer = createRequire(import.meta.url)('@fastify/busboy/deps/dicer/lib/Dicer.js') as DicerCtor;
 
 // RFC 2046 §5.1.1: 1–70 characters from bchars, not ending with a space.
 const BOUNDARY_RE = /^[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]$/;

@@ -34,5 +34,10 @@ export function httpsOptions(pki: Pick<Pki, 'serverCertPem' | 'serverKeyPem'>): 
     // No TLS-level renegotiation tricks or session tickets keyed forever: tickets rotate
     // with the process (Node generates a random ticket key at start).
     sessionTimeout: 300,
-  };
+    // node:http server options, read only when the server is created: a client must
+    // send its headers within 10 s (408 otherwise), checked every second so slow
+    // clients are cut off promptly rather than up to 30 s late.
+    headersTimeout: 10_000,
+    connectionsCheckingInterval: 1_000,
+  } as HttpsOptions;
 }

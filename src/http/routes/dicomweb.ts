@@ -56,7 +56,8 @@ const LINGER_BYTES = 16 * 1024 * 1024;
  */
 function lingerThenClose(req: IncomingMessage): void {
   const socket = req.socket;
-  if (!socket || socket.destroyed) return;
+  // (app.inject's simulated requests have no real socket to linger on.)
+  if (!socket || socket.destroyed || typeof socket.destroy !== 'function') return;
   let n = 0;
   const done = () => {
     clearTimeout(timer);
