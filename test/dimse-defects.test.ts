@@ -22,6 +22,7 @@ describe('dcmjs-dimse defects, guarded', () => {
 
   beforeAll(async () => {
     env = await startDimseEnv({
+      limits: { maxObjectBytes: 256 * 1024 * 1024 },
       tuning: { idleMs: 1_000, pduMs: 1_000, artimMs: 1_500 },
       services: (real) => ({
         query: {
@@ -199,16 +200,16 @@ describe('dcmjs-dimse defects, guarded', () => {
     gc();
     const before = process.memoryUsage();
     c.send(pdata(1, true, true, commandSet({ CommandField: 0x0001, MessageID: 3, AffectedSOPClassUID: UID.SecondaryCapture, AffectedSOPInstanceUID: '1.2.3.999.1', Priority: 0, CommandDataSetType: 0x0000 })));
-    // 48 MiB of data set in 1 MiB PDUs (not a valid object: it must travel through a file all the same).
+    // 120 MiB of data set in 1 MiB PDUs (not a valid object: it must travel through a file all the same).
     const chunk = Buffer.alloc(1024 * 1024 - 6, 0x41);
-    for (let i = 0; i < 47; i++) {
+    for (let i = 0; i < 119; i++) {
       if (!c.socket.write(pdata(1, false, false, chunk))) await new Promise((r) => c.socket.once('drain', r));
     }
     // Wait until the server has taken (nearly) all of it, then see what is still held in memory.
     const tmp = path.join(env.dir, 'tmp');
-    for (let i = 0; i < 100; i++) {
+    for (let i = 0; i < 300; i++) {
       const sizes = await Promise.all((await fs.readdir(tmp)).map((f) => fs.stat(path.join(tmp, f)).then((s) => s.size, () => 0)));
-      if (sizes.some((n) => n >= 46 * 1024 * 1024)) break;
+      if (sizes.some((n) => n >= 117 * 1024 * 1024)) break;
       await new Promise((r) => setTimeout(r, 50));
     }
     gc();
@@ -216,7 +217,9 @@ describe('dcmjs-dimse defects, guarded', () => {
     c.send(pdata(1, false, true, chunk));
     const m = await c.message(20_000);
     expect(m.command.Status).not.toBe(0); // refused by ingest after the transfer: not a DICOM object
-    expect(held.heapUsed + held.arrayBuffers - before.heapUsed - before.arrayBuffers).toBeLessThan(16 * 1024 * 1024);
+    // dcmjs-dimse's MemoryStream would hold all 118 MiB here. (The margin covers PGlite's
+    // WebAssembly memory, which grows with the audit rows written meanwhile and never shrinks.)
+    expect(held.heapUsed + held.arrayBuffers - before.heapUsed - before.arrayBuffers).toBeLessThan(48 * 1024 * 1024);
     expect(await fs.readdir(tmp)).toEqual([]);
   });
 

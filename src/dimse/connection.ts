@@ -13,7 +13,7 @@ import dimse from 'dcmjs-dimse';
 import type { Logger } from 'pino';
 import { PduGuard, type CloseReason, type GuardLimits } from './guard.js';
 import { PcResult, type NegotiatedContext } from './negotiation.js';
-import { AbortReasonCode, encodePData, parsePdvs, PduError, pdvItem } from './pdu.js';
+import { AbortReasonCode, encodePData, parsePdvs, PduError } from './pdu.js';
 
 const { Scp, Dataset } = dimse;
 export type DcmDataset = InstanceType<typeof Dataset>;
@@ -247,15 +247,38 @@ export abstract class DimseConnection extends Scp {
     await this.guard.writable();
   }
 
-  /** Writes `value` as PDVs no larger than the peer accepts. */
+  /**
+   * Writes `value` as P-DATA-TF PDUs of one PDV each, no larger than the peer accepts.
+   * Headers and values go out as separate buffers of one corked batch (one writev, no copies).
+   */
   async writeFragments(pcId: number, command: boolean, value: Buffer, last: boolean): Promise<void> {
     const max = this.sendPduMax - 6;
+    const socket = this.guard.socket;
     let off = 0;
     do {
-      const part = value.subarray(off, off + max);
-      off += part.length;
-      if (this.guard.closed) throw new Error('association closed');
-      if (!this.guard.write(encodePData([pdvItem(pcId, command, last && off >= value.length, part)]))) await this.guard.writable();
+      // Batches of about 1 MiB, then backpressure.
+      let wait = false;
+      const batchEnd = off + Math.max(max, 1024 * 1024);
+      socket.cork();
+      try {
+        do {
+          const part = value.subarray(off, off + max);
+          off += part.length;
+          if (this.guard.closed) throw new Error('association closed');
+          const head = Buffer.allocUnsafe(12);
+          head[0] = 0x04;
+          head[1] = 0;
+          head.writeUInt32BE(part.length + 6, 2); // PDU length: one PDV item
+          head.writeUInt32BE(part.length + 2, 6); // PDV item length
+          head[10] = pcId;
+          head[11] = (command ? 1 : 0) | (last && off >= value.length ? 2 : 0);
+          this.guard.write(head);
+          if (!this.guard.write(part)) wait = true;
+        } while (off < value.length && off < batchEnd);
+      } finally {
+        socket.uncork();
+      }
+      if (wait) await this.guard.writable();
     } while (off < value.length);
   }
 

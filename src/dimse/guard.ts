@@ -15,6 +15,9 @@
 import type { Socket } from 'node:net';
 import { AbortReasonCode, AbortSourceCode, encodeAbort, MAX_ASSOCIATE_PDU_BYTES, PduType } from './pdu.js';
 
+/** Output buffered per association before writers wait (see writable()). */
+const OUTPUT_HIGH_WATER = 1024 * 1024;
+
 export interface GuardLimits {
   /** Largest P-DATA-TF body we accept; what we announce in the Maximum Length item. */
   maxPduBytes: number;
@@ -119,17 +122,21 @@ export class PduGuard {
     }
   }
 
-  /** Writes unless the connection is over; returns false when the caller should wait for drain. */
+  /** Writes unless the connection is over; returns false when the caller should wait (writable()). */
   write(buf: Buffer): boolean {
     if (this.closed || this.socket.destroyed) return true;
     const ok = this.socket.write(buf);
     if (!ok && !this.stalledSince) this.stalledSince = Date.now();
-    return ok;
+    return this.socket.writableLength <= OUTPUT_HIGH_WATER;
   }
 
-  /** Resolves when buffered output has drained (or the connection is gone). */
+  /**
+   * Resolves when our output is back under OUTPUT_HIGH_WATER (or the connection is gone).
+   * The socket's own high-water mark (16 KiB) would make us wait for every PDU;
+   * we allow up to 1 MiB in flight per association, then wait for it to drain.
+   */
   async writable(): Promise<void> {
-    while (!this.closed && !this.socket.destroyed && this.socket.writableNeedDrain) {
+    while (!this.closed && !this.socket.destroyed && this.socket.writableNeedDrain && this.socket.writableLength > OUTPUT_HIGH_WATER) {
       if (!this.stalledSince) this.stalledSince = Date.now();
       await new Promise<void>((resolve) => {
         const done = () => {
