@@ -5,6 +5,7 @@
 
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
+import net from 'node:net';
 import path from 'node:path';
 import v8 from 'node:v8';
 import vm from 'node:vm';
@@ -84,6 +85,15 @@ describe('robustness', () => {
     s.destroy();
     for (let i = 0; i < 50 && (await fs.readdir(tmp)).length > 0; i++) await new Promise((r) => setTimeout(r, 20));
     expect(await fs.readdir(tmp)).toEqual([]);
+  });
+
+  it('a TCP connection that never completes the TLS handshake is closed after the handshake timeout', async () => {
+    const s = net.connect(env.port, '127.0.0.1');
+    await new Promise((r) => s.once('connect', r));
+    const t0 = Date.now();
+    await new Promise((r) => s.once('close', r));
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(2500); // handshakeTimeoutMs = 3 s in these tests
+    expect(Date.now() - t0).toBeLessThan(6000);
   });
 
   it('garbage after the TLS handshake: A-ABORT, whatever it is', async () => {

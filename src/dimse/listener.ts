@@ -116,9 +116,19 @@ export async function listenTls(o: ListenerOptions): Promise<TlsListener> {
     }
   });
 
+  // At most 20 handshake failures logged per minute, then a count: a flood must not flood the log.
+  let failuresLogged = 0;
+  let failuresSuppressed = 0;
+  const window = setInterval(() => {
+    if (failuresSuppressed > 0) o.logger.warn({ suppressed: failuresSuppressed }, 'dimse TLS handshake failures not logged in the last minute');
+    failuresLogged = 0;
+    failuresSuppressed = 0;
+  }, 60_000);
+  window.unref();
   server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: tls.TLSSocket) => {
-    // Plaintext DICOM on the TLS port shows up here as "wrong version number"; so do timeouts.
-    o.logger.info({ address: normalizeAddress(socket?.remoteAddress), code: err.code ?? err.message }, 'dimse TLS handshake failed');
+    // Plaintext DICOM on the TLS port shows up here as "wrong version number"; so do handshake timeouts.
+    if (failuresLogged++ < 20) o.logger.info({ address: normalizeAddress(socket?.remoteAddress), code: err.code ?? err.message }, 'dimse TLS handshake failed');
+    else failuresSuppressed++;
     socket?.destroy();
   });
 
@@ -138,6 +148,7 @@ export async function listenTls(o: ListenerOptions): Promise<TlsListener> {
     connectionCount: () => sockets.size,
     close: (graceMs = 0) =>
       new Promise<void>((resolve) => {
+        clearInterval(window);
         server.close(() => resolve());
         const kill = () => {
           for (const s of sockets) s.destroy();
