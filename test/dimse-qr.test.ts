@@ -9,8 +9,9 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AE, auditOf, startDimseEnv, type DeviceCreds, type DimseEnv } from './helpers/dimse-env.js';
 import { storeSampleSet, TS_OPTION, type StoreOutcome } from './helpers/dimse-samples.js';
-import { datasetDump, run, startStoreScp, startTlsTunnel, tlsArgs, type Background } from './helpers/dimse-tools.js';
+import { datasetDump, freePort, run, startStoreScp, startTlsTunnel, tlsArgs, type Background } from './helpers/dimse-tools.js';
 import { SAMPLE_DIR } from './helpers/samples.js';
+import { systemPrincipal } from '../src/core/principal.js';
 import dcmjs from 'dcmjs';
 import { parseMeta } from '../src/dimse/part10-reader.js';
 
@@ -213,6 +214,32 @@ describe('query and retrieve with dcmtk', () => {
       }
       const rows = await auditOf(env, 'dimse.move');
       expect(rows.at(-1)).toMatchObject({ outcome: 'success', principalName: 'WS01', details: expect.objectContaining({ destination: 'DEST1', completed: inStudy.length, failed: 0 }) });
+    });
+
+    it('moves to a destination presenting its own admin-issued certificate; after re-issue the old one is refused (pinned)', async () => {
+      // The real workflow: register the workstation with host and port, issue its
+      // certificate through the admin service (serverAuth is added because it is a
+      // C-MOVE destination), run its storage SCP with that certificate.
+      const port = await freePort();
+      const creds = await env.device('DEST3', [['radiology', 'reader']], { host: '127.0.0.1', port });
+      const out3 = path.join(env.dir, 'dest3');
+      await fs.mkdir(out3);
+      const scp3 = await startStoreScp('DEST3', creds, env.caPath, out3, [], port);
+      try {
+        const mr = stored.find((s) => path.basename(s.file) === 'MR_small.dcm')!;
+        const move = () => run('movescu', ['-v', '-S', '-aet', 'WS01', '-aec', AE, '-aem', 'DEST3', '-k', 'QueryRetrieveLevel=STUDY', '-k', `StudyInstanceUID=${mr.uids.study}`, '127.0.0.1', String(tunnel.port)]);
+        const ok = await move();
+        expect(ok.stdout + ok.stderr, scp3.output()).toMatch(/Received Final Move Response \(Success\)/);
+        const received = (await fs.readdir(out3)).length;
+        expect(received).toBeGreaterThan(0);
+        // Re-issue: the certificate the SCP still presents is now revoked, so nothing is sent.
+        await env.identity.admin.issueDeviceCertificate(systemPrincipal, 'DEST3', {});
+        const refused = await move();
+        expect(refused.stdout + refused.stderr).toMatch(/Final Move Response \((?!Success)/);
+        expect((await fs.readdir(out3)).length).toBe(received);
+      } finally {
+        await scp3.stop();
+      }
     });
 
     it('refuses an unregistered destination with 0xA801', async () => {

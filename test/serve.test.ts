@@ -9,7 +9,9 @@ import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
 import { X509Certificate } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openDb } from '../src/db/knex.js';
 
 const ROOT = path.resolve(__dirname, '..');
 
@@ -109,5 +111,38 @@ describe('npm start on embedded defaults', () => {
     expect(password.length).toBeGreaterThanOrEqual(16);
     expect(log).toContain(file);
     expect(log).not.toContain(password);
+  });
+
+  it('shuts down gracefully on SIGTERM; `tresor audit verify` checks the chain and names a tampered row', async () => {
+    process.kill(-child.pid!, 'SIGTERM');
+    const code = await new Promise<number | null>((r) => (child.exitCode !== null ? r(child.exitCode) : child.once('exit', (c) => r(c))));
+    expect(code).toBe(0);
+    expect(log).toContain('"msg":"stopped"');
+
+    const env: NodeJS.ProcessEnv = { ...process.env, TRESOR_DATA_DIR: dataDir };
+    delete env.DATABASE_URL;
+    const cli = path.join(ROOT, 'dist', 'src', 'cli.js');
+    expect(execFileSync(process.execPath, [cli, 'audit', 'verify'], { env, encoding: 'utf8' })).toMatch(/audit chain intact: \d+ events/);
+
+    // Tamper with one row directly in the embedded database (as a superuser could).
+    const db = await openDb({ embeddedDir: path.join(dataDir, 'pgdata') });
+    let id: number;
+    try {
+      await db.raw('ALTER TABLE audit_events DISABLE TRIGGER audit_events_no_change');
+      ({ id } = await db('audit_events').select('id').orderBy('id').first());
+      await db('audit_events').where({ id }).update({ outcome: 'failure' });
+    } finally {
+      await db.destroy();
+    }
+    let out = '';
+    let status = 0;
+    try {
+      execFileSync(process.execPath, [cli, 'audit', 'verify'], { env, encoding: 'utf8' });
+    } catch (e: any) {
+      out = String(e.stdout);
+      status = e.status;
+    }
+    expect(status).toBe(1);
+    expect(out).toContain(`BROKEN at event id ${id}`);
   });
 });

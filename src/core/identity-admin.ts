@@ -432,10 +432,12 @@ export function createAdministration(ctx: IdentityContext) {
         const { device } = await manageableDevice(actor, aeTitle);
         const pki = ctx.pki;
         if (!pki || !canIssueDeviceCertificates(pki)) throw unavailable('ca-key-unavailable', 'device certificates cannot be issued: the CA private key is not configured');
+        // A registered C-MOVE destination (host and port) runs a storage SCP Tresor connects to.
+        const storageScp = device.host !== null && device.port !== null;
         const issued: { certificatePem: string; fingerprint256: string; privateKeyPem?: string } =
           input.csr !== undefined
-            ? await signDeviceCsr(pki, { aeTitle: device.aeTitle, csrPem: input.csr, days: input.days })
-            : await issueDeviceCertificate(pki, { aeTitle: device.aeTitle, days: input.days });
+            ? await signDeviceCsr(pki, { aeTitle: device.aeTitle, csrPem: input.csr, days: input.days, storageScp })
+            : await issueDeviceCertificate(pki, { aeTitle: device.aeTitle, days: input.days, storageScp });
         const x = new X509Certificate(issued.certificatePem);
         const notAfter = new Date(x.validTo).toISOString();
         const revoked = await repo.replaceDeviceCertificate(device.id, { fingerprint: issued.fingerprint256, serial: x.serialNumber, notAfter });

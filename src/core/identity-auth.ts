@@ -231,11 +231,18 @@ export function createAuthentication(ctx: IdentityContext) {
     },
 
     /** The device to send C-MOVE results to: only a configured, enabled destination. */
-    async moveDestination(aeTitle: string): Promise<{ principal: Principal; host: string; port: number } | null> {
+    async moveDestination(aeTitle: string): Promise<{ principal: Principal; host: string; port: number; fingerprint256?: string } | null> {
       const ae = tryAeTitle(aeTitle);
       const device = ae ? await repo.findDeviceByAeTitle(ae) : null;
       if (!device || device.disabled || !device.host || !device.port) return null;
-      return { principal: toPrincipal('device', device, await repo.bindingsOf('device', device.id)), host: device.host, port: device.port };
+      // The destination must present its current certificate: pinned by fingerprint, so a
+      // replaced (revoked) certificate of that device is refused too.
+      return {
+        principal: toPrincipal('device', device, await repo.bindingsOf('device', device.id)),
+        host: device.host,
+        port: device.port,
+        ...(device.certFingerprint ? { fingerprint256: device.certFingerprint } : {}),
+      };
     },
   };
 }

@@ -33,13 +33,13 @@ export interface SignedDeviceCertificate {
 /** Generates a key pair for the device (RSA 3072, see keys.ts) and a client certificate for it. */
 export async function issueDeviceCertificate(
   pki: Pki,
-  opts: { aeTitle: string; days?: number },
+  opts: { aeTitle: string; days?: number; storageScp?: boolean },
 ): Promise<IssuedDeviceCertificate> {
   const ca = requireCa(pki);
   const aeTitle = validateAeTitle(opts.aeTitle);
   const days = validateDays(opts.days);
   const keys = await generateRsaKeyPair();
-  const certificatePem = await signDeviceLeaf(ca, aeTitle, keys.publicKeyDer, 'rsa', days);
+  const certificatePem = await signDeviceLeaf(ca, aeTitle, keys.publicKeyDer, 'rsa', days, opts.storageScp ?? false);
   return { certificatePem, privateKeyPem: keys.privateKeyPem, fingerprint256: fingerprint256(certificatePem) };
 }
 
@@ -51,7 +51,7 @@ export async function issueDeviceCertificate(
  */
 export async function signDeviceCsr(
   pki: Pki,
-  opts: { aeTitle: string; csrPem: string; days?: number },
+  opts: { aeTitle: string; csrPem: string; days?: number; storageScp?: boolean },
 ): Promise<SignedDeviceCertificate> {
   const ca = requireCa(pki);
   const aeTitle = validateAeTitle(opts.aeTitle);
@@ -67,7 +67,7 @@ export async function signDeviceCsr(
   if (!verified) throw invalid('bad-csr', 'the CSR signature does not verify');
   const spki = publicKey.export({ type: 'spki', format: 'der' });
   const keyType = publicKey.asymmetricKeyType === 'rsa' ? 'rsa' : 'ec';
-  const certificatePem = await signDeviceLeaf(ca, aeTitle, spki, keyType, days);
+  const certificatePem = await signDeviceLeaf(ca, aeTitle, spki, keyType, days, opts.storageScp ?? false);
   return { certificatePem, fingerprint256: fingerprint256(certificatePem) };
 }
 
@@ -94,6 +94,7 @@ function signDeviceLeaf(
   publicKeyDer: Buffer,
   keyType: 'rsa' | 'ec',
   days: number,
+  storageScp: boolean,
 ): Promise<string> {
   // keyEncipherment only means something for RSA keys (RFC 5280 §4.2.1.3); an EC key
   // signs its handshake (ECDHE_ECDSA), it never decrypts.
@@ -108,7 +109,11 @@ function signDeviceLeaf(
     publicKeyDer,
     days,
     keyUsages,
-    extendedKeyUsages: [x509.ExtendedKeyUsage.clientAuth],
+    // Client only, unless the device is a C-MOVE destination: then Tresor connects to
+    // the device's storage SCP, which must present a server certificate (TLS clients,
+    // Node's included, check serverAuth). Devices that are only clients never get
+    // serverAuth, so they cannot pose as a server (Tresor) to other devices.
+    extendedKeyUsages: storageScp ? [x509.ExtendedKeyUsage.clientAuth, x509.ExtendedKeyUsage.serverAuth] : [x509.ExtendedKeyUsage.clientAuth],
   });
 }
 

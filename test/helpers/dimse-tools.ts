@@ -124,8 +124,8 @@ export async function startTlsTunnel(targetPort: number, c: { keyPath: string; c
 }
 
 /** storescp with TLS, as a C-MOVE destination (it listens on all interfaces: dcmtk has no bind option). */
-export async function startStoreScp(aeTitle: string, c: { keyPath: string; certPath: string }, caPath: string, outDir: string, extra: string[] = []): Promise<Background> {
-  const port = await freePort();
+export async function startStoreScp(aeTitle: string, c: { keyPath: string; certPath: string }, caPath: string, outDir: string, extra: string[] = [], fixedPort?: number): Promise<Background> {
+  const port = fixedPort ?? (await freePort());
   const preload = await bindLoopbackShim();
   const b = background('storescp', ['-aet', aeTitle, ...tlsArgs(c, caPath), '-od', outDir, ...extra, String(port)], port, preload ? { LD_PRELOAD: preload } : {});
   await waitForPort(port);
