@@ -8,8 +8,9 @@
 // HTTP door (http/auth.ts, through @fastify/jwt) and the DIMSE door (JWT user identity,
 // PS3.7 D.3.3.7) verify with the very same options built here.
 
+import { writeFileAtomic } from '../fs-atomic.js';
 import { createPrivateKey, createPublicKey, generateKeyPair, randomBytes, randomUUID } from 'node:crypto';
-import { chmod, mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { createSigner, createVerifier, TokenError, type SignerOptions, type VerifierOptions } from 'fast-jwt';
 import { unauthenticated } from './errors.js';
@@ -88,24 +89,6 @@ function generateEcKey(): Promise<string> {
   });
 }
 
-async function writePrivateKey(file: string, pem: string): Promise<void> {
-  const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
-  try {
-    const fh = await open(tmp, 'wx', 0o600);
-    try {
-      await fh.chmod(0o600); // the mode at open is filtered by the umask
-      await fh.writeFile(pem, 'utf8');
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, file);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw e;
-  }
-}
-
 async function ensureKeyDir(dir: string): Promise<void> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   await chmod(dir, 0o700);
@@ -115,7 +98,7 @@ async function ensureKeyDir(dir: string): Promise<void> {
 export async function createTokenKey(dir: string, now: Date = new Date()): Promise<string> {
   await ensureKeyDir(dir);
   const kid = newKid(now);
-  await writePrivateKey(path.join(dir, `${kid}.key`), await generateEcKey());
+  await writeFileAtomic(path.join(dir, `${kid}.key`), await generateEcKey(), 0o600);
   return kid;
 }
 

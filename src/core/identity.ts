@@ -13,8 +13,8 @@
 //
 // The parts live in identity-*.ts; this file wires them and holds the bootstrap.
 
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { writeFileAtomic } from '../fs-atomic.js';
+import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { AuditLog } from './audit.js';
 import { invalid } from './errors.js';
@@ -97,7 +97,10 @@ async function bootstrap(ctx: IdentityContext, dataDir: string | undefined, opts
   const file = chosen === undefined && dataDir ? path.join(dataDir, INITIAL_ADMIN_PASSWORD_FILE) : undefined;
   // The file first: if the insert then loses a race with another process, or fails, the
   // file is removed; the reverse order could leave an account whose password nobody has.
-  if (file) await writeSecretFile(file, `${password}\n`);
+  if (file) {
+    await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+    await writeFileAtomic(file, `${password}\n`, 0o600);
+  }
   let user;
   try {
     user = await ctx.repo.createFirstUser({ username: BOOTSTRAP_USERNAME, passwordHash: await hashPassword(password), mustChangePassword: chosen === undefined });
@@ -118,22 +121,3 @@ async function bootstrap(ctx: IdentityContext, dataDir: string | undefined, opts
   return { created: true, username: BOOTSTRAP_USERNAME, mustChangePassword: chosen === undefined, passwordFile: file };
 }
 
-/** Created 0600 from the start (never briefly readable by others), synced, renamed into place. */
-async function writeSecretFile(file: string, content: string): Promise<void> {
-  await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
-  const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
-  try {
-    const fh = await open(tmp, 'wx', 0o600);
-    try {
-      await fh.chmod(0o600);
-      await fh.writeFile(content, 'utf8');
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, file);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw e;
-  }
-}

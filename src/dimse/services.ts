@@ -2,77 +2,25 @@
 // mirror src/core/{ingest,query,retrieve}.ts (structural types, so the real
 // services fit without this module importing their implementations).
 
-import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { AuditEvent } from '../core/audit.js';
 import type { DicomJson } from '../core/dicom/json.js';
-import type { Principal } from '../core/principal.js';
 import type { DimseAuthenticator } from './association.js';
+import type { IngestService } from '../core/ingest.js';
+import type { QueryService } from '../core/query.js';
+import type { RetrieveService } from '../core/retrieve.js';
 
 export type { DicomJson };
 
-export interface IngestOptions {
-  departmentId?: number;
-  source?: string;
-  via: 'dimse' | 'dicomweb';
-}
-export interface IngestResult {
-  outcome: 'stored' | 'duplicate';
-  sopInstanceUid: string;
-  sopClassUid: string;
-  studyUid: string;
-  seriesUid: string;
-  transferSyntaxUid: string;
-  warnings: string[];
-}
-export interface IngestPort {
-  /** The caller deletes the file afterwards. */
-  ingestFile(p: Principal, part10Path: string, opts: IngestOptions): Promise<IngestResult>;
-}
-
-export type QueryLevel = 'PATIENT' | 'STUDY' | 'SERIES' | 'IMAGE';
-export interface QueryRequest {
-  level: QueryLevel;
-  identifier: DicomJson;
-  fuzzy?: boolean;
-  includeAll?: boolean;
-  includeFields?: string[];
-  limit?: number;
-  offset?: number;
-}
-export interface QueryResult {
-  matches: DicomJson[];
-  truncated: boolean;
-}
-export interface QueryPort {
-  find(p: Principal, req: QueryRequest): Promise<QueryResult>;
-}
-
-export interface RetrieveRequest {
-  level: QueryLevel;
-  patientId?: string;
-  studyUids?: string[];
-  seriesUids?: string[];
-  sopInstanceUids?: string[];
-}
-export interface StoredInstance {
-  studyUid: string;
-  seriesUid: string;
-  sopInstanceUid: string;
-  sopClassUid: string;
-  transferSyntaxUid: string;
-  size: number;
-  sha256: string;
-  departmentId: number;
-  metadata: DicomJson;
-}
-export interface RetrievePort {
-  /** Only instances in scope(p, 'read'); not-found (or nothing) otherwise. */
-  list(p: Principal, req: RetrieveRequest): Promise<StoredInstance[]>;
-  /** The stored Part 10 object, byte for byte. */
-  open(i: StoredInstance): Promise<Readable>;
-}
+// The contracts are the core's own; the ports are the parts of each service this
+// door uses.
+export type { IngestOptions, IngestResult } from '../core/ingest.js';
+export type { QueryLevel, QueryRequest, QueryResult } from '../core/query.js';
+export type { RetrieveRequest, StoredInstance } from '../core/retrieve.js';
+export type IngestPort = Pick<IngestService, 'ingestFile'>;
+export type QueryPort = Pick<QueryService, 'find'>;
+export type RetrievePort = Pick<RetrieveService, 'list' | 'open'>;
 
 export interface AuditPort {
   record(event: AuditEvent): Promise<void>;

@@ -4,42 +4,18 @@
 
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { AuditEvent } from '../core/audit.js';
-import type { IngestOptions, IngestResult } from '../core/ingest.js';
-import type { DicomJson } from '../core/dicom/json.js';
-import type { Principal } from '../core/principal.js';
-import type { RetrieveRequest, StoredInstance } from '../core/retrieve.js';
-import type { DeleteRequest, DeleteResult } from '../core/delete.js';
-import type { Readable } from 'node:stream';
+import type { DeletionService } from '../core/delete.js';
+import type { IngestService } from '../core/ingest.js';
+import type { QueryLevel, QueryService } from '../core/query.js';
+import type { RetrieveService } from '../core/retrieve.js';
 
-export type QidoLevel = 'PATIENT' | 'STUDY' | 'SERIES' | 'IMAGE';
-
-export interface QueryLike {
-  find(
-    p: Principal,
-    req: {
-      level: QidoLevel;
-      identifier: DicomJson;
-      fuzzy?: boolean;
-      includeAll?: boolean;
-      includeFields?: string[];
-      limit?: number;
-      offset?: number;
-    },
-  ): Promise<{ matches: DicomJson[]; truncated: boolean }>;
-}
-
-export interface IngestLike {
-  ingestStream(p: Principal, body: Readable, opts: IngestOptions): Promise<IngestResult>;
-}
-
-export interface RetrieveLike {
-  list(p: Principal, req: RetrieveRequest, opts?: { withMetadata?: boolean }): Promise<StoredInstance[]>;
-  open(i: StoredInstance): Promise<Readable>;
-}
-
-export interface DeletionLike {
-  delete(p: Principal, req: DeleteRequest): Promise<DeleteResult>;
-}
+// The contracts are the core's own; the "Like" types are the parts of each
+// service the routes use.
+export type QidoLevel = QueryLevel;
+export type QueryLike = Pick<QueryService, 'find'>;
+export type IngestLike = Pick<IngestService, 'ingestStream'>;
+export type RetrieveLike = Pick<RetrieveService, 'list' | 'open'>;
+export type DeletionLike = Pick<DeletionService, 'delete'>;
 
 export interface AuditLike {
   record(e: AuditEvent): Promise<void>;

@@ -5,8 +5,9 @@
 // One Tresor process owns a data directory (the embedded database requires it too), so
 // there is no cross-process lock here; crash safety comes from atomic writes and a fixed
 // write order (see ensureLocalPki).
+import { writeFileAtomic } from '../fs-atomic.js';
 import { X509Certificate as NodeX509, randomBytes } from 'node:crypto';
-import { chmod, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { chmod, mkdir, open, readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -236,29 +237,6 @@ async function readRequired(file: string): Promise<string> {
     return await readFile(file, 'utf8');
   } catch {
     throw invalid('tls-file-unreadable', `cannot read ${file}`);
-  }
-}
-
-/**
- * Write to a temp file in the same directory (created 0600/0644 from the start, so a key
- * is never briefly world-readable), fsync, then rename over the target: readers and a
- * crash see either the old file or the complete new one, never half a key.
- */
-async function writeFileAtomic(file: string, data: string, mode: number): Promise<void> {
-  const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
-  try {
-    const fh = await open(tmp, 'wx', mode);
-    try {
-      await fh.chmod(mode); // open's mode is filtered by the umask
-      await fh.writeFile(data, 'utf8');
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, file);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw e;
   }
 }
 

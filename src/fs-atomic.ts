@@ -1,0 +1,25 @@
+// Writing a small secret or certificate file so that a crash leaves either the old
+// file or the complete new one, never half a key, and never briefly readable by
+// others: created with its final mode (re-applied because open's mode is filtered
+// by the umask), fsynced, then renamed into place.
+
+import { randomBytes } from 'node:crypto';
+import { open, rename, rm } from 'node:fs/promises';
+
+export async function writeFileAtomic(file: string, data: string, mode: number): Promise<void> {
+  const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
+  try {
+    const fh = await open(tmp, 'wx', mode);
+    try {
+      await fh.chmod(mode);
+      await fh.writeFile(data, 'utf8');
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, file);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+}
