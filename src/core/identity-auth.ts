@@ -3,6 +3,7 @@
 // access decision (ARCHITECTURE.md rule 1). Every attempt is audited; failures count
 // toward the lockout of the account and of the source address.
 
+import { createRefusalThrottle } from './audit-throttle.js';
 import { rm, readFile } from 'node:fs/promises';
 import { actorOf, toPrincipal, type IdentityContext } from './identity-context.js';
 import { accountKey } from './identity-lockout.js';
@@ -31,6 +32,18 @@ type LoginResult = { ok: true; user: UserRecord; principal: Principal } | { ok: 
 
 export function createAuthentication(ctx: IdentityContext) {
   const { repo, lockout } = ctx;
+  const refusals = createRefusalThrottle(ctx.now);
+  /**
+   * Audits a refused token. Anonymous garbage (unparseable, badly signed, expired) is
+   * throttled per source address (core/audit-throttle.ts); a validly signed token of
+   * an unusable account names a real account and is always audited.
+   */
+  async function auditRefusal(reason: string, source: string | undefined): Promise<void> {
+    const anonymous = reason !== 'account-unusable' && reason !== 'password-change-required';
+    const admitted = anonymous ? refusals.admit(source) : { suppressed: 0 };
+    if (!admitted) return;
+    await ctx.audit.record({ action: 'token.refused', outcome: 'denied', source, details: { reason, ...(admitted.suppressed ? { suppressedBefore: admitted.suppressed } : {}) } });
+  }
 
   async function principalFor(kind: AccountKind, id: number, source?: string): Promise<Principal | null> {
     if (kind === 'user') {
@@ -188,7 +201,7 @@ export function createAuthentication(ctx: IdentityContext) {
 
     /** Audits a refused bearer token (signature, expiry, disabled account, ...). */
     async recordTokenRefusal(reason: string, source?: string): Promise<void> {
-      await ctx.audit.record({ action: 'token.refused', outcome: 'denied', source, details: { reason } });
+      await auditRefusal(reason, source);
     },
 
     /** DIMSE JWT user identity (PS3.7 D.3.3.7, type 5), or any non-HTTP caller. */
@@ -197,12 +210,12 @@ export function createAuthentication(ctx: IdentityContext) {
       try {
         claims = await ctx.tokens.verify(jwt);
       } catch (e) {
-        await ctx.audit.record({ action: 'token.refused', outcome: 'denied', source, details: { reason: (e as { reason?: string }).reason ?? 'invalid-token' } });
+        await auditRefusal((e as { reason?: string }).reason ?? 'invalid-token', source);
         return null;
       }
       const session = await sessionForClaims(claims, source);
       if (!session || session.mustChangePassword) {
-        await ctx.audit.record({ action: 'token.refused', outcome: 'denied', source, details: { reason: session ? 'password-change-required' : 'account-unusable' } });
+        await auditRefusal(session ? 'password-change-required' : 'account-unusable', source);
         return null;
       }
       return session.principal;
