@@ -28,6 +28,8 @@ export interface IngestOptions {
   departmentId?: number;
   source?: string;
   via: 'dimse' | 'dicomweb';
+  /** STOW-RS POST /studies/{study} (PS3.18 §10.5.1): only instances of this study are stored. */
+  expectedStudyUid?: string;
 }
 
 export interface IngestResult {
@@ -128,6 +130,9 @@ export function createIngestService(d: IngestDeps): IngestService {
       const parsed = await parsePart10File(file);
       const v = validate(parsed);
       parsedUids = { studyUid: v.studyUid, sopInstanceUid: v.sopInstanceUid };
+      if (opts.expectedStudyUid !== undefined && v.studyUid !== opts.expectedStudyUid) {
+        throw invalid('study-uid-mismatch', 'The instance does not belong to the study in the request URL.');
+      }
 
       const existingDept = await d.repo.studyDepartment(v.studyUid);
       let departmentId: number;

@@ -23,7 +23,7 @@ import { IdleTimeoutError, parseMultipart, parseMultipartContentType, type Part 
 import type { DicomwebContext } from './dicomweb.js';
 import { acceptsDicomJson } from './qido.js';
 
-/** Bytes of each part kept to name it in a failure (and to check its Study Instance UID). */
+/** Bytes of each part kept to name it in a failure report. */
 const PEEK_BYTES = 1024 * 1024;
 
 interface Peeked {
@@ -136,14 +136,6 @@ async function storeOne(ctx: DicomwebContext, p: Principal, part: Part, expected
       if (n > maxObject) return cb(tooLarge('object-too-large', `Objects above ${maxObject} bytes are not accepted.`));
       cb(null, chunk);
     },
-    flush(cb) {
-      // PS3.18 §10.5.1: POST /studies/{study} stores only instances of that study. Checked
-      // before ingest sees the end of the part, so a mismatch is never stored.
-      if (expectedStudy !== undefined && peek().studyUid !== expectedStudy) {
-        return cb(invalid('study-uid-mismatch', 'The instance does not belong to the study in the request URL.'));
-      }
-      cb();
-    },
   });
   // Errors of the guard reach us through ingest's rejection; a listener must remain for
   // the ones emitted after ingest's pipeline has let go of it (pipe() re-emits them).
@@ -167,7 +159,14 @@ async function storeOne(ctx: DicomwebContext, p: Principal, part: Part, expected
   });
   body.pipe(guard);
   try {
-    const r = await ctx.deps.ingest.ingestStream(p, guard, { via: 'dicomweb', source: p.source, ...(departmentId !== undefined ? { departmentId } : {}) });
+    // PS3.18 §10.5.1: POST /studies/{study} stores only instances of that study; ingest
+    // checks the parsed Study Instance UID before anything is stored.
+    const r = await ctx.deps.ingest.ingestStream(p, guard, {
+      via: 'dicomweb',
+      source: p.source,
+      ...(departmentId !== undefined ? { departmentId } : {}),
+      ...(expectedStudy !== undefined ? { expectedStudyUid: expectedStudy } : {}),
+    });
     return {
       ok: true,
       sopClassUid: r.sopClassUid,
