@@ -2,5 +2,6 @@
 // same code runs from src/ under vitest and from dist/ after `tsc`.
 import * as m001 from './001-initial.js';
 import * as m002 from './002-identity.js';
+import * as m003 from './003-blob-journal.js';
 
-export const migrations = [m001, m002];
+export const migrations = [m001, m002, m003];

@@ -8,12 +8,14 @@ import type { Config } from './config.js';
 import { createAuditLog, type AuditLog } from './core/audit.js';
 import { createIdentity, type Identity } from './core/identity.js';
 import { openTokenService } from './core/identity-tokens.js';
+import { sweepBlobJournal, type SweepResult } from './core/blob-journal.js';
 import { createDeletionService, type DeletionService } from './core/delete.js';
 import { createIngestService, type IngestService } from './core/ingest.js';
 import { createQueryService, type QueryService } from './core/query.js';
 import { auditedQuery } from './core/query-audit.js';
 import { createRetrieveService, type RetrieveService } from './core/retrieve.js';
 import { createAuditRepo } from './db/audit.repo.js';
+import { createBlobJournalRepo } from './db/blob-journal.repo.js';
 import { createDeleteRepo } from './db/delete.repo.js';
 import { createIdentityRepo as identityRepoFor } from './db/identity.repo.js';
 import { createIngestRepo } from './db/ingest.repo.js';
@@ -40,6 +42,8 @@ export interface Deps {
   deletion: DeletionService;
   /** Id of a department by name (STOW-RS `department=`), or null. */
   departmentByName(name: string): Promise<number | null>;
+  /** Removes blobs a crash or a failed cleanup left without a row (core/blob-journal.ts). */
+  sweepBlobs(): Promise<SweepResult>;
   /** Temporary files (C-STORE spooling, STOW parts); same filesystem as the data. */
   tmpDir: string;
   close(): Promise<void>;
@@ -99,6 +103,12 @@ export async function createDeps(config: Readonly<Config>, logger: Logger): Prom
       async departmentByName(name) {
         return (await identityRepo.findDepartmentByName(name))?.id ?? null;
       },
+      sweepBlobs: () =>
+        sweepBlobJournal({
+          repo: createBlobJournalRepo(db),
+          blobs: store,
+          onError: (err, key) => logger.error({ err, key }, 'blob sweep: could not delete an orphaned blob'),
+        }),
       tmpDir,
       async close() {
         await store.close();

@@ -67,7 +67,14 @@ export async function startServer(config: Readonly<Config>, logger: Logger): Pro
     });
     logger.info({ host: config.host, httpPort, dimsePort: dimse.port, aeTitle: config.aeTitle }, 'tresor is listening (HTTPS and DICOM TLS only)');
 
-    const prune = setInterval(() => void deps.identity.pruneLockouts().catch(() => undefined), 3600_000);
+    // Housekeeping now and hourly: blobs left by a crash, and quiet lockout rows.
+    const housekeeping = async () => {
+      const swept = await deps.sweepBlobs().catch(() => ({ deleted: 0, kept: 0, failed: 1 }));
+      if (swept.deleted || swept.failed) logger.warn(swept, 'blob sweep removed objects left without rows');
+      await deps.identity.pruneLockouts().catch(() => undefined);
+    };
+    void housekeeping();
+    const prune = setInterval(() => void housekeeping(), 3600_000);
     prune.unref();
     const app = http;
     return {

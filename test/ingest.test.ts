@@ -11,6 +11,10 @@ import { isTresorError } from '../src/core/errors.js';
 import type { Principal } from '../src/core/principal.js';
 import type { Db } from '../src/db/knex.js';
 import { createIngestRepo } from '../src/db/ingest.repo.js';
+import { sweepBlobJournal } from '../src/core/blob-journal.js';
+import { createDeletionService } from '../src/core/delete.js';
+import { createBlobJournalRepo } from '../src/db/blob-journal.repo.js';
+import { createDeleteRepo } from '../src/db/delete.repo.js';
 import type { BlobStore } from '../src/storage/blob-store.js';
 import { allKeys, coreServices, createDepartment, principal, readAll, storesUnderTest, wipe } from './helpers/core.js';
 import { databasesUnderTest } from './helpers/db.js';
@@ -117,6 +121,8 @@ for (const dbu of databasesUnderTest()) {
         // The bucket holds exactly the objects the rows point at: no orphans either way.
         const keys = (await db('instances').select('object_key')).map((r: any) => r.object_key).sort();
         expect(await allKeys(store)).toEqual(keys);
+        // Every upload's journal entry went with its row (or with its blob).
+        expect(await rowCount(db, 'blob_journal')).toBe(0);
       });
 
       it('a reader of another department finds none of it: not-found, never forbidden', async () => {
@@ -265,6 +271,47 @@ describe('ingest rules and faults (PGlite, filesystem)', () => {
     } finally {
       await db.raw('DROP TRIGGER fail_instances ON instances');
     }
+  });
+
+  it('a crash between upload and commit leaves a journaled blob, which the sweeper removes (and never an in-flight one)', async () => {
+    await clean();
+    // The "crash": the row never commits and the immediate cleanup fails too.
+    const repo = createIngestRepo(db);
+    const failingRepo = { ...repo, insert: async () => { throw new Error('process died'); } };
+    const stuckStore: BlobStore = { ...store, delete: async () => { throw new Error('store unreachable'); } };
+    const svc = await coreServices(db, stuckStore, { ingestRepo: failingRepo });
+    await expect(svc.ingest.ingestFile(principal('CT', [[deptA, 'writer']]), CT, { via: 'dimse' })).rejects.toThrow();
+    expect(await allKeys(store)).toHaveLength(1); // orphaned for now…
+    expect(await rowCount(db, 'blob_journal')).toBe(1); // …but journaled
+    const journal = createBlobJournalRepo(db);
+    // An entry younger than the grace period might be an upload in flight elsewhere: untouched.
+    expect(await sweepBlobJournal({ repo: journal, blobs: store })).toEqual({ deleted: 0, kept: 0, failed: 0 });
+    expect(await allKeys(store)).toHaveLength(1);
+    expect(await sweepBlobJournal({ repo: journal, blobs: store }, { minAgeMs: 0 })).toEqual({ deleted: 1, kept: 0, failed: 0 });
+    expect(await allKeys(store)).toEqual([]);
+    expect(await rowCount(db, 'blob_journal')).toBe(0);
+  });
+
+  it('a delete whose blob removal fails is finished by the sweeper; a referenced blob is never swept', async () => {
+    await clean();
+    const svc = await coreServices(db, store);
+    const admin = principal('ADMIN', [[deptA, 'admin']]);
+    const r = await svc.ingest.ingestFile(principal('CT', [[deptA, 'writer']]), CT, { via: 'dimse' });
+    const stuckStore = { delete: async () => { throw new Error('store unreachable'); } };
+    const deletion = createDeletionService({ repo: createDeleteRepo(db), blobs: stuckStore, audit: svc.audit });
+    expect((await deletion.delete(admin, { studyUid: r.studyUid })).blobFailures).toBe(1);
+    expect(await rowCount(db, 'instances')).toBe(0);
+    expect(await allKeys(store)).toHaveLength(1);
+    const journal = createBlobJournalRepo(db);
+    // Delete entries are due at once.
+    expect(await sweepBlobJournal({ repo: journal, blobs: store })).toEqual({ deleted: 1, kept: 0, failed: 0 });
+    expect(await allKeys(store)).toEqual([]);
+    // A journal entry for a blob that a committed row references is dropped, the blob kept.
+    const again = await svc.ingest.ingestFile(principal('CT', [[deptA, 'writer']]), CT, { via: 'dimse' });
+    const [{ object_key: key }] = await db('instances').select('object_key').where({ sop_instance_uid: again.sopInstanceUid });
+    await db('blob_journal').insert({ object_key: key, reason: 'delete' });
+    expect(await sweepBlobJournal({ repo: journal, blobs: store })).toEqual({ deleted: 0, kept: 1, failed: 0 });
+    expect(await allKeys(store)).toEqual([key]);
   });
 
   it('concurrent ingest of the same instance by two callers stores it once', async () => {

@@ -8,8 +8,8 @@
 // Order: rows first, in one transaction, then blobs. After the commit nothing
 // references the blobs, so a reader can never find a row whose bytes are gone; a
 // crash or a store error between the two steps leaves unreferenced blobs, which no
-// one can reach and which are named in the log for the operator (a durable
-// "pending deletion" record would need its own table: see the issue 5 report). The
+// one can reach; the same transaction names them in the blob journal, and the
+// sweeper (core/blob-journal.ts) removes them at the next start or sweep. The
 // opposite order would leave rows pointing at missing bytes — visible breakage
 // that every retrieve of the study would hit.
 
@@ -38,9 +38,12 @@ export interface DeleteRepo {
   locate(req: DeleteRequest): Promise<{ departmentId: number } | null>;
   /**
    * One transaction: deletes the instance rows of the target, then the series and
-   * study rows left without instances; returns the object keys of the deleted instances.
+   * study rows left without instances, and journals their blobs; returns the object
+   * keys of the deleted instances.
    */
   deleteRows(req: DeleteRequest): Promise<string[]>;
+  /** Drops the journal entry deleteRows wrote for a blob, once the blob is gone. */
+  forget(key: string): Promise<void>;
 }
 
 export interface DeletionService {
@@ -73,6 +76,7 @@ export function createDeletionService(d: {
         for (const key of keys) {
           try {
             await d.blobs.delete(key);
+            await d.repo.forget(key);
           } catch (e) {
             blobFailures++;
             d.onCleanupError?.(e, key);

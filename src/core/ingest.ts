@@ -101,8 +101,12 @@ export interface IngestRepo {
   studyDepartment(studyUid: string): Promise<number | null>;
   /** sha256 of an existing instance, or null. */
   instanceSha256(sopInstanceUid: string): Promise<string | null>;
-  /** One transaction: upsert study and series, insert the instance. */
+  /** One transaction: upsert study and series, insert the instance, and drop its journal entry. */
   insert(n: NewInstance): Promise<InsertOutcome>;
+  /** Records, before the upload, that a blob may exist under `key` without a row (core/blob-journal.ts). */
+  journal(key: string): Promise<void>;
+  /** Drops the journal entry once the blob is gone. */
+  unjournal(key: string): Promise<void>;
 }
 
 export interface IngestDeps {
@@ -160,7 +164,16 @@ export function createIngestService(d: IngestDeps): IngestService {
       }
 
       const key = newObjectKey();
-      const { size: storedSize } = await d.blobs.put(key, storedBytes(file, zeroPreamble));
+      // Journal first: if we crash from here until the row commits, the sweeper
+      // (core/blob-journal.ts) finds and removes the blob.
+      await d.repo.journal(key);
+      let storedSize: number;
+      try {
+        ({ size: storedSize } = await d.blobs.put(key, storedBytes(file, zeroPreamble)));
+      } catch (e) {
+        await removeBlob(key);
+        throw e;
+      }
       let outcome: InsertOutcome;
       try {
         outcome = await d.repo.insert(buildRow(departmentId, key, storedSize, sha256, parsed, v));
@@ -200,9 +213,11 @@ export function createIngestService(d: IngestDeps): IngestService {
     }
   }
 
+  /** Deletes a blob no row will reference; if that fails, its journal entry stays for the sweeper. */
   async function removeBlob(key: string): Promise<void> {
     try {
       await d.blobs.delete(key);
+      await d.repo.unjournal(key);
     } catch (err) {
       d.onCleanupError?.(err, key);
     }

@@ -11,6 +11,9 @@ function targetInstances(q: Db, req: DeleteRequest) {
 
 export function createDeleteRepo(db: Db): DeleteRepo {
   return {
+    async forget(key) {
+      await db('blob_journal').where({ object_key: key }).del();
+    },
     async locate(req) {
       // A study row without instances is not a target either.
       const r = await targetInstances(db, req).select('st.department_id').first();
@@ -38,7 +41,15 @@ export function createDeleteRepo(db: Db): DeleteRepo {
           .whereNotExists(trx('series').select(trx.raw('1')).whereRaw('series.study_id = studies.id'))
           .del();
         await trx('studies').where({ id: study.id }).update({ updated_at: trx.fn.now() });
-        return rows.map((r) => r.object_key);
+        const keys = rows.map((r) => r.object_key);
+        // Durable until each blob is gone (core/blob-journal.ts sweeps what a crash leaves).
+        for (let k = 0; k < keys.length; k += 1000) {
+          await trx('blob_journal')
+            .insert(keys.slice(k, k + 1000).map((object_key) => ({ object_key, reason: 'delete' })))
+            .onConflict('object_key')
+            .merge({ reason: 'delete' });
+        }
+        return keys;
       });
     },
   };

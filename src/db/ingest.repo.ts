@@ -13,6 +13,12 @@ export function createIngestRepo(db: Db): IngestRepo {
       const r = await db('instances').select('sha256').where({ sop_instance_uid: uid }).first();
       return r ? String(r.sha256) : null;
     },
+    async journal(key) {
+      await db('blob_journal').insert({ object_key: key, reason: 'ingest' });
+    },
+    async unjournal(key) {
+      await db('blob_journal').where({ object_key: key }).del();
+    },
     async insert(n: NewInstance): Promise<InsertOutcome> {
       try {
         return await insertTx(db, n);
@@ -74,6 +80,8 @@ function insertTx(db: Db, n: NewInstance): Promise<InsertOutcome> {
       throw new Outcome(existing?.sha256 === i.sha256 ? { result: 'duplicate' } : { result: 'conflict', reason: 'sop-instance-conflict' });
     }
     await trx('studies').where({ id: study.id }).update({ updated_at: trx.fn.now() });
+    // The blob is now referenced: no longer the sweeper's business.
+    await trx('blob_journal').where({ object_key: i.objectKey }).del();
     return { result: 'inserted' } as InsertOutcome;
   });
 }

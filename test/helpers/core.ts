@@ -74,6 +74,6 @@ export async function readAll(s: NodeJS.ReadableStream): Promise<Buffer> {
 
 /** Empties every study table and the blob store (between "each file alone" rounds). */
 export async function wipe(db: Db, store: BlobStore): Promise<void> {
-  await db.raw('TRUNCATE studies, series, instances RESTART IDENTITY CASCADE');
+  await db.raw('TRUNCATE studies, series, instances, blob_journal RESTART IDENTITY CASCADE');
   for (const k of await allKeys(store)) await store.delete(k);
 }
