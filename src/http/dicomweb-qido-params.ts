@@ -9,6 +9,7 @@ import dcmjs from 'dcmjs';
 import { invalid } from '../core/errors.js';
 import type { DicomJson, DicomJsonElement } from '../core/dicom/json.js';
 import { vrOf } from '../core/dicom/query-keys.js';
+import type { QueryRequest } from '../core/query.js';
 import type { QidoLevel } from './dicomweb-types.js';
 
 const TAG_RE = /^[0-9A-Fa-f]{8}$/;
@@ -24,15 +25,8 @@ export function tagOf(id: string): string {
   return t;
 }
 
-export interface QidoRequest {
-  level: QidoLevel;
-  identifier: DicomJson;
-  fuzzy?: boolean;
-  includeAll?: boolean;
-  includeFields?: string[];
-  limit?: number;
-  offset?: number;
-}
+/** A QIDO-RS request is the core's one query model (core/query.ts). */
+export type QidoRequest = QueryRequest;
 
 const one = (v: unknown, name: string): string => {
   if (Array.isArray(v)) throw invalid('repeated-parameter', `The ${name} parameter may be given only once.`);
