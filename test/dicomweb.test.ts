@@ -13,7 +13,7 @@ const DICOMwebClient = (api as any).DICOMwebClient as new (o: Record<string, unk
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { silenceDcmjs } from '../src/core/dicom/frames.js';
+import { silenceDcmjs } from '../src/core/dicom/dcmjs-quiet.js';
 import type { Db } from '../src/db/knex.js';
 import type { Pki } from '../src/pki/ca.js';
 import { databasesUnderTest } from './helpers/db.js';

@@ -6,6 +6,7 @@
 
 import { createRequire } from 'node:module';
 import dimse from 'dcmjs-dimse';
+import { silenceDcmjs } from '../core/dicom/dcmjs-quiet.js';
 
 const requireFromDimse = createRequire(createRequire(import.meta.url).resolve('dcmjs-dimse'));
 
@@ -31,6 +32,5 @@ export function silenceDcmjsLogging(): void {
   if (quiet) return;
   quiet = true;
   (dimse.log as unknown as Level).setLevel('silent');
-  nestedDcmjs.log.setLevel('silent');
-  nestedDcmjs.log.getLogger('validation.dcmjs').setLevel('silent');
+  silenceDcmjs(nestedDcmjs);
 }

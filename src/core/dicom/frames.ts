@@ -14,6 +14,7 @@
 // I/O, constant memory). A ranged read in BlobStore would make it O(frame size);
 // see the report. Deflated objects (≤ 64 MiB, see parse.ts) are inflated in memory.
 
+import { silenceDcmjs } from './dcmjs-quiet.js';
 import type { FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import dcmjs from 'dcmjs';
@@ -23,17 +24,7 @@ import { PREAMBLE_LENGTH } from './part10.js';
 import { isEncapsulated, TS } from './uids.js';
 import { walkDataset, type Fragment } from './walk.js';
 
-// dcmjs logs through loglevel, with tag values (patient data) in its messages; keep
-// them out of our output (ARCHITECTURE.md rule 8). This is the ESM build; render.ts and
-// transcode.ts silence the CommonJS build that dcmjs-imaging and dcmjs-codecs load.
 silenceDcmjs(dcmjs);
-
-/** Sets dcmjs's loggers (root and named) to silent. */
-export function silenceDcmjs(d: any): void {
-  d?.log?.setLevel?.('silent');
-  for (const l of Object.values((d?.log?.getLoggers?.() ?? {}) as Record<string, any>)) l?.setLevel?.('silent');
-  d?.log?.getLogger?.('validation.dcmjs')?.setLevel?.('silent');
-}
 
 export interface StoredObject {
   /** Cache key: the server-generated object key (immutable content). */

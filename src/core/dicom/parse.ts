@@ -6,14 +6,14 @@
 import fs from 'node:fs/promises';
 import dcmjs from 'dcmjs';
 import { invalid, tooLarge } from '../errors.js';
+import { silenceDcmjs } from './dcmjs-quiet.js';
 import { PREAMBLE_LENGTH } from './part10.js';
 import { TS } from './uids.js';
 import { walkDataset, type PixelDataLocation } from './walk.js';
 
 // dcmjs logs warnings (e.g. "Invalid vr type") through loglevel; they carry tag
 // values at times, so keep them out of our logs (ARCHITECTURE.md rule 8).
-(dcmjs as any).log?.setLevel?.('error');
-(dcmjs as any).log?.getLogger?.('validation.dcmjs')?.setLevel?.('silent');
+silenceDcmjs(dcmjs);
 
 /** Attributes before Pixel Data larger than this are refused (they would be held in memory). */
 export const MAX_HEADER_BYTES = 64 * 1024 * 1024;

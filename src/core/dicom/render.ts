@@ -16,7 +16,8 @@ import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 import { createRequire } from 'node:module';
 import { invalid, unavailable } from '../errors.js';
-import { semaphore, silenceDcmjs } from './frames.js';
+import { silenceDcmjs } from './dcmjs-quiet.js';
+import { semaphore } from './frames.js';
 
 export interface RenderOptions {
   format: 'jpeg' | 'png';

@@ -8,7 +8,8 @@
 // can ask for transfer-syntax=*). The stored bytes are never changed.
 
 import { createRequire } from 'node:module';
-import { semaphore, silenceDcmjs } from './frames.js';
+import { silenceDcmjs } from './dcmjs-quiet.js';
+import { semaphore } from './frames.js';
 import { TS } from './uids.js';
 
 export const MAX_TRANSCODE_BYTES = 64 * 1024 * 1024;

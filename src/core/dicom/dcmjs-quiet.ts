@@ -1,0 +1,11 @@
+// dcmjs logs through loglevel with tag values (patient data) in its messages; every
+// copy of dcmjs in the process is silenced through this one function (ARCHITECTURE.md
+// rule 8): our ESM build, and the CommonJS copies bundled by dcmjs-imaging,
+// dcmjs-codecs and dcmjs-dimse.
+
+/** Sets a dcmjs module's loggers (root, every named one, and validation) to silent. */
+export function silenceDcmjs(d: any): void {
+  d?.log?.setLevel?.('silent');
+  for (const l of Object.values((d?.log?.getLoggers?.() ?? {}) as Record<string, any>)) l?.setLevel?.('silent');
+  d?.log?.getLogger?.('validation.dcmjs')?.setLevel?.('silent');
+}
