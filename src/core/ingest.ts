@@ -154,11 +154,12 @@ export function createIngestService(d: IngestDeps): IngestService {
       }
 
       const zeroPreamble = inspectPreamble(parsed.preamble) === 'executable';
-      const sha256 = await hashStored(file, zeroPreamble);
 
       const existingSha = await d.repo.instanceSha256(v.sopInstanceUid);
       if (existingSha !== null) {
-        if (existingSha !== sha256) throw conflict('sop-instance-conflict', 'An instance with this SOP Instance UID but different content is already stored.');
+        // Only a re-send needs the hash before storing; a new instance gets it from the
+        // store's single pass over the bytes (put()).
+        if (existingSha !== (await hashStored(file, zeroPreamble))) throw conflict('sop-instance-conflict', 'An instance with this SOP Instance UID but different content is already stored.');
         await d.audit.record({ ...auditBase, outcome: 'success', studyUids: [v.studyUid], details: { sopInstanceUid: v.sopInstanceUid, via: opts.via, duplicate: true } });
         return result('duplicate', v, parsed, []);
       }
@@ -168,8 +169,9 @@ export function createIngestService(d: IngestDeps): IngestService {
       // (core/blob-journal.ts) finds and removes the blob.
       await d.repo.journal(key);
       let storedSize: number;
+      let sha256: string;
       try {
-        ({ size: storedSize } = await d.blobs.put(key, storedBytes(file, zeroPreamble)));
+        ({ size: storedSize, sha256 } = await d.blobs.put(key, storedBytes(file, zeroPreamble)));
       } catch (e) {
         await removeBlob(key);
         throw e;

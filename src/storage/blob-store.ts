@@ -8,9 +8,14 @@ export interface BlobInfo {
   size: number;
 }
 
+/** What put() learned while reading every byte once: the size and the SHA-256 (lowercase hex). */
+export interface PutResult extends BlobInfo {
+  sha256: string;
+}
+
 export interface BlobStore {
   /** Streams `body` to `key`; resolves when the object is durable. Never leaves a partial object under `key`. */
-  put(key: string, body: Readable): Promise<BlobInfo>;
+  put(key: string, body: Readable): Promise<PutResult>;
   /** Opens the object for reading; rejects with TresorError('not-found') when absent. */
   get(key: string): Promise<Readable>;
   /** Size of the object, or null when absent. */

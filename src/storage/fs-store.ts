@@ -10,7 +10,7 @@ import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { notFound, unavailable } from '../core/errors.js';
-import type { BlobInfo, BlobStore } from './blob-store.js';
+import type { BlobInfo, BlobStore, PutResult } from './blob-store.js';
 import { assertValidKeyPrefix, assertValidObjectKey, isValidObjectKey } from './keys.js';
 import { ensurePrivateDir, fsyncDir, removeStaleFiles, writeNewFile } from './temp-files.js';
 
@@ -49,7 +49,7 @@ export async function createFsBlobStore(rootDir: string): Promise<BlobStore> {
   }
 
   return {
-    async put(key: string, body: Readable): Promise<BlobInfo> {
+    async put(key: string, body: Readable): Promise<PutResult> {
       let dest: string;
       try {
         dest = pathOf(key);
@@ -58,9 +58,9 @@ export async function createFsBlobStore(rootDir: string): Promise<BlobStore> {
         throw e;
       }
       const tmp = path.join(tmpDir, `${randomUUID()}.part`);
-      let size: number;
+      let written: PutResult;
       try {
-        size = await writeNewFile(tmp, body, true);
+        written = await writeNewFile(tmp, body, true);
       } catch (e) {
         throw mapFsError(e); // writeNewFile already removed the temp file
       }
@@ -83,7 +83,7 @@ export async function createFsBlobStore(rootDir: string): Promise<BlobStore> {
         await rm(dest, { force: true });
         throw mapFsError(e);
       }
-      return { size };
+      return written;
     },
 
     async get(key: string): Promise<Readable> {

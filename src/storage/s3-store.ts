@@ -39,7 +39,7 @@ import { finished } from 'node:stream/promises';
 import { Client, S3Error } from 'minio';
 import type { S3Config } from '../config.js';
 import { isTresorError, notFound, unavailable } from '../core/errors.js';
-import type { BlobInfo, BlobStore } from './blob-store.js';
+import type { BlobInfo, BlobStore, PutResult } from './blob-store.js';
 import { assertValidKeyPrefix, assertValidObjectKey, isValidObjectKey } from './keys.js';
 import { ensurePrivateDir, removeStaleFiles, writeNewFile } from './temp-files.js';
 
@@ -86,11 +86,11 @@ export async function createS3BlobStore(cfg: S3Config, options: S3StoreOptions =
   }
 
   /** Single PUT with a streamed body of known length (see the top of this file). */
-  async function putFile(key: string, fh: FileHandle): Promise<number> {
+  async function putFile(key: string, fh: FileHandle): Promise<PutResult> {
     const { size, md5, sha256 } = await digest(fh);
     if (size > cfg.partSize) {
       await client.putObject(bucket, key, fh.createReadStream({ start: 0, autoClose: false }), size);
-      return size;
+      return { size, sha256 };
     }
     const res = await client.makeRequestStreamAsync(
       {
@@ -106,11 +106,11 @@ export async function createS3BlobStore(cfg: S3Config, options: S3StoreOptions =
     );
     res.resume();
     await finished(res);
-    return size;
+    return { size, sha256 };
   }
 
   return {
-    async put(key: string, body: Readable): Promise<BlobInfo> {
+    async put(key: string, body: Readable): Promise<PutResult> {
       let spooled: string | undefined;
       let fh: FileHandle | undefined;
       let uploading = false;
@@ -127,7 +127,7 @@ export async function createS3BlobStore(cfg: S3Config, options: S3StoreOptions =
           fh = await open(spooled, 'r');
         }
         uploading = true;
-        return { size: await putFile(key, fh) };
+        return await putFile(key, fh);
       } catch (e) {
         body.destroy();
         // Before the upload, errors are the source's or the local disk's; keep a

@@ -4,7 +4,8 @@
 
 import { mkdir, open, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
+import { createHash } from 'node:crypto';
+import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 
 export const STALE_TEMP_MS = 60 * 60 * 1000;
@@ -19,13 +20,22 @@ export async function ensurePrivateDir(dir: string): Promise<void> {
  * returns its size. With `fsync` the data is flushed to disk before the file is
  * closed. On any error (source or disk) the file is removed and the error rethrown.
  */
-export async function writeNewFile(filePath: string, body: Readable, fsync: boolean): Promise<number> {
+export async function writeNewFile(filePath: string, body: Readable, fsync: boolean): Promise<{ size: number; sha256: string }> {
   // Open before streaming: the file then exists before any error can happen, so
   // the cleanup below cannot race with a still-pending open.
   const fh = await open(filePath, 'wx', 0o600);
   try {
-    await pipeline(body, fh.createWriteStream({ flush: fsync }));
-    return (await stat(filePath)).size;
+    // The content hash in the same pass as the write (ingest needs it; reading the
+    // object again for it would double the I/O on the hot path).
+    const hash = createHash('sha256');
+    const tap = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        hash.update(chunk);
+        cb(null, chunk);
+      },
+    });
+    await pipeline(body, tap, fh.createWriteStream({ flush: fsync }));
+    return { size: (await stat(filePath)).size, sha256: hash.digest('hex') };
   } catch (e) {
     body.destroy();
     await fh.close().catch(() => undefined); // usually already closed by the stream
