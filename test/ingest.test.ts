@@ -130,7 +130,11 @@ for (const dbu of databasesUnderTest()) {
         await expectRefused(svc.retrieve.list(readerB, { level: 'STUDY', studyUids: [any.study_uid] }), 'not-found');
         // The writer (a modality) may store but not read back.
         await expectRefused(svc.retrieve.list(writerA, { level: 'STUDY', studyUids: [any.study_uid] }), 'not-found');
-        expect((await svc.retrieve.list(readerA, { level: 'STUDY', studyUids: [any.study_uid] })).length).toBeGreaterThan(0);
+        const [bare] = await svc.retrieve.list(readerA, { level: 'STUDY', studyUids: [any.study_uid] });
+        // Metadata (JSONB) only when asked for: C-GET/C-MOVE of a large study never loads it.
+        expect(bare.metadata).toEqual({});
+        const [full] = await svc.retrieve.list(readerA, { level: 'IMAGE', sopInstanceUids: [bare.sopInstanceUid] }, { withMetadata: true });
+        expect(full.metadata['00080018']?.Value).toEqual([bare.sopInstanceUid]);
       });
 
       it('each valid sample alone in an empty store round-trips byte-identical', async () => {

@@ -30,6 +30,7 @@ export interface StoredInstance {
   departmentId: number;
   instanceNumber: number | null;
   numberOfFrames: number | null;
+  /** DICOM JSON without bulk data; empty unless listed `withMetadata`. */
   metadata: DicomJson;
   /** Server-generated blob key; never shown to callers. */
   objectKey: string;
@@ -41,7 +42,10 @@ export interface RetrieveRepo {
 }
 
 export interface RetrieveService {
-  /** Throws not-found when nothing in scope matches. */
+  /**
+   * Throws not-found when nothing in scope matches. `metadata` is loaded only with
+   * `withMetadata` (a C-GET of a large study must not pull every instance's JSON).
+   */
   list(p: Principal, req: RetrieveRequest, opts?: { withMetadata?: boolean }): Promise<StoredInstance[]>;
   open(i: StoredInstance): Promise<Readable>;
 }
@@ -63,7 +67,7 @@ export function createRetrieveService(d: { repo: RetrieveRepo; blobs: BlobStore 
       }
       const s = scope(p, 'read');
       if (!s.all && s.departmentIds.length === 0) throw notFound();
-      const rows = await d.repo.list(s, req, { withMetadata: opts?.withMetadata ?? true, limit: MAX_RETRIEVE_INSTANCES });
+      const rows = await d.repo.list(s, req, { withMetadata: opts?.withMetadata ?? false, limit: MAX_RETRIEVE_INSTANCES });
       if (rows.length === 0) throw notFound();
       return rows;
     },
