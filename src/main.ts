@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Config } from './config.js';
 import { createDeps, type Deps } from './deps.js';
 import { buildApp } from './http/app.js';
-import { dicomwebRoutes } from './http/routes/dicomweb.js';
+import { dicomwebRoutes } from './http/dicomweb/routes.js';
 import { httpsOptions } from './http/tls.js';
 import { dimseAuthenticatorFrom } from './dimse/identity-adapter.js';
 import { startDimseServer } from './dimse/server.js';

@@ -1,4 +1,4 @@
-// IdentityRepo (core/identity-types.ts) on knex: departments, users, devices, role
+// IdentityRepo (core/identity/types.ts) on knex: departments, users, devices, role
 // bindings, revoked certificates. Constraint violations become core errors here, so no
 // SQL detail ever reaches a caller.
 
@@ -13,7 +13,7 @@ import type {
   IdentityRepo,
   NewBinding,
   UserRecord,
-} from '../core/identity-types.js';
+} from '../core/identity/types.js';
 import type { Role } from '../core/principal.js';
 import type { Db } from './knex.js';
 

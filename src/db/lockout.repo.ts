@@ -1,8 +1,8 @@
-// LockoutRepo (core/identity-lockout.ts) on the `lockouts` table. Each update reads the
+// LockoutRepo (core/identity/lockout.ts) on the `lockouts` table. Each update reads the
 // row FOR UPDATE inside a transaction, so concurrent failures from several connections or
 // server processes are all counted (no lost update lets an attacker slip past the limit).
 
-import type { LockoutRepo, LockoutState } from '../core/identity-lockout.js';
+import type { LockoutRepo, LockoutState } from '../core/identity/lockout.js';
 import { affectedRows } from './identity.repo.js';
 import type { Db } from './knex.js';
 

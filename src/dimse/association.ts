@@ -18,7 +18,7 @@
 import { createHash } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import type { Principal } from '../core/principal.js';
-import { APPLICATION_CONTEXT_NAME, RejectCode, type AssociateRq } from './pdu.js';
+import { APPLICATION_CONTEXT_NAME, RejectCode, type AssociateRq } from './protocol/pdu.js';
 
 export interface DimseAuthenticator {
   /** null = unknown, revoked, or bound to another AE title than `callingAe`. */

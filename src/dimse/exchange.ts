@@ -6,8 +6,8 @@
 import dimse from 'dcmjs-dimse';
 import type { Logger } from 'pino';
 import type { Principal } from '../core/principal.js';
-import type { DcmDataset, DcmMessage, DcmResponse } from './connection.js';
-import type { NegotiatedContext } from './negotiation.js';
+import type { DcmDataset, DcmMessage, DcmResponse } from './protocol/connection.js';
+import type { NegotiatedContext } from './protocol/negotiation.js';
 import type { DimseDeps, DimseTuning } from './services.js';
 import { DimseStatus, type DimseService, type StatusAnswer } from './status.js';
 

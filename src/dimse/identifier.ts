@@ -3,8 +3,8 @@
 // normalized as PS3.5 §6.2 says (trailing spaces, and leading ones except for
 // free text, are not significant); an empty value means "return this key".
 
-import type { DcmDataset } from './connection.js';
-import { nestedDcmjs } from './dcmjs-internal.js';
+import type { DcmDataset } from './protocol/connection.js';
+import { nestedDcmjs } from './protocol/dcmjs-internal.js';
 import type { DicomJson, QueryLevel } from './services.js';
 import type { DicomJsonElement } from '../core/dicom/json.js';
 

@@ -9,7 +9,7 @@ import { isTresorError } from '../core/errors.js';
 import type { Principal } from '../core/principal.js';
 import type { Exchange, SubOperationCounts } from './exchange.js';
 import { identifierToJson, isLevelAllowed, queryLevel, stringValues } from './identifier.js';
-import { PcResult, Ts, type NegotiatedContext } from './negotiation.js';
+import { PcResult, Ts, type NegotiatedContext } from './protocol/negotiation.js';
 import { openDataset } from './part10-reader.js';
 import type { RetrieveRequest, StoredInstance } from './services.js';
 import { DimseStatus, type StatusAnswer } from './status.js';

@@ -6,8 +6,8 @@ import { mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import dimse from 'dcmjs-dimse';
 import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME } from '../core/dicom/uids.js';
-import { silenceDcmjsLogging } from './dcmjs-internal.js';
-import { listenTls } from './listener.js';
+import { silenceDcmjsLogging } from './protocol/dcmjs-internal.js';
+import { listenTls } from './protocol/listener.js';
 import { TresorScp } from './scp.js';
 import type { DimseDeps, DimseTuning } from './services.js';
 

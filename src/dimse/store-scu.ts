@@ -8,11 +8,11 @@ import tls from 'node:tls';
 import dimse from 'dcmjs-dimse';
 import type { Logger } from 'pino';
 import { fingerprintOfDer } from './association.js';
-import { DimseConnection, type DcmMessage, type DcmPresentationContext } from './connection.js';
-import type { GuardLimits } from './guard.js';
-import { BCP195_CIPHERS } from './listener.js';
-import { PcResult, serviceKind } from './negotiation.js';
-import { AbortReasonCode, PduType } from './pdu.js';
+import { DimseConnection, type DcmMessage, type DcmPresentationContext } from './protocol/connection.js';
+import type { GuardLimits } from './protocol/guard.js';
+import { BCP195_CIPHERS } from './protocol/listener.js';
+import { PcResult, serviceKind } from './protocol/negotiation.js';
+import { AbortReasonCode, PduType } from './protocol/pdu.js';
 import type { PkiMaterial } from './services.js';
 
 const { Association } = dimse.association;

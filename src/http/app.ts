@@ -10,7 +10,7 @@ import Fastify, { type FastifyInstance, type FastifyPluginAsync } from 'fastify'
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { AuditLog } from '../core/audit.js';
-import type { Identity } from '../core/identity.js';
+import type { Identity } from '../core/identity/index.js';
 import { registerAuth } from './auth.js';
 import { installErrorHandlers } from './errors.js';
 import { adminRoutes } from './routes/admin.js';
@@ -26,7 +26,7 @@ export interface AppDeps {
   /** Readiness check for GET /healthz (database, blob store); throws when unusable. */
   health?: () => Promise<void>;
   /**
-   * DICOMweb routes (http/routes/dicomweb.ts), registered under /dicomweb. Every route in it
+   * DICOMweb routes (http/dicomweb/routes.ts), registered under /dicomweb. Every route in it
    * is authenticated by the global hook; `request.principal` holds the caller and
    * `app.authenticate` is there for an explicit preHandler. Routes that take large bodies
    * (STOW-RS) set their own `bodyLimit` or parse the raw stream.

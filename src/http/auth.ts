@@ -2,14 +2,14 @@
 // authorizes). Deny by default: every route requires a valid bearer token unless its
 // config says `public: true`, so a route added later (DICOMweb, …) cannot be left open by
 // forgetting a hook. @fastify/jwt verifies the signature and claims with the options of
-// core/identity-tokens.ts (one algorithm, issuer, audience, type, our keys by kid only);
+// core/identity/tokens.ts (one algorithm, issuer, audience, type, our keys by kid only);
 // the account is then re-read on every request, so disable and role changes act at once.
 
 import fastifyJwt from '@fastify/jwt';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { forbidden, unauthenticated } from '../core/errors.js';
-import type { Identity, Session } from '../core/identity.js';
-import { isAccessClaims } from '../core/identity-tokens.js';
+import type { Identity, Session } from '../core/identity/index.js';
+import { isAccessClaims } from '../core/identity/tokens.js';
 import type { Principal } from '../core/principal.js';
 
 declare module 'fastify' {

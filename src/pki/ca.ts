@@ -5,7 +5,7 @@
 // One Tresor process owns a data directory (the embedded database requires it too), so
 // there is no cross-process lock here; crash safety comes from atomic writes and a fixed
 // write order (see ensureLocalPki).
-import { writeFileAtomic } from '../fs-atomic.js';
+import { writeFileAtomic } from '../lib/fs-atomic.js';
 import { X509Certificate as NodeX509, randomBytes } from 'node:crypto';
 import { chmod, mkdir, open, readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';

@@ -4,7 +4,7 @@
 // fetched from the core a page at a time; C-CANCEL is honoured between matches.
 
 import dimse from 'dcmjs-dimse';
-import { SopClass } from '../negotiation.js';
+import { SopClass } from '../protocol/negotiation.js';
 import type { Exchange } from '../exchange.js';
 import { identifierToJson, isLevelAllowed, queryLevel, responseIdentifier, TAG_QUERY_RETRIEVE_LEVEL, TAG_SPECIFIC_CHARACTER_SET } from '../identifier.js';
 import { DimseStatus, statusForError } from '../status.js';

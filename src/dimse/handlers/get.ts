@@ -4,9 +4,9 @@
 // it accepted, otherwise counted as failed. Nothing readable = failure, the same
 // answer for "does not exist" and "not yours" (ARCHITECTURE.md rule 3).
 
-import type { DimseConnection } from '../connection.js';
+import type { DimseConnection } from '../protocol/connection.js';
 import type { Exchange } from '../exchange.js';
-import { SopClass } from '../negotiation.js';
+import { SopClass } from '../protocol/negotiation.js';
 import { chooseContext, classify, datasetBody, isAnswer, listReadable, retrieveRequestFrom, runSubOperations } from '../retrieval.js';
 import { DimseStatus } from '../status.js';
 

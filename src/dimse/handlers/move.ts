@@ -5,7 +5,7 @@
 // failed. Unknown destination: 0xA801.
 
 import type { Exchange } from '../exchange.js';
-import { SopClass, Ts } from '../negotiation.js';
+import { SopClass, Ts } from '../protocol/negotiation.js';
 import { chooseContext, classify, datasetBody, isAnswer, listReadable, retrieveRequestFrom, runSubOperations } from '../retrieval.js';
 import type { StoredInstance } from '../services.js';
 import { DimseStatus } from '../status.js';

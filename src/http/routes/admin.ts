@@ -5,7 +5,7 @@
 
 import type { FastifyInstance } from 'fastify';
 import type { AuditFilter, AuditOutcome } from '../../core/audit.js';
-import type { Identity, RoleInput } from '../../core/identity.js';
+import type { Identity, RoleInput } from '../../core/identity/index.js';
 import type { Role } from '../../core/principal.js';
 import { principalOf } from '../auth.js';
 

@@ -2,7 +2,7 @@
 // database lockout (which counts per account and per address across processes).
 
 import type { FastifyInstance } from 'fastify';
-import type { Identity, IssuedToken } from '../../core/identity.js';
+import type { Identity, IssuedToken } from '../../core/identity/index.js';
 import { principalOf } from '../auth.js';
 
 export interface AuthRouteOptions {

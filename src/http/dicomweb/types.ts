@@ -1,0 +1,46 @@
+// What the DICOMweb plugin needs from the rest of Tresor: narrow, structural
+// interfaces, so the routes depend on the core's contracts and not on how the
+// composition root (deps.ts) builds them.
+
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { AuditEvent } from '../../core/audit.js';
+import type { DeletionService } from '../../core/delete.js';
+import type { IngestService } from '../../core/ingest.js';
+import type { QueryLevel, QueryService } from '../../core/query.js';
+import type { RetrieveService } from '../../core/retrieve.js';
+
+// The contracts are the core's own; the "Like" types are the parts of each
+// service the routes use.
+export type QidoLevel = QueryLevel;
+export type QueryLike = Pick<QueryService, 'find'>;
+export type IngestLike = Pick<IngestService, 'ingestStream'>;
+export type RetrieveLike = Pick<RetrieveService, 'list' | 'open'>;
+export type DeletionLike = Pick<DeletionService, 'delete'>;
+
+export interface AuditLike {
+  record(e: AuditEvent): Promise<void>;
+}
+
+export interface DicomwebConfig {
+  /** Public base URL (https://host[:port][/path], no trailing slash); links are built from it, never from Host. */
+  publicUrl?: string;
+  limits: { maxRequestBytes: number; maxParts: number; maxObjectBytes: number };
+}
+
+export interface DicomwebOptions {
+  ingest: IngestLike;
+  query: QueryLike;
+  retrieve: RetrieveLike;
+  deletion: DeletionLike;
+  audit: AuditLike;
+  config: DicomwebConfig;
+  /**
+   * Sets `request.principal` or throws 401. Leave it out under buildApp: its global
+   * onRequest hook (http/auth.ts) has authenticated every route before ours run.
+   */
+  authenticate?: (request: FastifyRequest, reply: FastifyReply) => Promise<void> | void;
+  /** STOW-RS `department=<name>`: the id of a department by name, or null. Numeric ids work without it. */
+  departmentByName?: (name: string) => Promise<number | null>;
+  /** STOW-RS: a request that sends no bytes for this long is answered 408 (default 30 s). */
+  stowIdleTimeoutMs?: number;
+}

@@ -1,0 +1,112 @@
+// WADO-URI (PS3.18 §9): GET ?requestType=WADO&studyUID=…&seriesUID=…&objectUID=…
+// with contentType application/dicom (the stored object, or transcoded to the
+// transferSyntax asked for) or image/jpeg (rendered; frameNumber, rows, columns,
+// windowCenter, windowWidth, imageQuality). Served at the plugin root (where
+// dicomweb-client's buildInstanceWadoURIUrl points) and at /wado.
+
+import { Readable } from 'node:stream';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { invalid } from '../../core/errors.js';
+import { transcodeToExplicitLittle } from '../../core/dicom/transcode.js';
+import { isValidUid } from '../../core/dicom/uids.js';
+import { parseQuality, type RenderOptions } from '../../core/dicom/render.js';
+import { parseAccept } from './accept.js';
+import { principalOf, problem } from './errors.js';
+import { chooseUriInstance } from './negotiate.js';
+import type { DicomwebContext } from './routes.js';
+import { chooseImageFormat, renderInstanceFrame } from './rendered.js';
+import { auditRetrieve, listAudited } from './wado.js';
+
+const one = (q: Record<string, unknown>, name: string): string | undefined => {
+  const v = q[name];
+  if (Array.isArray(v)) throw invalid('repeated-parameter', `${name} may be given only once.`);
+  return v === undefined ? undefined : String(v);
+};
+
+function positiveInt(v: string | undefined, name: string, max: number): number | undefined {
+  if (v === undefined || v === '') return undefined;
+  if (!/^\d{1,6}$/.test(v) || Number(v) < 1 || Number(v) > max) throw invalid(`bad-${name}`, `${name} must be an integer from 1 to ${max}.`);
+  return Number(v);
+}
+
+function num(v: string | undefined, name: string): number | undefined {
+  if (v === undefined || v === '') return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw invalid(`bad-${name}`, `${name} must be a number.`);
+  return n;
+}
+
+export function registerWadoUriRoutes(app: FastifyInstance, ctx: DicomwebContext): void {
+  const handler = async (request: FastifyRequest, reply: FastifyReply) => {
+    const q = (request.query ?? {}) as Record<string, unknown>;
+    if (one(q, 'requestType') !== 'WADO') throw invalid('bad-request-type', 'requestType must be WADO.');
+    const study = one(q, 'studyUID');
+    const series = one(q, 'seriesUID');
+    const instance = one(q, 'objectUID');
+    if (!isValidUid(study) || !isValidUid(series) || !isValidUid(instance)) throw invalid('invalid-uid', 'studyUID, seriesUID and objectUID are required UIDs.');
+    // contentType is a list of media types in order of preference (PS3.18 §9.4.1.2).
+    const contentType = one(q, 'contentType');
+    let wanted: 'dicom' | 'jpeg' | 'png' | null;
+    if (contentType === undefined) wanted = 'jpeg';
+    else {
+      let ranges;
+      try {
+        ranges = parseAccept(contentType);
+      } catch {
+        throw invalid('bad-content-type', 'contentType is malformed.');
+      }
+      const dicom = ranges.findIndex((r) => r.type === 'application' && r.subtype === 'dicom');
+      const image = chooseImageFormat(ranges.filter((r) => r.type === 'image'));
+      wanted = dicom === 0 || (dicom > 0 && !image) ? 'dicom' : image;
+    }
+    if (!wanted) return problem(reply, 406, 'not-acceptable', 'WADO-URI serves application/dicom, image/jpeg and image/png.');
+    const transferSyntax = one(q, 'transferSyntax');
+    if (transferSyntax !== undefined && transferSyntax !== '*' && !isValidUid(transferSyntax)) throw invalid('bad-transfer-syntax', 'transferSyntax must be a UID.');
+    if (wanted !== 'dicom' && transferSyntax !== undefined && transferSyntax !== '*') throw invalid('bad-transfer-syntax', 'transferSyntax applies to application/dicom only.');
+    const opts: RenderOptions = { format: wanted === 'png' ? 'png' : 'jpeg', quality: parseQuality(one(q, 'imageQuality')) };
+    const rows = positiveInt(one(q, 'rows'), 'rows', 4096);
+    const columns = positiveInt(one(q, 'columns'), 'columns', 4096);
+    if (rows || columns) opts.viewport = { width: columns ?? 4096, height: rows ?? 4096 };
+    const wc = num(one(q, 'windowCenter'), 'windowCenter');
+    const ww = num(one(q, 'windowWidth'), 'windowWidth');
+    if ((wc === undefined) !== (ww === undefined) || (ww !== undefined && ww <= 0)) throw invalid('bad-window', 'windowCenter and windowWidth go together; the width is positive.');
+    if (wc !== undefined && ww !== undefined) opts.window = { center: wc, width: ww };
+    const frame = positiveInt(one(q, 'frameNumber'), 'frameNumber', 1_000_000) ?? 1;
+
+    const p = principalOf(request);
+    const params = { study, series, instance };
+    if (wanted === 'dicom') {
+      const [row] = await listAudited(ctx, p, params, 'wado-uri', false);
+      const choice = chooseUriInstance(transferSyntax, row.transferSyntaxUid, row.size);
+      if (!choice) {
+        await auditRetrieve(ctx, p, params, 'wado-uri', 'failure', { reason: 'not-acceptable' });
+        return problem(reply, 406, 'not-acceptable', 'The object is not available in that transfer syntax; transferSyntax=* returns it as stored.');
+      }
+      if (choice.mode === 'transcode') {
+        let out: Buffer;
+        try {
+          out = await transcodeToExplicitLittle(async () => {
+            const chunks: Buffer[] = [];
+            for await (const c of await ctx.deps.retrieve.open(row)) chunks.push(c as Buffer);
+            return Buffer.concat(chunks);
+          });
+        } catch {
+          await auditRetrieve(ctx, p, params, 'wado-uri', 'failure', { reason: 'transcode-failed' });
+          return problem(reply, 406, 'not-acceptable', 'This object cannot be transcoded; transferSyntax=* returns it as stored.');
+        }
+        await auditRetrieve(ctx, p, params, 'wado-uri', 'success', { transcoded: true });
+        return reply.code(200).header('content-type', 'application/dicom').header('content-length', String(out.length)).send(out);
+      }
+      await auditRetrieve(ctx, p, params, 'wado-uri', 'success', {});
+      const stream: Readable = await ctx.deps.retrieve.open(row);
+      return reply.code(200).header('content-type', 'application/dicom').header('content-length', String(row.size)).send(stream);
+    }
+    const [row] = await listAudited(ctx, p, params, 'wado-uri', true);
+    const image = await renderInstanceFrame(ctx, row, frame, opts);
+    await auditRetrieve(ctx, p, params, 'wado-uri', 'success', { frame });
+    return reply.code(200).header('content-type', `image/${opts.format}`).send(image);
+  };
+  const config = { uidQuery: true } as Record<string, unknown>;
+  app.get('/', { config }, handler);
+  app.get('/wado', { config }, handler);
+}

@@ -1,0 +1,337 @@
+// WADO-RS (PS3.18 §10.4): studies, series and instances as multipart/related;
+// type="application/dicom" streamed from the blob store; metadata from the
+// database; frames and bulk data from the stored object without loading it.
+
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { invalid, isTresorError, unavailable } from '../../core/errors.js';
+import {
+  bulkValueAt,
+  deflatedFrame,
+  frameBytes,
+  imagePixelModule,
+  parseFrameList,
+  pixelLayout,
+  planFrames,
+  readDeflated,
+  readHeaderDict,
+  withOffsetTable,
+  type StoredObject,
+} from '../../core/dicom/frames.js';
+import { transcodeToExplicitLittle } from '../../core/dicom/transcode.js';
+import { TS } from '../../core/dicom/uids.js';
+import type { Principal } from '../../core/principal.js';
+import type { RetrieveRequest, StoredInstance } from '../../core/retrieve.js';
+import { AcceptError, parseAccept, type MediaRange } from './accept.js';
+import { principalOf, problem } from './errors.js';
+import { chooseInstance, choosePixel, type InstanceChoice } from './negotiate.js';
+import { instanceUrl, withBulkDataUris } from './urls.js';
+import { closeDelimiter, multipartContentType, newBoundary, partHead } from './multipart.js';
+import type { DicomwebContext } from './routes.js';
+import { acceptsDicomJson } from './qido.js';
+
+type Params = { study: string; series?: string; instance?: string; frames?: string; '*'?: string };
+
+export function retrieveRequestOf(params: Params): RetrieveRequest {
+  return {
+    level: params.instance ? 'IMAGE' : params.series ? 'SERIES' : 'STUDY',
+    studyUids: [params.study],
+    ...(params.series ? { seriesUids: [params.series] } : {}),
+    ...(params.instance ? { sopInstanceUids: [params.instance] } : {}),
+  };
+}
+
+export function storedObject(ctx: DicomwebContext, row: StoredInstance): StoredObject {
+  return { key: row.objectKey, size: row.size, transferSyntaxUid: row.transferSyntaxUid, metadata: row.metadata, open: () => ctx.deps.retrieve.open(row) };
+}
+
+/** Lists what the principal may read (not-found otherwise) and audits the attempt either way. */
+export async function listAudited(
+  ctx: DicomwebContext,
+  p: Principal,
+  params: Params,
+  resource: string,
+  withMetadata: boolean,
+): Promise<StoredInstance[]> {
+  try {
+    return await ctx.deps.retrieve.list(p, retrieveRequestOf(params), { withMetadata });
+  } catch (e) {
+    await auditRetrieve(ctx, p, params, resource, 'failure', { reason: isTresorError(e) ? e.reason : 'internal' }).catch(() => undefined);
+    throw e;
+  }
+}
+
+export function auditRetrieve(ctx: DicomwebContext, p: Principal, params: Params, resource: string, outcome: 'success' | 'failure', details: Record<string, unknown>) {
+  return ctx.deps.audit.record({
+    action: 'retrieve',
+    outcome,
+    principal: p,
+    source: p.source,
+    studyUids: [params.study],
+    details: {
+      via: 'dicomweb',
+      resource,
+      ...(params.series ? { seriesUid: params.series } : {}),
+      ...(params.instance ? { sopInstanceUid: params.instance } : {}),
+      ...details,
+    },
+  });
+}
+
+/** Parses Accept; answers 400 itself and returns null when it is malformed. */
+export function acceptOf(request: FastifyRequest, reply: FastifyReply): MediaRange[] | null {
+  try {
+    const q = (request.query as Record<string, unknown> | undefined)?.accept;
+    return parseAccept(typeof q === 'string' ? q : request.headers.accept);
+  } catch (e) {
+    if (!(e instanceof AcceptError)) throw e;
+    problem(reply, 400, 'bad-accept', e.message);
+    return null;
+  }
+}
+
+async function readAll(s: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of s) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+export function registerWadoRoutes(app: FastifyInstance, ctx: DicomwebContext): void {
+  // ---- Study, series, instance (PS3.18 §10.4.1.1.1) ----
+  const retrieveDicom = async (request: FastifyRequest, reply: FastifyReply) => {
+    const ranges = acceptOf(request, reply);
+    if (!ranges) return reply;
+    const p = principalOf(request);
+    const params = request.params as Params;
+    const rows = await listAudited(ctx, p, params, 'instances', false);
+    const choices: InstanceChoice[] = [];
+    for (const r of rows) {
+      const c = chooseInstance(ranges, r.transferSyntaxUid, r.size);
+      if (!c) {
+        await auditRetrieve(ctx, p, params, 'instances', 'failure', { reason: 'not-acceptable' });
+        return problem(reply, 406, 'not-acceptable', 'An instance is not available in an acceptable transfer syntax; transfer-syntax=* returns it as stored.');
+      }
+      choices.push(c);
+    }
+    // One instance to transcode: do it before answering, so a codec failure is still a 406.
+    let ready: Buffer | undefined;
+    if (rows.length === 1 && choices[0].mode === 'transcode') {
+      try {
+        ready = await transcodeToExplicitLittle(async () => readAll(await ctx.deps.retrieve.open(rows[0])));
+      } catch {
+        await auditRetrieve(ctx, p, params, 'instances', 'failure', { reason: 'transcode-failed' });
+        return problem(reply, 406, 'not-acceptable', 'This instance cannot be transcoded; transfer-syntax=* returns it as stored.');
+      }
+    }
+    // Open the first object before answering: a blob missing behind its row is then a
+    // clean 503, not a 200 cut short (later ones can only cut the response).
+    const open = async (row: StoredInstance) => {
+      try {
+        return await ctx.deps.retrieve.open(row);
+      } catch (e) {
+        if (isTresorError(e) && e.kind === 'not-found') {
+          request.log.error({ sopInstanceUid: row.sopInstanceUid }, 'stored object missing behind its index row');
+          throw unavailable('blob-missing', 'A stored object is missing; the operator has been told.');
+        }
+        throw e;
+      }
+    };
+    let first: Readable | undefined = !ready && choices[0]?.mode === 'stored' ? await open(rows[0]) : undefined;
+    await auditRetrieve(ctx, p, params, 'instances', 'success', { instances: rows.length, transcoded: choices.filter((c) => c.mode === 'transcode').length });
+
+    const boundary = newBoundary();
+    const heads = rows.map((r, i) =>
+      partHead(boundary, i === 0, {
+        'Content-Type': `application/dicom; transfer-syntax=${choices[i].ts}`,
+        ...(choices[i].mode === 'stored' ? { 'Content-Length': String(r.size) } : ready ? { 'Content-Length': String(ready.length) } : {}),
+      }),
+    );
+    const close = closeDelimiter(boundary, rows.length > 0);
+    if (choices.every((c) => c.mode === 'stored') || ready) {
+      const total = heads.reduce((n, h) => n + h.length, 0) + rows.reduce((n, r) => n + r.size, 0) - (ready ? rows[0].size - ready.length : 0) + close.length;
+      reply.header('content-length', String(total));
+    }
+    async function* body(): AsyncGenerator<Buffer> {
+      for (let i = 0; i < rows.length; i++) {
+        const row = rows[i];
+        if (ready) {
+          yield heads[i];
+          yield ready;
+        } else if (choices[i].mode === 'stored') {
+          yield heads[i];
+          let n = 0;
+          const stream = first ?? (await open(row));
+          first = undefined;
+          for await (const chunk of stream) {
+            n += (chunk as Buffer).length;
+            yield chunk as Buffer;
+          }
+          // A blob shorter or longer than its row: cut the response rather than send a wrong object.
+          if (n !== row.size) throw new Error('stored object size differs from the index');
+        } else {
+          const out = await transcodeToExplicitLittle(async () => readAll(await ctx.deps.retrieve.open(row)));
+          yield heads[i];
+          yield out;
+        }
+      }
+      yield close;
+    }
+    return reply.code(200).header('content-type', multipartContentType(boundary, 'application/dicom')).send(Readable.from(body()));
+  };
+  app.get('/studies/:study', retrieveDicom);
+  app.get('/studies/:study/series/:series', retrieveDicom);
+  app.get('/studies/:study/series/:series/instances/:instance', retrieveDicom);
+
+  // ---- Metadata (PS3.18 §10.4.1.1.2), from the database, with ETag ----
+  const metadata = async (request: FastifyRequest, reply: FastifyReply) => {
+    if (!acceptsDicomJson(request, reply)) return reply;
+    const p = principalOf(request);
+    const params = request.params as Params;
+    const index = await listAudited(ctx, p, params, 'metadata', false);
+    // Instances are immutable (a SOP Instance UID is stored once, with one sha256):
+    // the list of (UID, hash) and the link base identify the representation.
+    const h = createHash('sha256').update(`${ctx.urls.publicUrl ?? ''}${ctx.urls.prefix}\n`);
+    for (const r of index) h.update(`${r.seriesUid}/${r.sopInstanceUid}:${r.sha256}\n`);
+    const etag = `"${h.digest('base64url')}"`;
+    reply.header('etag', etag).header('cache-control', 'private, no-cache').header('vary', 'Authorization, Accept');
+    if (matchesIfNoneMatch(request.headers['if-none-match'], etag)) {
+      await auditRetrieve(ctx, p, params, 'metadata', 'success', { instances: index.length, notModified: true });
+      return reply.code(304).send();
+    }
+    const rows = await listAudited(ctx, p, params, 'metadata', true);
+    await auditRetrieve(ctx, p, params, 'metadata', 'success', { instances: rows.length });
+    async function* body(): AsyncGenerator<string> {
+      yield '[';
+      for (let i = 0; i < rows.length; i++) {
+        const r = rows[i];
+        yield (i ? ',' : '') + JSON.stringify(withBulkDataUris(r.metadata, instanceUrl(ctx.urls, r.studyUid, r.seriesUid, r.sopInstanceUid)));
+      }
+      yield ']';
+    }
+    return reply.code(200).header('content-type', 'application/dicom+json').send(Readable.from(body()));
+  };
+  app.get('/studies/:study/metadata', metadata);
+  app.get('/studies/:study/series/:series/metadata', metadata);
+  app.get('/studies/:study/series/:series/instances/:instance/metadata', metadata);
+
+  // ---- Frames (PS3.18 §10.4.1.1.4) ----
+  app.get('/studies/:study/series/:series/instances/:instance/frames/:frames', async (request, reply) => {
+    const params = request.params as Params;
+    const frames = parseFrameList(params.frames ?? '');
+    const ranges = acceptOf(request, reply);
+    if (!ranges) return reply;
+    const p = principalOf(request);
+    const [row] = await listAudited(ctx, p, params, 'frames', true);
+    return sendPixels(ctx, reply, p, params, row, ranges, frames, 'frames');
+  });
+
+  // ---- Bulk data (PS3.18 §10.4.1.1.5): …/bulkdata/<tag>[/<item>/<tag>]… ----
+  app.get('/studies/:study/series/:series/instances/:instance/bulkdata/*', async (request, reply) => {
+    const params = request.params as Params;
+    const path = (params['*'] ?? '').split('/');
+    if (path.length % 2 !== 1 || path.length > 13 || path.some((s, i) => (i % 2 === 0 ? !/^[0-9A-Fa-f]{8}$/.test(s) : !/^\d{1,6}$/.test(s)))) {
+      throw invalid('bad-bulkdata-path', 'A bulk data path is tags separated by item numbers.');
+    }
+    const tagPath = path.map((s) => s.toUpperCase());
+    const ranges = acceptOf(request, reply);
+    if (!ranges) return reply;
+    const p = principalOf(request);
+    const [row] = await listAudited(ctx, p, params, 'bulkdata', true);
+    if (tagPath.length === 1 && tagPath[0] === '7FE00010') {
+      const m = imagePixelModule(row.metadata);
+      const all = Array.from({ length: m.numberOfFrames }, (_, i) => i + 1);
+      return sendPixels(ctx, reply, p, params, row, ranges, all, 'bulkdata');
+    }
+    if (!ranges.some((r) => (r.type === '*' || r.type === 'application' || r.type === 'multipart') && (r.subtype === '*' || r.subtype === 'octet-stream' || r.subtype === 'related'))) {
+      return problem(reply, 406, 'not-acceptable', 'Bulk data is available as application/octet-stream.');
+    }
+    const o = storedObject(ctx, row);
+    const { dict } = await readHeaderDict(o);
+    const value = bulkValueAt(dict, tagPath);
+    await auditRetrieve(ctx, p, params, 'bulkdata', 'success', { bytes: value.length });
+    const single = ranges.some((r) => r.type === 'application' && r.subtype === 'octet-stream') && !ranges.some((r) => r.type === 'multipart');
+    if (single) return reply.code(200).header('content-type', 'application/octet-stream').send(value);
+    const boundary = newBoundary();
+    const head = partHead(boundary, true, { 'Content-Type': 'application/octet-stream', 'Content-Length': String(value.length) });
+    return reply
+      .code(200)
+      .header('content-type', multipartContentType(boundary, 'application/octet-stream'))
+      .send(Buffer.concat([head, value, closeDelimiter(boundary, true)]));
+  });
+}
+
+function matchesIfNoneMatch(header: string | undefined, etag: string): boolean {
+  if (!header) return false;
+  if (header.trim() === '*') return true;
+  return header.split(',').some((t) => t.trim().replace(/^W\//, '') === etag);
+}
+
+/** Frames or pixel bulk data of one instance, as negotiated, streamed part by part. */
+async function sendPixels(
+  ctx: DicomwebContext,
+  reply: FastifyReply,
+  p: Principal,
+  params: Params,
+  row: StoredInstance,
+  ranges: MediaRange[],
+  frames: number[],
+  resource: string,
+) {
+  const o = storedObject(ctx, row);
+  const m = imagePixelModule(row.metadata);
+  const choice = choosePixel(ranges, row.transferSyntaxUid, frames.length === 1);
+  if (!choice) {
+    await auditRetrieve(ctx, p, params, resource, 'failure', { reason: 'not-acceptable' });
+    return problem(reply, 406, 'not-acceptable', 'The pixel data is not available in an acceptable media type; transfer-syntax=* returns it as stored.');
+  }
+  // Plan everything (and fail with 404 for absent frames) before the first byte goes out.
+  let lengths: number[];
+  let source: () => AsyncGenerator<{ length: number; chunks: AsyncIterable<Buffer> }>;
+  if (row.transferSyntaxUid === TS.deflatedExplicitLittle) {
+    const dict = await readDeflated(o);
+    const bufs = frames.map((f) => deflatedFrame(dict, m, f));
+    lengths = bufs.map((b) => b.length);
+    source = async function* () {
+      for (const b of bufs) yield { length: b.length, chunks: (async function* () { yield b; })() };
+    };
+  } else {
+    const layout = await withOffsetTable(o, await pixelLayout(o));
+    const plans = planFrames(layout, m, frames);
+    lengths = plans.map((pl) => pl.length);
+    source = async function* () {
+      for await (const f of frameBytes(o, plans, m)) yield { length: f.plan.length, chunks: f.chunks };
+    };
+  }
+  await auditRetrieve(ctx, p, params, resource, 'success', { frames: frames.length });
+
+  if (!choice.multipart) {
+    reply.code(200).header('content-type', choice.contentType).header('content-length', String(lengths[0]));
+    return reply.send(
+      Readable.from(
+        (async function* () {
+          for await (const f of source()) yield* f.chunks;
+        })(),
+      ),
+    );
+  }
+  const boundary = newBoundary();
+  const heads = lengths.map((length, i) => partHead(boundary, i === 0, { 'Content-Type': choice.contentType, 'Content-Length': String(length) }));
+  const close = closeDelimiter(boundary, lengths.length > 0);
+  reply.header('content-length', String(heads.reduce((n, h) => n + h.length, 0) + lengths.reduce((n, l) => n + l, 0) + close.length));
+  async function* body(): AsyncGenerator<Buffer> {
+    let i = 0;
+    for await (const f of source()) {
+      yield heads[i++];
+      let n = 0;
+      for await (const c of f.chunks) {
+        n += c.length;
+        yield c;
+      }
+      // Never send a part of another length than announced.
+      if (n !== f.length) throw new Error('frame length differs from its plan');
+    }
+    yield close;
+  }
+  return reply.code(200).header('content-type', multipartContentType(boundary, choice.mediaType)).send(Readable.from(body()));
+}
