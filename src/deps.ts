@@ -25,7 +25,9 @@ import { createQueryRepo } from './db/query.repo.js';
 import { createRetrieveRepo } from './db/retrieve.repo.js';
 import type { Logger } from './log.js';
 import { ensureLocalPki, loadPki, type Pki } from './pki/ca.js';
-import type { BlobStore } from './storage/blob-store.js';
+import { pkiCertificateIssuer } from './pki/certificate-issuer.js';
+import { fsTokenKeyStore } from './pki/token-key-store.js';
+import type { BlobStore } from './core/ports/blob-store.js';
 import { createBlobStore } from './storage/create-blob-store.js';
 
 export interface Deps {
@@ -66,10 +68,10 @@ export async function createDeps(config: Readonly<Config>, logger: Logger): Prom
     blobs = await createBlobStore(config);
     const audit = createAuditLog(createAuditRepo(db));
     const tokens = await openTokenService({
-      keysDir: path.join(config.dataDir, 'keys'),
+      keys: fsTokenKeyStore(path.join(config.dataDir, 'keys')),
       settings: { issuer: 'tresor', audience: 'tresor', ttlSeconds: config.tokenTtlSeconds },
     });
-    const identity = createIdentity({ repo: identityRepoFor(db), lockouts: createLockoutRepo(db), audit, tokens, pki, dataDir: config.dataDir });
+    const identity = createIdentity({ repo: identityRepoFor(db), lockouts: createLockoutRepo(db), audit, tokens, certificates: pkiCertificateIssuer(pki), dataDir: config.dataDir });
     const store = blobs;
     const ingest = createIngestService({
       blobs: store,

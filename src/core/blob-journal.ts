@@ -5,7 +5,7 @@
 // or another server process) is never touched; delete entries at once. A blob that
 // a committed instance row still references is never deleted (defence in depth).
 
-import type { BlobStore } from '../storage/blob-store.js';
+import type { BlobStore } from './ports/blob-store.js';
 
 export interface JournalEntry {
   objectKey: string;

@@ -18,7 +18,7 @@ import type { AuditLog } from './audit.js';
 import { invalid, isTresorError, notFound } from './errors.js';
 import { isValidUid } from './dicom/uids.js';
 import type { Principal } from './principal.js';
-import type { BlobStore } from '../storage/blob-store.js';
+import type { BlobStore } from './ports/blob-store.js';
 
 export interface DeleteRequest {
   studyUid: string;

@@ -20,8 +20,8 @@ import { parsePart10File, type ParsedObject } from './dicom/parse.js';
 import { inspectPreamble, PREAMBLE_LENGTH } from './dicom/part10.js';
 import { isValidUid } from './dicom/uids.js';
 import type { Principal } from './principal.js';
-import type { BlobStore } from '../storage/blob-store.js';
-import { newObjectKey } from '../storage/keys.js';
+import type { BlobStore } from './ports/blob-store.js';
+import { newObjectKey } from './ports/object-keys.js';
 
 export interface IngestOptions {
   /** Department for a new study; needed only when the principal may write to several. */

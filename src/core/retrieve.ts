@@ -9,7 +9,7 @@ import type { DicomJson } from './dicom/json.js';
 import { isValidUid } from './dicom/uids.js';
 import type { Principal } from './principal.js';
 import type { QueryLevel } from './query.js';
-import type { BlobStore } from '../storage/blob-store.js';
+import type { BlobStore } from './ports/blob-store.js';
 
 export interface RetrieveRequest {
   level: QueryLevel;

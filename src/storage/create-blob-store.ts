@@ -3,7 +3,7 @@
 
 import path from 'node:path';
 import type { Config } from '../config.js';
-import type { BlobStore } from './blob-store.js';
+import type { BlobStore } from '../core/ports/blob-store.js';
 import { createFsBlobStore } from './fs-store.js';
 import { createS3BlobStore } from './s3-store.js';
 

@@ -10,8 +10,8 @@ import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { notFound, unavailable } from '../core/errors.js';
-import type { BlobInfo, BlobStore, PutResult } from './blob-store.js';
-import { assertValidKeyPrefix, assertValidObjectKey, isValidObjectKey } from './keys.js';
+import type { BlobInfo, BlobStore, PutResult } from '../core/ports/blob-store.js';
+import { assertValidKeyPrefix, assertValidObjectKey, isValidObjectKey } from '../core/ports/object-keys.js';
 import { ensurePrivateDir, fsyncDir, removeStaleFiles, writeNewFile } from './temp-files.js';
 
 export async function createFsBlobStore(rootDir: string): Promise<BlobStore> {

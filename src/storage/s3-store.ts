@@ -39,8 +39,8 @@ import { finished } from 'node:stream/promises';
 import { Client, S3Error } from 'minio';
 import type { S3Config } from '../config.js';
 import { isTresorError, notFound, unavailable } from '../core/errors.js';
-import type { BlobInfo, BlobStore, PutResult } from './blob-store.js';
-import { assertValidKeyPrefix, assertValidObjectKey, isValidObjectKey } from './keys.js';
+import type { BlobInfo, BlobStore, PutResult } from '../core/ports/blob-store.js';
+import { assertValidKeyPrefix, assertValidObjectKey, isValidObjectKey } from '../core/ports/object-keys.js';
 import { ensurePrivateDir, removeStaleFiles, writeNewFile } from './temp-files.js';
 
 export interface S3StoreOptions {

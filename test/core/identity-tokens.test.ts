@@ -9,7 +9,8 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isTresorError } from '../../src/core/errors.js';
-import { loadTokenKeys, openTokenService, TOKEN_TYPE, type TokenService } from '../../src/core/identity/tokens.js';
+import { openTokenService, TOKEN_TYPE, type TokenService } from '../../src/core/identity/tokens.js';
+import { fsTokenKeyStore, loadTokenKeys } from '../../src/pki/token-key-store.js';
 import { tempDir } from '../helpers/http.js';
 import { attackerEcKey, attackerRsaKey, claims, decodeToken, encodeJson, forge, serverSigningKey } from '../helpers/http-jwt.js';
 
@@ -34,7 +35,7 @@ describe('access tokens', () => {
 
   beforeAll(async () => {
     dir = await tempDir('tresor-keys-');
-    tokens = await openTokenService({ keysDir: path.join(dir, 'keys'), settings });
+    tokens = await openTokenService({ keys: fsTokenKeyStore(path.join(dir, 'keys')), settings });
     ({ kid, key } = await serverSigningKey(dir));
   });
   afterAll(async () => {
@@ -148,7 +149,7 @@ describe('access tokens', () => {
     const d = await tempDir('tresor-rotate-');
     let clock = new Date('2030-01-01T00:00:00Z');
     const now = () => clock;
-    const t = await openTokenService({ keysDir: path.join(d, 'keys'), settings, now });
+    const t = await openTokenService({ keys: fsTokenKeyStore(path.join(d, 'keys')), settings, now });
     const before = await t.issue({ sub: 'user:5', gen: 0 });
     clock = new Date(clock.getTime() + 1000);
     await t.rotate();
@@ -169,10 +170,10 @@ describe('access tokens', () => {
   it('picks up a key rotated by another process (CLI) without a restart', async () => {
     const d = await tempDir('tresor-rotate3-');
     let clock = new Date();
-    const server = await openTokenService({ keysDir: path.join(d, 'keys'), settings, now: () => clock });
+    const server = await openTokenService({ keys: fsTokenKeyStore(path.join(d, 'keys')), settings, now: () => clock });
     const oldKid = decodeToken((await server.issue({ sub: 'user:7', gen: 0 })).token).header.kid;
     await new Promise((r) => setTimeout(r, 1100));
-    const cli = await openTokenService({ keysDir: path.join(d, 'keys'), settings });
+    const cli = await openTokenService({ keys: fsTokenKeyStore(path.join(d, 'keys')), settings });
     await cli.rotate();
     const fromCli = await cli.issue({ sub: 'user:7', gen: 0 });
     const newKid = decodeToken(fromCli.token).header.kid;
@@ -190,7 +191,7 @@ describe('access tokens', () => {
 
   it('verifies a token signed before a rotation with the real clock', async () => {
     const d = await tempDir('tresor-rotate2-');
-    const t = await openTokenService({ keysDir: path.join(d, 'keys'), settings });
+    const t = await openTokenService({ keys: fsTokenKeyStore(path.join(d, 'keys')), settings });
     const before = await t.issue({ sub: 'user:6', gen: 0 });
     await new Promise((r) => setTimeout(r, 1100)); // kids have second resolution
     await t.rotate();

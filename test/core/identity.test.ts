@@ -11,6 +11,8 @@ import { isTresorError } from '../../src/core/errors.js';
 import { createIdentity, INITIAL_ADMIN_PASSWORD_FILE, type Identity } from '../../src/core/identity/index.js';
 import { afterFailure, DEFAULT_LOCKOUT_POLICY } from '../../src/core/identity/lockout.js';
 import { openTokenService } from '../../src/core/identity/tokens.js';
+import { pkiCertificateIssuer } from '../../src/pki/certificate-issuer.js';
+import { fsTokenKeyStore } from '../../src/pki/token-key-store.js';
 import { systemPrincipal, type Principal } from '../../src/core/principal.js';
 import { createAuditRepo } from '../../src/db/audit.repo.js';
 import { createIdentityRepo } from '../../src/db/identity.repo.js';
@@ -24,8 +26,8 @@ const SETTINGS = { issuer: 'https://tresor.test', audience: 'tresor-api', ttlSec
 
 async function makeIdentity(db: Db, dataDir: string, pki?: Pki, now?: () => Date): Promise<{ identity: Identity; audit: AuditLog }> {
   const audit = createAuditLog(createAuditRepo(db));
-  const tokens = await openTokenService({ keysDir: path.join(dataDir, 'keys'), settings: SETTINGS });
-  const identity = createIdentity({ repo: createIdentityRepo(db), lockouts: createLockoutRepo(db), audit, tokens, pki, dataDir, now });
+  const tokens = await openTokenService({ keys: fsTokenKeyStore(path.join(dataDir, 'keys')), settings: SETTINGS });
+  const identity = createIdentity({ repo: createIdentityRepo(db), lockouts: createLockoutRepo(db), audit, tokens, certificates: pki && pkiCertificateIssuer(pki), dataDir, now });
   return { identity, audit };
 }
 

@@ -15,7 +15,7 @@ import { sweepBlobJournal } from '../../src/core/blob-journal.js';
 import { createDeletionService } from '../../src/core/delete.js';
 import { createBlobJournalRepo } from '../../src/db/blob-journal.repo.js';
 import { createDeleteRepo } from '../../src/db/delete.repo.js';
-import type { BlobStore } from '../../src/storage/blob-store.js';
+import type { BlobStore } from '../../src/core/ports/blob-store.js';
 import { allKeys, coreServices, createDepartment, principal, readAll, storesUnderTest, wipe } from '../helpers/core.js';
 import { databasesUnderTest } from '../helpers/db.js';
 import { BROKEN_SAMPLES, sampleFiles, sha256 } from '../helpers/samples.js';

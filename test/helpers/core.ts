@@ -11,7 +11,7 @@ import { createAuditRepo } from '../../src/db/audit.repo.js';
 import { createIngestRepo } from '../../src/db/ingest.repo.js';
 import type { Db } from '../../src/db/knex.js';
 import { createRetrieveRepo } from '../../src/db/retrieve.repo.js';
-import type { BlobStore } from '../../src/storage/blob-store.js';
+import type { BlobStore } from '../../src/core/ports/blob-store.js';
 import { createFsBlobStore } from '../../src/storage/fs-store.js';
 import { createS3BlobStore } from '../../src/storage/s3-store.js';
 import { startS3Server } from './s3-server.js';

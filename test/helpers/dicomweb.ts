@@ -15,7 +15,7 @@ import { createQueryRepo } from '../../src/db/query.repo.js';
 import { dicomwebRoutes } from '../../src/http/dicomweb/routes.js';
 import type { DicomwebConfig } from '../../src/http/dicomweb/types.js';
 import type { Pki } from '../../src/pki/ca.js';
-import type { BlobStore } from '../../src/storage/blob-store.js';
+import type { BlobStore } from '../../src/core/ports/blob-store.js';
 import { createFsBlobStore } from '../../src/storage/fs-store.js';
 import { coreServices } from './core.js';
 import { startTestServer, tempDir, type TestServer } from './http.js';

@@ -12,6 +12,8 @@ import { createAuditLog, type AuditLog } from '../../src/core/audit.js';
 import { createIdentity, type Identity } from '../../src/core/identity/index.js';
 import type { LockoutPolicy } from '../../src/core/identity/lockout.js';
 import { openTokenService } from '../../src/core/identity/tokens.js';
+import { pkiCertificateIssuer } from '../../src/pki/certificate-issuer.js';
+import { fsTokenKeyStore } from '../../src/pki/token-key-store.js';
 import { createAuditRepo } from '../../src/db/audit.repo.js';
 import { createIdentityRepo } from '../../src/db/identity.repo.js';
 import type { Db } from '../../src/db/knex.js';
@@ -86,7 +88,7 @@ export async function startTestServer(opts: TestServerOptions): Promise<TestServ
   const logger = createLogger('trace', { write: (line: string) => void logs.push(line) });
   const audit = createAuditLog(createAuditRepo(opts.db));
   const tokens = await openTokenService({
-    keysDir: path.join(opts.dataDir, 'keys'),
+    keys: fsTokenKeyStore(path.join(opts.dataDir, 'keys')),
     settings: { issuer: TEST_ISSUER, audience: TEST_AUDIENCE, ttlSeconds: opts.tokenTtlSeconds ?? 600 },
     now: opts.now,
   });
@@ -95,7 +97,7 @@ export async function startTestServer(opts: TestServerOptions): Promise<TestServ
     lockouts: createLockoutRepo(opts.db),
     audit,
     tokens,
-    pki: opts.pki,
+    certificates: opts.pki && pkiCertificateIssuer(opts.pki),
     dataDir: opts.dataDir,
     lockoutPolicy: opts.lockoutPolicy,
     now: opts.now,

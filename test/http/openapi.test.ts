@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAuditLog } from '../../src/core/audit.js';
 import { createIdentity } from '../../src/core/identity/index.js';
 import { openTokenService } from '../../src/core/identity/tokens.js';
+import { fsTokenKeyStore } from '../../src/pki/token-key-store.js';
 import { createAuditRepo } from '../../src/db/audit.repo.js';
 import { createIdentityRepo } from '../../src/db/identity.repo.js';
 import { migrate, openDb, type Db } from '../../src/db/knex.js';
@@ -65,7 +66,7 @@ describe('openapi/openapi.yaml', () => {
     await migrate(db);
     dir = await tempDir('tresor-openapi-');
     const audit = createAuditLog(createAuditRepo(db));
-    const tokens = await openTokenService({ keysDir: path.join(dir, 'keys'), settings: { issuer: 'i', audience: 'a', ttlSeconds: 60 } });
+    const tokens = await openTokenService({ keys: fsTokenKeyStore(path.join(dir, 'keys')), settings: { issuer: 'i', audience: 'a', ttlSeconds: 60 } });
     const identity = createIdentity({ repo: createIdentityRepo(db), lockouts: createLockoutRepo(db), audit, tokens });
     app = await buildApp(
       { config: { corsOrigins: [] }, logger: createLogger('silent'), identity, audit, dicomweb: await dicomwebPlugin() },

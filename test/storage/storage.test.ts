@@ -12,10 +12,10 @@ import { Client } from 'minio';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { TresorError } from '../../src/core/errors.js';
-import type { BlobStore } from '../../src/storage/blob-store.js';
+import type { BlobStore } from '../../src/core/ports/blob-store.js';
 import { createBlobStore } from '../../src/storage/create-blob-store.js';
 import { createFsBlobStore } from '../../src/storage/fs-store.js';
-import { isValidKeyPrefix, isValidObjectKey, newObjectKey } from '../../src/storage/keys.js';
+import { isValidKeyPrefix, isValidObjectKey, newObjectKey } from '../../src/core/ports/object-keys.js';
 import { createS3BlobStore, grantsPublicAccess } from '../../src/storage/s3-store.js';
 import { startS3Server, type S3TestServer } from '../helpers/s3-server.js';
 

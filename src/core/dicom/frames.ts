@@ -1,6 +1,6 @@
 // Frames and bulk data from a stored Part 10 object, in bounded memory, for WADO-RS
 // /frames, /bulkdata and /rendered (PS3.18 §10.4). The blob store has no ranged
-// read (storage/blob-store.ts), so everything here works on a forward-only stream:
+// read (core/ports/blob-store.ts), so everything here works on a forward-only stream:
 //
 // 1. locate: walk.ts (the structural walker ingest already trusts) runs over the
 //    stream through a forward-only "file handle", reading element headers and

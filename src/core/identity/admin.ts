@@ -28,8 +28,6 @@ import type {
 } from './types.js';
 import { checkPasswordRules, hashPassword } from './passwords.js';
 import { ROLES, type Principal, type Role } from '../principal.js';
-import { canIssueDeviceCertificates } from '../../pki/ca.js';
-import { issueDeviceCertificate, signDeviceCsr } from '../../pki/device-cert.js';
 
 export interface RoleView {
   department: string;
@@ -430,14 +428,14 @@ export function createAdministration(ctx: IdentityContext) {
       return audited(actor, 'admin.device.certificate-issue', details, async () => {
         requireAdministrator(actor);
         const { device } = await manageableDevice(actor, aeTitle);
-        const pki = ctx.pki;
-        if (!pki || !canIssueDeviceCertificates(pki)) throw unavailable('ca-key-unavailable', 'device certificates cannot be issued: the CA private key is not configured');
+        const issuer = ctx.certificates;
+        if (!issuer || !issuer.canIssue) throw unavailable('ca-key-unavailable', 'device certificates cannot be issued: the CA private key is not configured');
         // A registered C-MOVE destination (host and port) runs a storage SCP Tresor connects to.
         const storageScp = device.host !== null && device.port !== null;
-        const issued: { certificatePem: string; fingerprint256: string; privateKeyPem?: string } =
+        const issued =
           input.csr !== undefined
-            ? await signDeviceCsr(pki, { aeTitle: device.aeTitle, csrPem: input.csr, days: input.days, storageScp })
-            : await issueDeviceCertificate(pki, { aeTitle: device.aeTitle, days: input.days, storageScp });
+            ? await issuer.signCsr({ aeTitle: device.aeTitle, csrPem: input.csr, days: input.days, storageScp })
+            : await issuer.issue({ aeTitle: device.aeTitle, days: input.days, storageScp });
         const x = new X509Certificate(issued.certificatePem);
         const notAfter = new Date(x.validTo).toISOString();
         const revoked = await repo.replaceDeviceCertificate(device.id, { fingerprint: issued.fingerprint256, serial: x.serialNumber, notAfter });
@@ -445,7 +443,7 @@ export function createAdministration(ctx: IdentityContext) {
         Object.assign(details, { fingerprint256: issued.fingerprint256, revoked });
         const view: IssuedCertificateView = {
           certificate: issued.certificatePem,
-          ca: pki.caCertPem,
+          ca: issuer.caCertPem,
           fingerprint256: issued.fingerprint256,
           serialNumber: x.serialNumber,
           notAfter,

@@ -6,14 +6,14 @@ import type { Lockout } from './lockout.js';
 import type { TokenService } from './tokens.js';
 import type { AccountKind, BindingRecord, DeviceRecord, IdentityRepo, UserRecord } from './types.js';
 import type { Principal } from '../principal.js';
-import type { Pki } from '../../pki/ca.js';
+import type { CertificateIssuer } from '../ports/certificate-issuer.js';
 
 export interface IdentityContext {
   repo: IdentityRepo;
   audit: AuditLog;
   lockout: Lockout;
   tokens: TokenService;
-  pki?: Pki;
+  certificates?: CertificateIssuer;
   now: () => Date;
   /** <dataDir>/initial-admin-password: removed once the generated password is changed. */
   initialPasswordFile?: string;

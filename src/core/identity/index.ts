@@ -1,17 +1,7 @@
-// Identity (issue 3): departments, users, devices, role bindings, credentials, lockout,
-// tokens and the first admin. One object for the front doors and main.ts:
-//
-//   const identity = createIdentity({ repo, lockouts, audit, tokens, pki });
-//   identity.authenticateDeviceCertificate({ fingerprint256, callingAe, source })   // DIMSE
-//   identity.authenticatePassword({ username, password, source })                    // DIMSE
-//   identity.authenticateDevicePasscode({ aeTitle, passcode, source })              // DIMSE
-//   identity.authenticateAccessToken(jwt, source)                                    // DIMSE JWT
-//   identity.moveDestination(aeTitle)                                                // C-MOVE
-//   identity.principalFor(kind, id)                                                  // re-read
-//   identity.login(...) / sessionForClaims(...) / changePassword(...)               // HTTP
-//   identity.admin.*                                                                 // admin API
-//
-// The parts live beside it in core/identity/; this file wires them and holds the bootstrap.
+// Identity: departments, users, devices, role bindings, credentials, lockout, tokens and
+// the first admin. One object for the front doors and main.ts, built from the repositories
+// and the ports (TokenService over a TokenKeyStore, an optional CertificateIssuer); the
+// parts live beside it in core/identity/, this file wires them and holds the bootstrap.
 
 import { writeFileAtomic } from '../../lib/fs-atomic.js';
 import { mkdir, rm } from 'node:fs/promises';
@@ -25,7 +15,7 @@ import { createLockout, DEFAULT_LOCKOUT_POLICY, type LockoutPolicy, type Lockout
 import type { TokenService } from './tokens.js';
 import type { IdentityRepo } from './types.js';
 import { checkPasswordRules, generatePassword, hashPassword } from './passwords.js';
-import type { Pki } from '../../pki/ca.js';
+import type { CertificateIssuer } from '../ports/certificate-issuer.js';
 
 export type { Session, IssuedToken } from './auth.js';
 export type { DepartmentView, DeviceView, IssuedCertificateView, RoleInput, RoleView, UserView } from './admin.js';
@@ -42,8 +32,8 @@ export interface IdentityOptions {
   lockouts: LockoutRepo;
   audit: AuditLog;
   tokens: TokenService;
-  /** Tresor's PKI; device certificates can be issued only when it has the CA key. */
-  pki?: Pki;
+  /** Issues device certificates (pki/certificate-issuer.ts); absent: none can be issued. */
+  certificates?: CertificateIssuer;
   /** The data directory: where the bootstrap password file is written and removed. */
   dataDir?: string;
   lockoutPolicy?: Partial<LockoutPolicy>;
@@ -63,7 +53,7 @@ export function createIdentity(opts: IdentityOptions): Identity {
   const policy = { ...DEFAULT_LOCKOUT_POLICY, ...opts.lockoutPolicy };
   const lockout = createLockout(opts.lockouts, policy, now);
   const initialPasswordFile = opts.dataDir ? path.join(opts.dataDir, INITIAL_ADMIN_PASSWORD_FILE) : undefined;
-  const ctx: IdentityContext = { repo: opts.repo, audit: opts.audit, lockout, tokens: opts.tokens, pki: opts.pki, now, initialPasswordFile };
+  const ctx: IdentityContext = { repo: opts.repo, audit: opts.audit, lockout, tokens: opts.tokens, certificates: opts.certificates, now, initialPasswordFile };
   return {
     ...createAuthentication(ctx),
     admin: createAdministration(ctx),

@@ -1,25 +1,22 @@
-// Access tokens (issue 3, "Tokens"): short-lived JWTs signed with ES256 (RFC 7518 §3.4)
-// by a key kept in <dataDir>/keys/ (mode 0600). Keys rotate: the newest key signs, every
-// key still on disk verifies (selected by `kid`), and a replaced key is deleted once
-// every token it signed has expired. The verifier accepts exactly one algorithm, the
+// Access tokens: short-lived JWTs signed with ES256 (RFC 7518 §3.4) by a key from the
+// TokenKeyStore port (core/ports/token-key-store.ts; on disk: pki/token-key-store.ts).
+// Keys rotate: the newest key signs, every key still kept verifies (selected by `kid`),
+// and a replaced key is dropped once every token it signed has expired. The verifier accepts exactly one algorithm, the
 // issuer, the audience and the token type `at+jwt` (RFC 9068 §2.1), requires exp/iat/jti,
 // and takes the key only from our own ring: `jku`, `x5u`, `jwk` and `x5c` headers are
 // never read (RFC 8725 §3.1, §3.10). fast-jwt is the library under @fastify/jwt, so the
 // HTTP door (http/auth.ts, through @fastify/jwt) and the DIMSE door (JWT user identity,
 // PS3.7 D.3.3.7) verify with the very same options built here.
 
-import { writeFileAtomic } from '../../lib/fs-atomic.js';
-import { createPrivateKey, createPublicKey, generateKeyPair, randomBytes, randomUUID } from 'node:crypto';
-import { chmod, mkdir, readdir, readFile, rm } from 'node:fs/promises';
-import path from 'node:path';
+import { randomUUID } from 'node:crypto';
 import { createSigner, createVerifier, TokenError, type SignerOptions, type VerifierOptions } from 'fast-jwt';
 import { unauthenticated } from '../errors.js';
+import type { TokenKeyRing, TokenKeyStore } from '../ports/token-key-store.js';
 
 export const TOKEN_ALGORITHM = 'ES256' as const;
 /** RFC 9068 access-token type: a JWT minted for another purpose cannot pass as one. */
 export const TOKEN_TYPE = 'at+jwt';
 const CLOCK_TOLERANCE_MS = 5_000;
-const KEY_FILE_RE = /^(\d{8}T\d{6}Z-[0-9a-f]{8})\.key$/;
 
 export interface TokenSettings {
   issuer: string;
@@ -39,12 +36,6 @@ export interface AccessClaims {
   aud: string;
 }
 
-export interface TokenKeyRing {
-  signing: { kid: string; privateKeyPem: string };
-  /** kid → SPKI PEM of every key that may still have live tokens. */
-  publicKeys: ReadonlyMap<string, string>;
-}
-
 export interface TokenService {
   readonly settings: Readonly<TokenSettings>;
   issue(subject: { sub: string; gen: number }): Promise<{ token: string; expiresIn: number }>;
@@ -53,7 +44,7 @@ export interface TokenService {
   /** The verifying key for a token header's kid; undefined for an unknown or missing kid. */
   publicKeyFor(kid: unknown): string | undefined;
   /**
-   * Like publicKeyFor, but an unknown kid first re-reads the key directory (at most every
+   * Like publicKeyFor, but an unknown kid first re-reads the key store (at most every
    * 10 s): a key rotated by the CLI or another process is picked up without a restart.
    */
   keyFor(kid: unknown): Promise<string | undefined>;
@@ -63,88 +54,26 @@ export interface TokenService {
   readonly maxAgeSeconds: number;
   /** Writes a new signing key; older keys keep verifying until their tokens expire. */
   rotate(): Promise<void>;
-  /** Re-reads the key directory (after a rotation by another process or the CLI). */
+  /** Re-reads the key store (after a rotation by another process or the CLI). */
   reload(): Promise<void>;
-}
-
-// --- key files ------------------------------------------------------------------------
-
-const kidCreatedAt = (kid: string): number => {
-  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z/.exec(kid);
-  return m ? Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6]) : 0;
-};
-
-function newKid(now: Date): string {
-  const iso = now.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
-  return `${iso}-${randomBytes(4).toString('hex')}`;
-}
-
-function generateEcKey(): Promise<string> {
-  return new Promise((resolve, reject) => {
-    generateKeyPair(
-      'ec',
-      { namedCurve: 'prime256v1', privateKeyEncoding: { type: 'pkcs8', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } },
-      (err, _pub, priv) => (err ? reject(err) : resolve(priv)),
-    );
-  });
-}
-
-async function ensureKeyDir(dir: string): Promise<void> {
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  await chmod(dir, 0o700);
-}
-
-/** Writes a fresh ES256 key into `dir` and returns its kid. */
-export async function createTokenKey(dir: string, now: Date = new Date()): Promise<string> {
-  await ensureKeyDir(dir);
-  const kid = newKid(now);
-  await writeFileAtomic(path.join(dir, `${kid}.key`), await generateEcKey(), 0o600);
-  return kid;
-}
-
-/**
- * Loads every key in `dir` (creating the first one when there is none) and deletes keys
- * that were replaced more than `retainMs` ago: their tokens have all expired.
- */
-export async function loadTokenKeys(dir: string, opts: { retainMs: number; now?: Date }): Promise<TokenKeyRing> {
-  const now = opts.now ?? new Date();
-  await ensureKeyDir(dir);
-  let kids = (await readdir(dir)).map((f) => KEY_FILE_RE.exec(f)?.[1]).filter((k): k is string => !!k).sort();
-  if (kids.length === 0) kids = [await createTokenKey(dir, now)];
-  const keep: string[] = [];
-  for (let i = 0; i < kids.length; i++) {
-    const replacedAt = i + 1 < kids.length ? kidCreatedAt(kids[i + 1]) : Infinity;
-    if (now.getTime() - replacedAt > opts.retainMs) await rm(path.join(dir, `${kids[i]}.key`), { force: true });
-    else keep.push(kids[i]);
-  }
-  const publicKeys = new Map<string, string>();
-  let signing: TokenKeyRing['signing'] | undefined;
-  for (const kid of keep) {
-    const privateKeyPem = await readFile(path.join(dir, `${kid}.key`), 'utf8');
-    const key = createPrivateKey(privateKeyPem);
-    if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') continue;
-    publicKeys.set(kid, createPublicKey(key).export({ type: 'spki', format: 'pem' }) as string);
-    signing = { kid, privateKeyPem };
-  }
-  if (!signing) throw new Error(`no usable ES256 key in ${dir}`);
-  return { signing, publicKeys };
 }
 
 // --- the service ----------------------------------------------------------------------
 
+/** A token service over a key store: keys are loaded now, re-read on rotation and on unknown kids. */
 export async function openTokenService(opts: {
-  keysDir: string;
+  keys: TokenKeyStore;
   settings: TokenSettings;
   now?: () => Date;
 }): Promise<TokenService> {
   const now = opts.now ?? (() => new Date());
   const retainMs = opts.settings.ttlSeconds * 1000 + CLOCK_TOLERANCE_MS + 60_000;
-  const load = () => loadTokenKeys(opts.keysDir, { retainMs, now: now() });
+  const load = () => opts.keys.load({ retainMs, now: now() });
   const service = createTokenService({ ring: await load(), settings: opts.settings, now, reloadRing: load });
   return {
     ...service,
     async rotate() {
-      await createTokenKey(opts.keysDir, now());
+      await opts.keys.create(now());
       service.setRing(await load());
     },
     reload: service.reload,
@@ -156,7 +85,7 @@ export function createTokenService(opts: {
   ring: TokenKeyRing;
   settings: TokenSettings;
   now?: () => Date;
-  /** Re-reads the ring (openTokenService: from the key directory). */
+  /** Re-reads the ring (openTokenService: from the key store). */
   reloadRing?: () => Promise<TokenKeyRing>;
 }): TokenService & { setRing(ring: TokenKeyRing): void } {
   const now = opts.now ?? (() => new Date());
@@ -216,7 +145,7 @@ export function createTokenService(opts: {
       loadedAt = now().getTime();
     },
     async issue(subject) {
-      // Sign with the newest key on disk (another process or the CLI may have rotated).
+      // Sign with the newest key stored (another process or the CLI may have rotated).
       await refresh(60_000);
       const options = {
         key: ring.signing.privateKeyPem,
@@ -246,7 +175,7 @@ export function createTokenService(opts: {
       }
     },
     rotate() {
-      return Promise.reject(new Error('rotation needs a key directory (openTokenService)'));
+      return Promise.reject(new Error('rotation needs a key store (openTokenService)'));
     },
     async reload() {
       if (opts.reloadRing) {

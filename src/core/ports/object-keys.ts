@@ -1,10 +1,11 @@
 // Object keys are generated here and nowhere else (ARCHITECTURE.md rule 6): never
-// built from request input. Both stores refuse any key that does not match the
+// built from request input. The key shape is part of the BlobStore port: the core
+// makes keys, the stores in storage/ check them. Both stores refuse any key that does not match the
 // exact shape below, so a bug elsewhere cannot turn a key into `../` or an
 // absolute path (defence in depth; the fs store joins keys onto a directory).
 
 import { randomUUID } from 'node:crypto';
-import { invalid } from '../core/errors.js';
+import { invalid } from '../errors.js';
 
 // objects/<h0h1>/<h2h3>/<32 hex of a UUID v4>: the two fan-out levels are the first
 // four hex digits of the UUID itself, so each directory holds ~1/65536 of the objects.
