@@ -4,6 +4,10 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 const forbiddenInCore = ['fastify', '@fastify/*', 'dcmjs-dimse', 'knex', 'knex-pglite', 'pg', '@electric-sql/pglite', 'minio'];
+// The layers around the core (ARCHITECTURE.md, layout): the core owns its ports
+// (src/core/ports/) and these implement or call them; a core import of one of them
+// would turn the dependency around. Matched on the import path, at any depth.
+const layersOutsideCore = /(^|\/)(storage|pki|db|http|dimse|edge)\//;
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'data/**', 'coverage/**', '.tmp/**'] },
@@ -20,8 +24,13 @@ export default tseslint.config(
     files: ['src/core/**/*.ts'],
     rules: {
       'no-restricted-imports': ['error', {
-        patterns: [{ group: forbiddenInCore, message: 'src/core must not import transports, drivers or SDKs (ARCHITECTURE.md rule 2).' }],
-        paths: [{ name: '../db/index.js', message: 'core talks to the database through repositories passed in.' }],
+        patterns: [
+          { group: forbiddenInCore, message: 'src/core must not import transports, drivers or SDKs (ARCHITECTURE.md rule 2).' },
+          {
+            regex: layersOutsideCore.source,
+            message: 'src/core owns its ports (src/core/ports/): storage/, pki/, db/, http/, dimse/ and edge/ implement or call them, the core never imports them.',
+          },
+        ],
       }],
     },
   },

@@ -20,3 +20,34 @@ describe('eslint architecture rules', () => {
     expect(r.messages.map((m) => m.ruleId)).toContain('no-restricted-properties');
   });
 });
+
+// The core owns its ports: the layers around it depend on the core, never the reverse.
+describe('eslint: src/core imports no layer around it', () => {
+  const eslint = new ESLint({ cwd: process.cwd() });
+  const cases: Array<[string, string]> = [
+    ['src/core/ingest.ts', '../storage/fs-store.js'],
+    ['src/core/ingest.ts', '../storage/create-blob-store.js'],
+    ['src/core/identity/admin.ts', '../../pki/device-cert.js'],
+    ['src/core/identity/admin.ts', '../../pki/ca.js'],
+    ['src/core/query.ts', '../db/query.repo.js'],
+    ['src/core/query.ts', '../http/errors.js'],
+    ['src/core/retrieve.ts', '../dimse/status.js'],
+    ['src/core/dicom/parse.ts', '../../edge/gateway.js'],
+  ];
+  for (const [filePath, from] of cases) {
+    it(`refuses ${from} in ${filePath}`, async () => {
+      const [r] = await eslint.lintText(`import { x } from '${from}';\nexport const y = x;\n`, { filePath });
+      expect(r.messages.map((m) => m.ruleId)).toContain('no-restricted-imports');
+    });
+  }
+  for (const from of ['./ports/blob-store.js', './errors.js', '../lib/fs-atomic.js', './dicom/tags.js']) {
+    it(`allows ${from} in src/core`, async () => {
+      const [r] = await eslint.lintText(`import { x } from '${from}';\nexport const y = x;\n`, { filePath: 'src/core/example.ts' });
+      expect(r.messages.map((m) => m.ruleId)).not.toContain('no-restricted-imports');
+    });
+  }
+  it('allows storage/ to import the core port it implements', async () => {
+    const [r] = await eslint.lintText(`import type { BlobStore } from '../core/ports/blob-store.js';\nexport type S = BlobStore;\n`, { filePath: 'src/storage/example.ts' });
+    expect(r.messages.map((m) => m.ruleId)).not.toContain('no-restricted-imports');
+  });
+});
