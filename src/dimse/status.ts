@@ -2,7 +2,7 @@
 // C.4.1.1.4, C.4.2.1.5, C.4.3.1.4). The ErrorComment carries only the error's
 // reason, which errors.ts guarantees is safe to return; never a message or a stack.
 
-import { isTresorError } from '../core/errors.js';
+import { isTresorError, reasonSpec, type DimseOverride } from '../core/errors.js';
 
 export const DimseStatus = {
   Success: 0x0000,
@@ -34,10 +34,21 @@ export interface StatusAnswer {
 
 const comment = (s: string): string => s.replace(/[^\x20-\x7e]/g, '?').slice(0, 64);
 
+/** Reasons whose DIMSE answer is not their kind's (core/errors.ts REASONS, `dimse`). */
+const STATUS_BY_OVERRIDE: Readonly<Record<DimseOverride, number>> = Object.freeze({
+  'not-authorized': DimseStatus.NotAuthorized,
+  // PS3.4 B.2.3: 0111H, a different object under an existing SOP Instance UID.
+  'duplicate-sop-instance': DimseStatus.DuplicateSopInstance,
+  // PS3.4 B.2.3: A900H, the data set does not match what it claims (or was addressed as).
+  'data-set-does-not-match-sop-class': DimseStatus.DataSetDoesNotMatchSopClass,
+});
+
 /** The failure status to answer for an exception thrown while serving `service`. */
 export function statusForError(e: unknown, service: DimseService): StatusAnswer {
   if (!isTresorError(e)) return { status: DimseStatus.ProcessingFailure, comment: 'processing-failure' };
   const c = comment(e.reason);
+  const override = reasonSpec(e.reason).dimse;
+  if (override) return { status: STATUS_BY_OVERRIDE[override], comment: c };
   switch (e.kind) {
     case 'forbidden':
     case 'unauthenticated':
@@ -51,16 +62,12 @@ export function statusForError(e: unknown, service: DimseService): StatusAnswer 
       // PS3.4 B.2.3 / C.4.x: A700 (out of resources) tells the SCU it may try again later.
       return { status: DimseStatus.OutOfResources, comment: c };
     case 'invalid':
-      // A writer in several departments cannot say over DIMSE which one a new study goes to:
-      // that is a question of rights (give the device write in one department), not of data.
-      if (e.reason === 'department-required') return { status: DimseStatus.NotAuthorized, comment: c };
-      if (service === 'C-STORE') {
-        return { status: /sop-class|mismatch/.test(e.reason) ? DimseStatus.DataSetDoesNotMatchSopClass : DimseStatus.CannotUnderstand, comment: c };
-      }
+      // A data set that cannot be parsed is C000 (cannot understand, PS3.4 B.2.3); an
+      // identifier that is not valid is A900 (PS3.4 C.4.1.1.4, C.4.2.1.5, C.4.3.1.4).
+      if (service === 'C-STORE') return { status: DimseStatus.CannotUnderstand, comment: c };
       return { status: DimseStatus.IdentifierDoesNotMatchSopClass, comment: c };
     case 'conflict':
-      // A different object under an existing SOP Instance UID is a duplicate instance (PS3.7 C.5.x 0111H).
-      return { status: /duplicate|sop-instance/.test(e.reason) ? DimseStatus.DuplicateSopInstance : DimseStatus.ProcessingFailure, comment: c };
+      return { status: DimseStatus.ProcessingFailure, comment: c };
     default:
       return { status: DimseStatus.ProcessingFailure, comment: c };
   }

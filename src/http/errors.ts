@@ -4,7 +4,7 @@
 // client, and parser messages that may quote the body never reach the log either.
 
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { isTresorError, type ErrorKind } from '../core/errors.js';
+import { isTresorError, reasonSpec, type ErrorKind, type Reason } from '../core/errors.js';
 
 export interface ErrorBody {
   error: { code: string; message: string };
@@ -37,9 +37,9 @@ const DEFAULT_MESSAGE: Readonly<Record<number, string>> = Object.freeze({
 
 export const errorBody = (code: string, message: string): ErrorBody => ({ error: { code, message } });
 
-/** Bearer challenge (RFC 6750 §3): `error="invalid_token"` when a token was presented. */
-export function bearerChallenge(reason: string | undefined): string {
-  if (reason === 'invalid-token' || reason === 'token-expired' || reason === 'account-unusable') {
+/** Bearer challenge (RFC 6750 §3): `error="invalid_token"` when a token was presented (core/errors.ts REASONS). */
+export function bearerChallenge(reason: Reason | undefined): string {
+  if (reason !== undefined && reasonSpec(reason).invalidToken) {
     return `Bearer realm="tresor", error="invalid_token"`;
   }
   return 'Bearer realm="tresor"';
@@ -59,8 +59,7 @@ export function renderError(err: unknown): Rendered {
   if (isTresorError(err)) {
     const status = STATUS_BY_KIND[err.kind] ?? 500;
     if (status === 401) headers['www-authenticate'] = bearerChallenge(err.reason);
-    const retry = (err as { retryAfterSeconds?: number }).retryAfterSeconds;
-    if (typeof retry === 'number') headers['retry-after'] = String(retry);
+    if (err.retryAfterSeconds !== undefined) headers['retry-after'] = String(err.retryAfterSeconds);
     // Core messages are written to be shown (core/errors.ts); the default message of a
     // bare error is its reason, which is replaced by a sentence.
     const message = err.message && err.message !== err.reason ? err.message : (DEFAULT_MESSAGE[status] ?? 'error');

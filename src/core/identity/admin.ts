@@ -82,7 +82,7 @@ const DEVICE_ROLES: readonly Role[] = ['reader', 'writer'];
  * What the caller gets for something it may not see: exactly the not-found of something
  * that does not exist (same reason, same message), recorded in the audit trail as a denial.
  */
-const hidden = (message: string): TresorError => Object.assign(notFound('not-found', message), { denied: true });
+const hidden = (message: string): TresorError => notFound('not-found', message, { hidden: true });
 
 export function createAdministration(ctx: IdentityContext) {
   const { repo } = ctx;
@@ -92,7 +92,7 @@ export function createAdministration(ctx: IdentityContext) {
     try {
       result = await fn();
     } catch (e) {
-      const denied = isTresorError(e) && (e.kind === 'forbidden' || (e as { denied?: boolean }).denied === true);
+      const denied = isTresorError(e) && e.denied;
       const reason = isTresorError(e) ? e.reason : 'internal-error';
       await ctx.audit
         .record({ action, outcome: denied ? 'denied' : 'failure', principal: actorOf(actor), source: actor.source, details: { ...details, reason } })

@@ -91,8 +91,8 @@ export function createAuthentication(ctx: IdentityContext) {
   }
 
   function lockedError(until: Date | undefined) {
-    const e = unauthenticated('locked', 'too many failed attempts: try again later');
-    return Object.assign(e, { retryAfterSeconds: until ? Math.max(1, Math.ceil((until.getTime() - ctx.now().getTime()) / 1000)) : undefined });
+    const retryAfterSeconds = until ? Math.max(1, Math.ceil((until.getTime() - ctx.now().getTime()) / 1000)) : undefined;
+    return unauthenticated('locked', 'too many failed attempts: try again later', { retryAfterSeconds });
   }
 
   async function issueFor(user: UserRecord): Promise<IssuedToken> {

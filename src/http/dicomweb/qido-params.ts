@@ -33,7 +33,7 @@ const one = (v: unknown, name: string): string => {
   return String(v ?? '');
 };
 
-function nonNegative(v: string, name: string): number {
+function nonNegative(v: string, name: 'limit' | 'offset'): number {
   if (!/^\d{1,9}$/.test(v)) throw invalid(`bad-${name}`, `${name} must be a non-negative integer.`);
   return Number(v);
 }

@@ -23,13 +23,13 @@ const one = (q: Record<string, unknown>, name: string): string | undefined => {
   return v === undefined ? undefined : String(v);
 };
 
-function positiveInt(v: string | undefined, name: string, max: number): number | undefined {
+function positiveInt(v: string | undefined, name: 'rows' | 'columns' | 'frameNumber', max: number): number | undefined {
   if (v === undefined || v === '') return undefined;
   if (!/^\d{1,6}$/.test(v) || Number(v) < 1 || Number(v) > max) throw invalid(`bad-${name}`, `${name} must be an integer from 1 to ${max}.`);
   return Number(v);
 }
 
-function num(v: string | undefined, name: string): number | undefined {
+function num(v: string | undefined, name: 'windowCenter' | 'windowWidth'): number | undefined {
   if (v === undefined || v === '') return undefined;
   const n = Number(v);
   if (!Number.isFinite(n)) throw invalid(`bad-${name}`, `${name} must be a number.`);
