@@ -3,6 +3,7 @@
 // with one clear message per bad value; the result is frozen and passed down.
 
 import path from 'node:path';
+import { AE_TITLE_RE } from './core/identity/names.js';
 
 export interface S3Config {
   endPoint: string;
@@ -130,8 +131,8 @@ export function loadConfig(flags: RawSettings = {}, env: NodeJS.ProcessEnv = pro
   };
 
   const aeTitle = raw.aeTitle ?? 'TRESOR';
-  // PS3.5 §6.2 AE: 1–16 characters of the default repertoire, no backslash or control characters, not all spaces.
-  if (!/^[\x20-\x5b\x5d-\x7e]{1,16}$/.test(aeTitle) || aeTitle.trim() === '') {
+  // PS3.5 §6.2 AE (core/identity/names.ts): 1–16 characters of the default repertoire, no backslash or control characters, not all spaces.
+  if (!AE_TITLE_RE.test(aeTitle) || aeTitle.trim() === '') {
     problems.push(`${label('aeTitle')} must be 1–16 printable characters without backslash, not all spaces`);
   }
 

@@ -1,18 +1,29 @@
-// Names of departments, users and devices, checked once at the core boundary so the
-// same rules hold for the admin API, the CLI and the DIMSE door.
+// Names of departments, users and devices, defined here once and checked at the core
+// boundary, so the same rules hold for the admin API (whose JSON schemas take the
+// *_PATTERN strings), the CLI, config.ts, STOW's `department=` and the DIMSE door. The
+// core trims surrounding spaces before matching; the schemas match the raw value.
 
 import { isIP } from 'node:net';
 import { invalid } from '../errors.js';
 
-/** Lower-cased, so 'Alice' and 'alice' are one account. */
-export const USERNAME_RE = /^[a-z0-9][a-z0-9._@-]{0,63}$/;
-export const DEPARTMENT_RE = /^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$/;
+/**
+ * ASCII letters of either case, digits and `._@-`, 1-64. Matched before lower-casing (so
+ * a character that lower-cases into ASCII, like U+212A KELVIN SIGN, is refused, not
+ * folded into `k`), then lower-cased: 'Alice' and 'alice' are one account.
+ */
+export const USERNAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$';
+export const DEPARTMENT_PATTERN = '^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$';
 /** PS3.5 §6.2, VR AE: default repertoire without backslash (0x5C) and control characters, 16 at most. */
-export const AE_TITLE_RE = /^[\x20-\x5b\x5d-\x7e]{1,16}$/;
+export const AE_TITLE_PATTERN = '^[\\x20-\\x5b\\x5d-\\x7e]{1,16}$';
+
+// The `u` flag is how Ajv compiles JSON-schema patterns: one meaning on both sides.
+export const USERNAME_RE = new RegExp(USERNAME_PATTERN, 'u');
+export const DEPARTMENT_RE = new RegExp(DEPARTMENT_PATTERN, 'u');
+export const AE_TITLE_RE = new RegExp(AE_TITLE_PATTERN, 'u');
 
 export function normalizeUsername(username: string): string {
-  const u = typeof username === 'string' ? username.trim().toLowerCase() : '';
-  if (!USERNAME_RE.test(u)) {
+  const u = tryUsername(username);
+  if (u === null) {
     throw invalid('bad-username', 'a username is 1-64 letters, digits, dots, dashes, underscores or @, starting with a letter or digit');
   }
   return u;
@@ -21,8 +32,8 @@ export function normalizeUsername(username: string): string {
 /** The same normalisation as normalizeUsername, but null instead of an error (login paths). */
 export function tryUsername(username: unknown): string | null {
   if (typeof username !== 'string') return null;
-  const u = username.trim().toLowerCase();
-  return USERNAME_RE.test(u) ? u : null;
+  const u = username.trim();
+  return USERNAME_RE.test(u) ? u.toLowerCase() : null;
 }
 
 export function normalizeDepartmentName(name: string): string {

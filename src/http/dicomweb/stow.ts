@@ -15,6 +15,7 @@ import { Transform } from 'node:stream';
 import dcmjs from 'dcmjs';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { invalid, isTresorError, tooLarge, TresorError } from '../../core/errors.js';
+import { DEPARTMENT_RE } from '../../core/identity/names.js';
 import type { Principal } from '../../core/principal.js';
 import { principalOf, problem } from './errors.js';
 import { failureOf, FAILURE, stowResponse, stowStatus, WARNING_COERCED, type PartOutcome } from './stow-response.js';
@@ -75,7 +76,7 @@ export function registerStowRoutes(app: FastifyInstance, ctx: DicomwebContext): 
     const dept = (request.query as Record<string, unknown>)?.department;
     let departmentId: number | undefined;
     if (dept !== undefined) {
-      if (typeof dept !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$/.test(dept)) return refuse(400, 'bad-department', 'department is a department name or id.');
+      if (typeof dept !== 'string' || !DEPARTMENT_RE.test(dept)) return refuse(400, 'bad-department', 'department is a department name or id.');
       const id = /^\d{1,9}$/.test(dept) ? Number(dept) : await ctx.deps.departmentByName?.(dept);
       if (id === undefined || id === null) return refuse(400, 'unknown-department', 'No such department.');
       departmentId = id;

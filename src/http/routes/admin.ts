@@ -1,4 +1,4 @@
-// The admin API (issue 3, "Admin API"; documented in openapi/openapi.yaml). Thin: each
+// The admin API (documented in openapi/openapi.yaml). Thin: each
 // route validates its input with a closed JSON schema (additionalProperties: false, so
 // unknown fields are refused, not ignored), calls core/identity with the principal, and
 // shapes the answer. Who may do what is decided in core (through core/access.ts).
@@ -6,6 +6,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { AuditFilter, AuditOutcome } from '../../core/audit.js';
 import type { Identity, RoleInput } from '../../core/identity/index.js';
+import { AE_TITLE_PATTERN, DEPARTMENT_PATTERN, USERNAME_PATTERN } from '../../core/identity/names.js';
+import { PASSWORD_MAX_LENGTH } from '../../core/identity/passwords.js';
 import type { Role } from '../../core/principal.js';
 import { principalOf } from '../auth.js';
 
@@ -15,12 +17,13 @@ export interface AdminRouteOptions {
 
 // --- schemas (mirrored in openapi/openapi.yaml) -------------------------------------------
 
-const departmentName = { type: 'string', minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$' } as const;
-const username = { type: 'string', minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$' } as const;
+// The patterns are core's (core/identity/names.ts), so the schema and the core agree.
+export const departmentName = { type: 'string', minLength: 1, maxLength: 64, pattern: DEPARTMENT_PATTERN } as const;
+export const username = { type: 'string', minLength: 1, maxLength: 64, pattern: USERNAME_PATTERN } as const;
 // PS3.5 §6.2 VR AE; surrounding spaces are trimmed by core.
-const aeTitle = { type: 'string', minLength: 1, maxLength: 16, pattern: '^[\\x20-\\x5b\\x5d-\\x7e]{1,16}$' } as const;
+export const aeTitle = { type: 'string', minLength: 1, maxLength: 16, pattern: AE_TITLE_PATTERN } as const;
 const role = { type: 'string', enum: ['reader', 'writer', 'admin'] } as const;
-const secret = { type: 'string', minLength: 1, maxLength: 256 } as const;
+const secret = { type: 'string', minLength: 1, maxLength: PASSWORD_MAX_LENGTH } as const;
 const host = { type: ['string', 'null'], minLength: 1, maxLength: 253 } as const;
 const port = { type: ['integer', 'null'], minimum: 1, maximum: 65535 } as const;
 const timestamp = { type: 'string', format: 'date-time' } as const;
