@@ -98,7 +98,7 @@ const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
 
 /** Reads the environment into raw settings (flags, when given, win over it). */
-export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env): RawSettings {
+function settingsFromEnv(env: NodeJS.ProcessEnv = process.env): RawSettings {
   const raw: RawSettings = {};
   for (const [name, { env: key }] of Object.entries(SETTINGS) as [SettingName, { env: string }][]) {
     const v = env[key];

@@ -72,6 +72,3 @@ export function statusForError(e: unknown, service: DimseService): StatusAnswer 
       return { status: DimseStatus.ProcessingFailure, comment: c };
   }
 }
-
-export const isFailure = (status: number): boolean =>
-  status !== DimseStatus.Success && status !== DimseStatus.Pending && status !== 0xff01 && status !== DimseStatus.Cancel && (status & 0xf000) !== 0xb000;

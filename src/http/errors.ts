@@ -10,7 +10,7 @@ export interface ErrorBody {
   error: { code: string; message: string };
 }
 
-export const STATUS_BY_KIND: Readonly<Record<ErrorKind, number>> = Object.freeze({
+const STATUS_BY_KIND: Readonly<Record<ErrorKind, number>> = Object.freeze({
   'not-found': 404,
   forbidden: 403,
   invalid: 400,
@@ -38,7 +38,7 @@ const DEFAULT_MESSAGE: Readonly<Record<number, string>> = Object.freeze({
 export const errorBody = (code: string, message: string): ErrorBody => ({ error: { code, message } });
 
 /** Bearer challenge (RFC 6750 §3): `error="invalid_token"` when a token was presented (core/errors.ts REASONS). */
-export function bearerChallenge(reason: Reason | undefined): string {
+function bearerChallenge(reason: Reason | undefined): string {
   if (reason !== undefined && reasonSpec(reason).invalidToken) {
     return `Bearer realm="tresor", error="invalid_token"`;
   }
@@ -54,7 +54,7 @@ interface Rendered {
 }
 
 /** Maps any thrown value to a status and a safe body. */
-export function renderError(err: unknown): Rendered {
+function renderError(err: unknown): Rendered {
   const headers: Record<string, string> = {};
   if (isTresorError(err)) {
     const status = STATUS_BY_KIND[err.kind] ?? 500;

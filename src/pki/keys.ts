@@ -9,7 +9,7 @@ import { invalid } from '../core/errors.js';
  * ECDHE-RSA / DHE-RSA AES-GCM suites, so every Tresor-issued key is RSA; 3072 bits
  * gives ~128-bit security (NIST SP 800-57) for keys meant to live for years.
  */
-export const RSA_BITS = 3072;
+const RSA_BITS = 3072;
 
 export interface GeneratedKeyPair {
   /** PKCS#8 PEM. */

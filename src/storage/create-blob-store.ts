@@ -8,9 +8,9 @@ import { createFsBlobStore } from './fs-store.js';
 import { createS3BlobStore } from './s3-store.js';
 
 /** Filesystem blobs live here, next to the embedded database and TLS files. */
-export const FS_BLOB_DIR = 'blobs';
+const FS_BLOB_DIR = 'blobs';
 /** Local spool for S3 uploads of streams that are not plain files (see s3-store.ts). */
-export const S3_SPOOL_DIR = 's3-spool';
+const S3_SPOOL_DIR = 's3-spool';
 
 export async function createBlobStore(config: Config): Promise<BlobStore> {
   if (config.s3) {

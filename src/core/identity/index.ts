@@ -18,14 +18,11 @@ import { checkPasswordRules, generatePassword, hashPassword } from './passwords.
 import type { CertificateIssuer } from '../ports/certificate-issuer.js';
 
 export type { Session, IssuedToken } from './auth.js';
-export type { DepartmentView, DeviceView, IssuedCertificateView, RoleInput, RoleView, UserView } from './admin.js';
-export type { AccessClaims, TokenService, TokenSettings } from './tokens.js';
-export type { IdentityRepo } from './types.js';
-export type { LockoutPolicy, LockoutRepo } from './lockout.js';
+export type { RoleInput } from './admin.js';
 
 /** File holding a generated bootstrap password (ARCHITECTURE.md, "Interfaces"). */
 export const INITIAL_ADMIN_PASSWORD_FILE = 'initial-admin-password';
-export const BOOTSTRAP_USERNAME = 'admin';
+const BOOTSTRAP_USERNAME = 'admin';
 
 export interface IdentityOptions {
   repo: IdentityRepo;
@@ -74,10 +71,6 @@ export type BootstrapResult =
  * changed before the account can do anything else. No other default account exists.
  * The password is never logged; main.ts logs the file name from the result.
  */
-export async function bootstrapAdmin(identity: Identity, opts: { adminPassword?: string }): Promise<BootstrapResult> {
-  return identity.bootstrapAdmin(opts);
-}
-
 async function bootstrap(ctx: IdentityContext, dataDir: string | undefined, opts: { adminPassword?: string }): Promise<BootstrapResult> {
   if ((await ctx.repo.countUsers()) > 0) return { created: false };
   const chosen = opts.adminPassword;

@@ -43,7 +43,7 @@ export const DEFAULT_LOCKOUT_POLICY: Readonly<LockoutPolicy> = Object.freeze({
 });
 
 export const accountKey = (kind: 'user' | 'device', name: string): string => `${kind}:${name}`;
-export const addressKey = (address: string): string => `addr:${address}`;
+const addressKey = (address: string): string => `addr:${address}`;
 
 /** The state after one more failure (pure, so the growth is unit-tested without a database). */
 export function afterFailure(s: LockoutState | null, threshold: number, policy: LockoutPolicy, now: Date): LockoutState {

@@ -17,7 +17,7 @@ export const DEPARTMENT_PATTERN = '^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$';
 export const AE_TITLE_PATTERN = '^[\\x20-\\x5b\\x5d-\\x7e]{1,16}$';
 
 // The `u` flag is how Ajv compiles JSON-schema patterns: one meaning on both sides.
-export const USERNAME_RE = new RegExp(USERNAME_PATTERN, 'u');
+const USERNAME_RE = new RegExp(USERNAME_PATTERN, 'u');
 export const DEPARTMENT_RE = new RegExp(DEPARTMENT_PATTERN, 'u');
 export const AE_TITLE_RE = new RegExp(AE_TITLE_PATTERN, 'u');
 

@@ -17,7 +17,7 @@ export interface ScryptParams {
 }
 
 export const DEFAULT_SCRYPT: Readonly<ScryptParams> = Object.freeze({ ln: 15, r: 8, p: 1 });
-export const PASSWORD_MIN_LENGTH = 12;
+const PASSWORD_MIN_LENGTH = 12;
 /** Bounds the work a login request can cause and matches the JSON schemas. */
 export const PASSWORD_MAX_LENGTH = 256;
 

@@ -13,7 +13,7 @@ import { createSigner, createVerifier, TokenError, type SignerOptions, type Veri
 import { unauthenticated } from '../errors.js';
 import type { TokenKeyRing, TokenKeyStore } from '../ports/token-key-store.js';
 
-export const TOKEN_ALGORITHM = 'ES256' as const;
+const TOKEN_ALGORITHM = 'ES256' as const;
 /** RFC 9068 access-token type: a JWT minted for another purpose cannot pass as one. */
 export const TOKEN_TYPE = 'at+jwt';
 const CLOCK_TOLERANCE_MS = 5_000;
@@ -81,7 +81,7 @@ export async function openTokenService(opts: {
 }
 
 /** A token service over an in-memory ring (tests, or keys configured from elsewhere). */
-export function createTokenService(opts: {
+function createTokenService(opts: {
   ring: TokenKeyRing;
   settings: TokenSettings;
   now?: () => Date;
