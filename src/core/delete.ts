@@ -1,4 +1,4 @@
-// DELETE of a study, series or instance (issue 5, DICOMweb; PS3.18 has no delete
+// DELETE of a study, series or instance (DICOMweb; PS3.18 has no delete
 // transaction, so this is Tresor's own, in the style of dcm4chee and Orthanc).
 //
 // Authorization goes through access.ts like everything else: what the principal

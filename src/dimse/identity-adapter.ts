@@ -1,4 +1,4 @@
-// The DimseAuthenticator port on top of the identity service (src/core/identity.ts).
+// The DimseAuthenticator port on top of the identity service (src/core/identity/index.ts).
 // User identity type 2 carries either a user's name and password or a device's AE
 // title and passcode (PS3.7 §D.3.3.7.1 leaves the meaning to the acceptor): when the
 // primary field is the calling AE title it is a device passcode — which therefore

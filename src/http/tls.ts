@@ -1,4 +1,4 @@
-// HTTPS server options (issue 3, "HTTP hardening"): TLS 1.2 and 1.3 only, and for TLS 1.2
+// HTTPS server options: TLS 1.2 and 1.3 only, and for TLS 1.2
 // only the forward-secret AEAD suites that BCP 195 (RFC 9325 §4.2) recommends. TLS 1.3
 // suites are all AEAD and stay at Node's defaults. HTTP clients authenticate with bearer
 // tokens, so no client certificate is requested (DIMSE asks for one, not this door).

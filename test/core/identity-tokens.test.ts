@@ -1,4 +1,4 @@
-// core/identity-tokens.ts: the verifier both doors use. Every forged or stale token is
+// core/identity/tokens.ts (over pki/token-key-store.ts): the verifier both doors use. Every forged or stale token is
 // refused; keys live in <dataDir>/keys with mode 0600 and rotate without breaking
 // tokens that are still valid.
 

@@ -11,8 +11,8 @@
 //    order, skipping what lies between them.
 //
 // Cost: finding frame k of a 1 GB object reads the blob up to that frame (sequential
-// I/O, constant memory). A ranged read in BlobStore would make it O(frame size);
-// see the report. Deflated objects (≤ 64 MiB, see parse.ts) are inflated in memory.
+// I/O, constant memory). A ranged read in BlobStore (core/ports/blob-store.ts) would
+// make it O(frame size). Deflated objects (≤ 64 MiB, see parse.ts) are inflated in memory.
 
 import { silenceDcmjs } from './dcmjs-quiet.js';
 import type { FileHandle } from 'node:fs/promises';

@@ -1,5 +1,5 @@
 // Management of departments, users, devices, role bindings, device credentials and the
-// audit trail (issue 3, "Admin API"). Every decision goes through core/access.ts; every
+// audit trail (the admin API). Every decision goes through core/access.ts; every
 // change, and every refused attempt, is audited. A department admin sees only accounts
 // that work in its departments: anything else is not found, so existence does not leak.
 

@@ -1,4 +1,4 @@
-// Lockout after repeated login failures (issue 3, "Lockout"), counted separately per
+// Lockout after repeated login failures, counted separately per
 // account ('user:alice', 'device:CT1') and per remote address ('addr:10.0.0.7').
 // The state lives in the database (db/lockout.repo.ts) so it holds across restarts
 // and across several server processes; each update is one row-locked transaction.

@@ -1,4 +1,4 @@
-// Password and passcode hashing for users and devices (issue 3, "Credentials").
+// Password and passcode hashing for users and devices.
 // Node's scrypt (RFC 7914): memory-hard, in the standard library, off the event loop.
 // Stored form (versioned, PHC-like, so parameters can be raised later without a migration):
 //   $scrypt$v=1$ln=15,r=8,p=1$<salt base64>$<hash base64>

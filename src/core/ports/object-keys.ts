@@ -1,7 +1,7 @@
 // Object keys are generated here and nowhere else (ARCHITECTURE.md rule 6): never
 // built from request input. The key shape is part of the BlobStore port: the core
-// makes keys, the stores in storage/ check them. Both stores refuse any key that does not match the
-// exact shape below, so a bug elsewhere cannot turn a key into `../` or an
+// makes keys, the stores in storage/ check them. Both stores refuse any key that does
+// not match the exact shape below, so a bug elsewhere cannot turn a key into `../` or an
 // absolute path (defence in depth; the fs store joins keys onto a directory).
 
 import { randomUUID } from 'node:crypto';

@@ -94,7 +94,7 @@ export async function listenTls(o: ListenerOptions): Promise<TlsListener> {
     }
     sockets.add(socket);
     perAddress.set(address, n + 1);
-    // Nagle + delayed ACK stalls every DIMSE round trip by ~40 ms with dcmtk peers (CLIENTS.md).
+    // Nagle + delayed ACK stalls every DIMSE round trip by ~40 ms with dcmtk peers.
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 60_000);
     socket.once('close', () => {

@@ -1,6 +1,6 @@
 // STOW-RS (PS3.18 §10.5): POST /studies and /studies/{study} with
 // multipart/related; type="application/dicom". The body is parsed as a stream
-// (http/multipart.ts) and each part streamed into ingest, which spools, validates,
+// (http/dicomweb/multipart.ts) and each part streamed into ingest, which spools, validates,
 // stores and audits it; nothing here holds a whole part in memory.
 //
 // Limits: Content-Length or bytes read above limits.maxRequestBytes, more parts than
