@@ -1,8 +1,8 @@
-// core/identity/tokens.ts (over pki/token-key-store.ts): the verifier both doors use. Every forged or stale token is
-// refused; keys live in <dataDir>/keys with mode 0600 and rotate without breaking
+// core/identity/tokens.ts (over pki/token-key-store.ts): the verifier both doors use.
+// Every forged or stale token is refused; keys live in <dataDir>/keys with mode 0600 and rotate without breaking
 // tokens that are still valid.
 
-import { createPublicKey } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync } from 'node:crypto';
 import fs from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -10,6 +10,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isTresorError } from '../../src/core/errors.js';
 import { openTokenService, TOKEN_TYPE, type TokenService } from '../../src/core/identity/tokens.js';
+import type { TokenKeyRing, TokenKeyStore } from '../../src/core/ports/token-key-store.js';
 import { fsTokenKeyStore, loadTokenKeys } from '../../src/pki/token-key-store.js';
 import { tempDir } from '../helpers/http.js';
 import { attackerEcKey, attackerRsaKey, claims, decodeToken, encodeJson, forge, serverSigningKey } from '../helpers/http-jwt.js';
@@ -201,5 +202,29 @@ describe('access tokens', () => {
     const ring = await loadTokenKeys(path.join(d, 'keys'), { retainMs: 600_000 });
     expect(ring.publicKeys.size).toBe(2);
     await fs.rm(d, { recursive: true, force: true });
+  });
+
+  it('works over any TokenKeyStore: the core reads no key directory itself', async () => {
+    const keys = new Map<string, string>();
+    let n = 0;
+    const store: TokenKeyStore = {
+      async create() {
+        const kid = `k${++n}`;
+        keys.set(kid, generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string);
+        return kid;
+      },
+      async load() {
+        if (keys.size === 0) await this.create(new Date());
+        const publicKeys = new Map([...keys].map(([k, pem]) => [k, createPublicKey(pem).export({ type: 'spki', format: 'pem' }) as string]));
+        const [kid, privateKeyPem] = [...keys].at(-1)!;
+        return { signing: { kid, privateKeyPem }, publicKeys } satisfies TokenKeyRing;
+      },
+    };
+    const t = await openTokenService({ keys: store, settings });
+    const before = await t.issue({ sub: 'user:8', gen: 0 });
+    expect(decodeToken(before.token).header.kid).toBe('k1');
+    await t.rotate();
+    expect(decodeToken((await t.issue({ sub: 'user:8', gen: 0 })).token).header.kid).toBe('k2');
+    expect(await t.verify(before.token)).toMatchObject({ sub: 'user:8' });
   });
 });
