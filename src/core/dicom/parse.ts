@@ -5,6 +5,7 @@
 
 import fs from 'node:fs/promises';
 import dcmjs from 'dcmjs';
+import { toArrayBuffer } from '../../lib/array-buffer.js';
 import { invalid, tooLarge } from '../errors.js';
 import { silenceDcmjs } from './dcmjs-quiet.js';
 import { datasetOffsetFromGroupLength, FILE_META_START, MAX_FILE_META_BYTES, PREAMBLE_LENGTH, readFileMeta } from './part10.js';
@@ -33,8 +34,6 @@ export interface ParsedObject {
   /** True when the character set could not be fully decoded (e.g. ISO 2022 multi-byte). */
   charsetFallback: boolean;
 }
-
-const toArrayBuffer = (b: Buffer): ArrayBuffer => b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
 
 function readWithDcmjs(buf: Buffer): { meta: Record<string, any>; dict: Record<string, any>; charsetFallback: boolean } {
   try {

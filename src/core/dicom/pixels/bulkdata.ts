@@ -2,6 +2,7 @@
 // bulk data values in them (PS3.18 §10.4 /bulkdata; BulkDataURIs as json.ts writes them).
 
 import dcmjs from 'dcmjs';
+import { toArrayBuffer } from '../../../lib/array-buffer.js';
 import { notFound, unavailable } from '../../errors.js';
 import { silenceDcmjs } from '../dcmjs-quiet.js';
 import { TS } from '../transfer-syntaxes.js';
@@ -15,9 +16,8 @@ export async function readHeaderDict(o: StoredObject, layout?: PixelLayout): Pro
   const whole = o.transferSyntaxUid === TS.deflatedExplicitLittle;
   const end = whole ? o.size : (layout ?? (await pixelLayout(o))).headerEnd;
   const buf = await readPrefix(o, end);
-  const ab = buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength) as ArrayBuffer;
   try {
-    const d = dcmjs.data.DicomMessage.readFile(ab, { ignoreErrors: true } as any);
+    const d = dcmjs.data.DicomMessage.readFile(toArrayBuffer(buf), { ignoreErrors: true } as any);
     return { dict: d.dict, meta: d.meta };
   } catch {
     throw unavailable('stored-object-unreadable', 'The stored object could not be parsed.');

@@ -8,6 +8,7 @@
 // can ask for transfer-syntax=*). The stored bytes are never changed.
 
 import { createRequire } from 'node:module';
+import { toArrayBuffer } from '../../../lib/array-buffer.js';
 import { semaphore } from '../../../lib/semaphore.js';
 import { silenceDcmjs } from '../dcmjs-quiet.js';
 import { DECODABLE_TRANSFER_SYNTAXES, TS } from '../transfer-syntaxes.js';
@@ -50,7 +51,7 @@ export function transcodeToExplicitLittle(load: () => Promise<Buffer>): Promise<
 
 async function transcode(part10: Buffer): Promise<Buffer> {
   const c = await loadCodecs();
-  const t = new c.Transcoder(part10.buffer.slice(part10.byteOffset, part10.byteOffset + part10.byteLength) as ArrayBuffer);
+  const t = new c.Transcoder(toArrayBuffer(part10));
   t.transcode(TS.explicitLittle);
   return Buffer.from(t.getDicomPart10());
 }
