@@ -18,6 +18,7 @@ import { firstInt, firstString, pick, toDicomJson, type DicomJson } from './dico
 import { SERIES_LEVEL_TAGS, STUDY_LEVEL_TAGS, TAG } from './dicom/levels.js';
 import { parsePart10File, type ParsedObject } from './dicom/parse.js';
 import { inspectPreamble, PREAMBLE_LENGTH } from './dicom/part10.js';
+import { TS } from './dicom/transfer-syntaxes.js';
 import { isValidUid } from './dicom/uids.js';
 import type { Principal } from './principal.js';
 import type { BlobStore } from './ports/blob-store.js';
@@ -288,7 +289,7 @@ function validate(o: ParsedObject): Validated {
 
 function buildRow(departmentId: number, objectKey: string, size: number, sha256: string, o: ParsedObject, v: Validated): NewInstance {
   const metadata = toDicomJson(o.dict);
-  if (o.pixelData) metadata[TAG.PixelData] = { vr: o.transferSyntaxUid === '1.2.840.10008.1.2' ? 'OW' : o.pixelData.length === undefined ? 'OB' : 'OW', BulkDataURI: `bulkdata/${TAG.PixelData}` };
+  if (o.pixelData) metadata[TAG.PixelData] = { vr: o.transferSyntaxUid === TS.implicitLittle ? 'OW' : o.pixelData.length === undefined ? 'OB' : 'OW', BulkDataURI: `bulkdata/${TAG.PixelData}` };
   const str = (tag: string) => firstString(metadata, tag);
   // ACR-NEMA era dates (1997.04.24) and times (10:30:00) would not sort in range queries.
   const date = (tag: string) => str(tag)?.replace(/^(\d{4})\.(\d{2})\.(\d{2})$/, '$1$2$3');

@@ -5,9 +5,8 @@
 // and renders each row back as DICOM JSON (PS3.18 §F.2) with the return keys.
 
 import { scope } from './access.js';
-import type { DicomJsonElement } from './dicom/json.js';
+import type { DicomJson, DicomJsonElement } from './dicom/json.js';
 import {
-  BINARY_VRS,
   type ColumnKey,
   type ComputedKey,
   DEFAULT_RETURN_KEYS,
@@ -19,18 +18,16 @@ import {
   KEYS,
   knownLevel,
   LEVEL_RANK,
-  NUMERIC_VRS,
   parseRange,
-  SINGLE_VALUED_TEXT_VRS,
   vrOf,
-  WILDCARD_VRS,
   wildcardToLike,
 } from './dicom/query-keys.js';
+import { BINARY_VRS, NUMERIC_VRS, SINGLE_VALUED_TEXT_VRS, WILDCARD_VRS } from './dicom/vr.js';
 import { invalid, isTresorError, unavailable } from './errors.js';
 import type { Principal } from './principal.js';
 
 export type QueryLevel = 'PATIENT' | 'STUDY' | 'SERIES' | 'IMAGE';
-export type DicomJson = Record<string, DicomJsonElement>; // PS3.18 F.2; keys = 8 upper-case hex
+export type { DicomJson }; // PS3.18 F.2, declared once in dicom/json.ts
 
 export interface QueryRequest {
   level: QueryLevel;

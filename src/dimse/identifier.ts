@@ -7,6 +7,7 @@ import type { DcmDataset } from './protocol/connection.js';
 import { nestedDcmjs } from './protocol/dcmjs-internal.js';
 import type { DicomJson, QueryLevel } from './services.js';
 import type { DicomJsonElement } from '../core/dicom/json.js';
+import { BINARY_VRS } from '../core/dicom/vr.js';
 
 const { DicomMetaDictionary } = nestedDcmjs.data;
 
@@ -35,7 +36,7 @@ function toJson(dict: Record<string, { vr: string; Value?: unknown[] }>): DicomJ
   for (const [tag, el] of Object.entries(dict)) {
     if (!/^[0-9A-Fa-f]{8}$/.test(tag) || !el) continue;
     const vr = el.vr ?? 'UN';
-    if (['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'UN'].includes(vr)) continue; // no bulk data in identifiers
+    if (BINARY_VRS.has(vr)) continue; // no bulk data in identifiers
     const values = (Array.isArray(el.Value) ? el.Value : []).map((v) => normalizeValue(vr, v)).filter((v) => v !== undefined);
     const e: DicomJsonElement = values.length ? { vr, Value: values } : { vr };
     out[tag.toUpperCase()] = e;

@@ -4,9 +4,7 @@
 // The group is walked element by element, so files without (0002,0000) work too.
 
 import type { Readable } from 'node:stream';
-
-const MAX_META_BYTES = 64 * 1024;
-const LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV']);
+import { MAX_FILE_META_BYTES, readFileMeta } from '../core/dicom/part10.js';
 
 export interface OpenedDataset {
   transferSyntaxUid: string;
@@ -14,36 +12,15 @@ export interface OpenedDataset {
   body: AsyncIterable<Buffer>;
 }
 
-/** Returns the end offset of group 0002 and its transfer syntax, or undefined when more bytes are needed. */
+/**
+ * Returns the end offset of group 0002 and its transfer syntax, or undefined when
+ * more bytes are needed (the one meta reader, core/dicom/part10.ts).
+ */
 export function parseMeta(buf: Buffer): { end: number; transferSyntaxUid: string } | undefined {
-  if (buf.length < 132) return undefined;
-  if (buf.toString('latin1', 128, 132) !== 'DICM') throw new Error('not a Part 10 object');
-  let off = 132;
-  let ts: string | undefined;
-  for (;;) {
-    if (buf.length < off + 8) return undefined;
-    const group = buf.readUInt16LE(off);
-    if (group !== 0x0002) break;
-    const elem = buf.readUInt16LE(off + 2);
-    const vr = buf.toString('latin1', off + 4, off + 6);
-    let len: number;
-    let head: number;
-    if (LONG_VRS.has(vr)) {
-      if (buf.length < off + 12) return undefined;
-      len = buf.readUInt32LE(off + 8);
-      head = 12;
-    } else {
-      len = buf.readUInt16LE(off + 6);
-      head = 8;
-    }
-    if (len === 0xffffffff) throw new Error('undefined length in file meta information');
-    if (off + head + len > MAX_META_BYTES) throw new Error('file meta information too large');
-    if (buf.length < off + head + len) return undefined;
-    if (elem === 0x0010) ts = buf.toString('latin1', off + head, off + head + len).replace(/[\0 ]+$/, '');
-    off += head + len;
-  }
-  if (!ts) throw new Error('no transfer syntax in file meta information');
-  return { end: off, transferSyntaxUid: ts };
+  const meta = readFileMeta(buf);
+  if (!meta) return undefined;
+  if (!meta.transferSyntaxUid) throw new Error('no transfer syntax in file meta information');
+  return { end: meta.end, transferSyntaxUid: meta.transferSyntaxUid };
 }
 
 export async function openDataset(stream: Readable): Promise<OpenedDataset> {
@@ -63,7 +40,7 @@ export async function openDataset(stream: Readable): Promise<OpenedDataset> {
       }
       return { transferSyntaxUid: meta.transferSyntaxUid, body: body() };
     }
-    if (head.length > MAX_META_BYTES) throw new Error('file meta information too large');
+    if (head.length > MAX_FILE_META_BYTES) throw new Error('file meta information too large');
     const r = await it.next();
     if (r.done) throw new Error('object ends inside its file meta information');
     head = head.length ? Buffer.concat([head, r.value as Buffer]) : (r.value as Buffer);

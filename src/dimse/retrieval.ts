@@ -4,35 +4,23 @@
 // with its pending responses, C-CANCEL and final counts.
 
 import dimse from 'dcmjs-dimse';
+import { DECODABLE_TRANSFER_SYNTAXES, NATIVE_TRANSFER_SYNTAXES } from '../core/dicom/transfer-syntaxes.js';
 import { isValidUid } from '../core/dicom/uids.js';
 import { isTresorError } from '../core/errors.js';
 import type { Principal } from '../core/principal.js';
 import type { Exchange, SubOperationCounts } from './exchange.js';
 import { identifierToJson, isLevelAllowed, queryLevel, stringValues } from './identifier.js';
-import { PcResult, Ts, type NegotiatedContext } from './protocol/negotiation.js';
+import { PcResult, type NegotiatedContext } from './protocol/negotiation.js';
 import { openDataset } from './part10-reader.js';
 import type { RetrieveRequest, StoredInstance } from './services.js';
 import { DimseStatus, type StatusAnswer } from './status.js';
 
 const { Dataset, Transcoding } = dimse;
 
-const NATIVE = new Set<string>([Ts.ImplicitLittle, Ts.ExplicitLittle, Ts.ExplicitBig]);
-/** dcmjs-dimse's TranscodableTransferSyntaxes (not exported by the package). */
-const DECODABLE = new Set<string>([
-  ...NATIVE,
-  '1.2.840.10008.1.2.5',
-  '1.2.840.10008.1.2.4.50',
-  '1.2.840.10008.1.2.4.70',
-  '1.2.840.10008.1.2.4.80',
-  '1.2.840.10008.1.2.4.81',
-  '1.2.840.10008.1.2.4.90',
-  '1.2.840.10008.1.2.4.91',
-  '1.2.840.10008.1.2.4.110',
-  '1.2.840.10008.1.2.4.112',
-  '1.2.840.10008.1.2.4.201',
-  '1.2.840.10008.1.2.4.202',
-  '1.2.840.10008.1.2.4.203',
-]);
+// dcmjs-dimse's TranscodableTransferSyntaxes (not exported by the package) is the
+// registry's decodable set: the same object DICOMweb's transcoder checks.
+const NATIVE = NATIVE_TRANSFER_SYNTAXES;
+const DECODABLE = DECODABLE_TRANSFER_SYNTAXES;
 
 /**
  * We only transcode towards a native (uncompressed) syntax: decoding loses nothing

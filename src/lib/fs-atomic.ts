@@ -23,3 +23,16 @@ export async function writeFileAtomic(file: string, data: string, mode: number):
     throw e;
   }
 }
+
+/**
+ * fsync a directory, so that a rename or a new entry in it survives a crash (the
+ * file's own fsync does not make its directory entry durable).
+ */
+export async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}

@@ -5,9 +5,9 @@
 // One Tresor process owns a data directory (the embedded database requires it too), so
 // there is no cross-process lock here; crash safety comes from atomic writes and a fixed
 // write order (see ensureLocalPki).
-import { writeFileAtomic } from '../lib/fs-atomic.js';
+import { fsyncDir, writeFileAtomic } from '../lib/fs-atomic.js';
 import { X509Certificate as NodeX509, randomBytes } from 'node:crypto';
-import { chmod, mkdir, open, readFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -81,7 +81,7 @@ export async function ensureLocalPki(opts: { tlsDir: string; hostnames?: string[
   const server = await createServerCertificate({ caCertPem, caKeyPem }, hostnames);
   await writeFileAtomic(file('serverKey'), server.keyPem, KEY_MODE);
   await writeFileAtomic(file('serverCert'), server.certPem, CERT_MODE);
-  await syncDir(dir);
+  await fsyncDir(dir);
   return { caCertPem, caKeyPem, serverCertPem: server.certPem, serverKeyPem: server.keyPem };
 }
 
@@ -237,15 +237,5 @@ async function readRequired(file: string): Promise<string> {
     return await readFile(file, 'utf8');
   } catch {
     throw invalid('tls-file-unreadable', `cannot read ${file}`);
-  }
-}
-
-/** fsync the directory so the renames themselves survive a power loss. */
-async function syncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
   }
 }

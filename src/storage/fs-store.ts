@@ -12,7 +12,8 @@ import type { Readable } from 'node:stream';
 import { notFound, unavailable } from '../core/errors.js';
 import type { BlobInfo, BlobStore, PutResult } from '../core/ports/blob-store.js';
 import { assertValidKeyPrefix, assertValidObjectKey, isValidObjectKey } from '../core/ports/object-keys.js';
-import { ensurePrivateDir, fsyncDir, removeStaleFiles, writeNewFile } from './temp-files.js';
+import { fsyncDir } from '../lib/fs-atomic.js';
+import { ensurePrivateDir, removeStaleFiles, writeNewFile } from './temp-files.js';
 
 export async function createFsBlobStore(rootDir: string): Promise<BlobStore> {
   const root = path.resolve(rootDir);

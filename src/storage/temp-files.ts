@@ -54,13 +54,3 @@ export async function removeStaleFiles(dir: string, maxAgeMs = STALE_TEMP_MS): P
     if (st && st.mtimeMs < cutoff) await rm(p, { force: true });
   }
 }
-
-/** fsync a directory so a rename or new entry in it survives a crash. */
-export async function fsyncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}

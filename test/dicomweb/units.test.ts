@@ -5,8 +5,9 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { isTresorError } from '../../src/core/errors.js';
-import { parseFrameList, planFrames, type PixelLayout } from '../../src/core/dicom/frames.js';
-import { fit, parseViewport, parseWindow } from '../../src/core/dicom/render.js';
+import { parseFrameList, planFrames } from '../../src/core/dicom/pixels/frame-plan.js';
+import type { PixelLayout } from '../../src/core/dicom/pixels/layout.js';
+import { fit, parseViewport, parseWindow } from '../../src/core/dicom/pixels/render.js';
 import { parseAccept, parseMediaType } from '../../src/http/dicomweb/accept.js';
 import { chooseInstance, choosePixel } from '../../src/http/dicomweb/negotiate.js';
 import { qidoRequest, tagOf } from '../../src/http/dicomweb/qido-params.js';

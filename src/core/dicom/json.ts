@@ -3,10 +3,11 @@
 // than INLINE_LIMIT become a relative BulkDataURI ("bulkdata/<tag path>") that
 // the DICOMweb front door resolves against the instance's URL (PS3.18 §8.7.4).
 
+import { BINARY_VRS } from './vr.js';
+
 export type DicomJsonElement = { vr: string; Value?: unknown[]; InlineBinary?: string; BulkDataURI?: string };
 export type DicomJson = Record<string, DicomJsonElement>;
 
-const BINARY_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'UN']);
 export const INLINE_LIMIT = 1024;
 
 /** PostgreSQL text and jsonb refuse U+0000; strings in DICOM may carry NUL padding. */

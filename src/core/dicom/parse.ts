@@ -5,10 +5,11 @@
 
 import fs from 'node:fs/promises';
 import dcmjs from 'dcmjs';
+import { toArrayBuffer } from '../../lib/array-buffer.js';
 import { invalid, tooLarge } from '../errors.js';
 import { silenceDcmjs } from './dcmjs-quiet.js';
-import { PREAMBLE_LENGTH } from './part10.js';
-import { TS } from './uids.js';
+import { datasetOffsetFromGroupLength, FILE_META_START, MAX_FILE_META_BYTES, PREAMBLE_LENGTH, readFileMeta } from './part10.js';
+import { TS } from './transfer-syntaxes.js';
 import { walkDataset, type PixelDataLocation } from './walk.js';
 
 // dcmjs logs warnings (e.g. "Invalid vr type") through loglevel; they carry tag
@@ -34,8 +35,6 @@ export interface ParsedObject {
   charsetFallback: boolean;
 }
 
-const toArrayBuffer = (b: Buffer): ArrayBuffer => b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
-
 function readWithDcmjs(buf: Buffer): { meta: Record<string, any>; dict: Record<string, any>; charsetFallback: boolean } {
   try {
     const d = dcmjs.data.DicomMessage.readFile(toArrayBuffer(buf));
@@ -54,27 +53,6 @@ function readWithDcmjs(buf: Buffer): { meta: Record<string, any>; dict: Record<s
   }
 }
 
-/**
- * Reads the string values of group 0002 (always explicit VR little endian,
- * PS3.10 §7.1) without dcmjs, which would try to decode the dataset that follows.
- */
-function readMetaGroup(buf: Buffer, start: number, end: number): Record<string, string> {
-  const out: Record<string, string> = {};
-  let pos = start;
-  while (pos + 8 <= end) {
-    const group = buf.readUInt16LE(pos);
-    const element = buf.readUInt16LE(pos + 2);
-    const vr = buf.toString('latin1', pos + 4, pos + 6);
-    const long = ['OB', 'OW', 'OF', 'SQ', 'UT', 'UN'].includes(vr);
-    const length = long ? buf.readUInt32LE(pos + 8) : buf.readUInt16LE(pos + 6);
-    const valuePos = pos + (long ? 12 : 8);
-    if (group !== 0x0002 || valuePos + length > end) throw invalid('bad-meta', 'The File Meta Information is malformed.');
-    if (!long) out[`0002${element.toString(16).toUpperCase().padStart(4, '0')}`] = buf.toString('latin1', valuePos, valuePos + length).replace(/[\0 ]+$/, '');
-    pos = valuePos + length;
-  }
-  return out;
-}
-
 export async function parsePart10File(path: string): Promise<ParsedObject> {
   const fh = await fs.open(path, 'r');
   try {
@@ -85,16 +63,14 @@ export async function parsePart10File(path: string): Promise<ParsedObject> {
       throw invalid('not-part10', 'Not a DICOM Part 10 object (no "DICM" prefix).');
     }
     // PS3.10 §7.1: the meta group starts with (0002,0000) UL, explicit VR little endian.
-    if (head.readUInt16LE(132) !== 0x0002 || head.readUInt16LE(134) !== 0x0000 || head.toString('latin1', 136, 138) !== 'UL') {
-      throw invalid('bad-meta', 'The File Meta Information has no group length.');
-    }
-    const metaLength = head.readUInt32LE(140);
-    const datasetOffset = 144 + metaLength;
-    if (metaLength > 64 * 1024 || datasetOffset > size) throw invalid('bad-meta', 'The File Meta Information is malformed.');
+    const datasetOffset = datasetOffsetFromGroupLength(head);
+    if (datasetOffset === undefined) throw invalid('bad-meta', 'The File Meta Information has no group length.');
+    if (datasetOffset - FILE_META_START - 12 > MAX_FILE_META_BYTES || datasetOffset > size) throw invalid('bad-meta', 'The File Meta Information is malformed.');
     const metaBuf = Buffer.alloc(datasetOffset);
     await fh.read(metaBuf, 0, datasetOffset, 0);
-    const metaValues = readMetaGroup(metaBuf, 132, datasetOffset);
-    const transferSyntaxUid = (metaValues['00020010'] ?? '').trim();
+    const fileMeta = readFileMeta(metaBuf, datasetOffset);
+    if (!fileMeta) throw invalid('bad-meta', 'The File Meta Information is malformed.');
+    const transferSyntaxUid = fileMeta.transferSyntaxUid ?? '';
     if (!transferSyntaxUid) throw invalid('bad-meta', 'The File Meta Information has no Transfer Syntax UID.');
 
     let pixelData: PixelDataLocation | undefined;

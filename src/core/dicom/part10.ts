@@ -1,13 +1,76 @@
 // Part 10 file helpers (PS3.10 §7): the 128-byte preamble, the "DICM" prefix and
 // the File Meta Information group (0002), always explicit VR little endian.
 
+import { invalid } from '../errors.js';
 import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME } from './uids.js';
+import { LONG_LENGTH_VRS } from './vr.js';
 
 export const PREAMBLE_LENGTH = 128;
+/** Where group 0002 starts: after the preamble and "DICM" (PS3.10 §7.1). */
+export const FILE_META_START = PREAMBLE_LENGTH + 4;
+/** Largest File Meta Information we read; real ones are a few hundred bytes. */
+export const MAX_FILE_META_BYTES = 64 * 1024;
+
+export interface FileMeta {
+  /** Offset of the first byte after group 0002: where the data set starts. */
+  end: number;
+  /** String values of the group ("0002XXXX" → value without its padding); binary (long-length) values are skipped. */
+  values: Record<string, string>;
+  /** (0002,0010), when present. */
+  transferSyntaxUid?: string;
+}
+
+/**
+ * Where the data set starts according to the group length (0002,0000), which
+ * PS3.10 §7.1 requires as the first element (explicit VR little endian, UL);
+ * undefined when `head` (at least FILE_META_START + 12 bytes) does not start so.
+ * Ingest refuses objects without it, so every stored object has one.
+ */
+export function datasetOffsetFromGroupLength(head: Buffer): number | undefined {
+  if (head.length < FILE_META_START + 12 || head.toString('latin1', PREAMBLE_LENGTH, FILE_META_START) !== 'DICM') return undefined;
+  if (head.readUInt16LE(132) !== 0x0002 || head.readUInt16LE(134) !== 0x0000 || head.toString('latin1', 136, 138) !== 'UL') return undefined;
+  return FILE_META_START + 12 + head.readUInt32LE(140);
+}
+
+/**
+ * THE reader of the File Meta Information (PS3.10 §7.1: group 0002, always explicit
+ * VR little endian), for a file on disk, a stored object's first bytes or a stream
+ * being read. It walks the group element by element, so files without (0002,0000)
+ * work too; with `limit` (the end the group length declares) it stops there and an
+ * element running past it is malformed. Returns undefined when `buf` ends before
+ * the group does (read more and call again).
+ */
+export function readFileMeta(buf: Buffer, limit?: number): FileMeta | undefined {
+  if (buf.length < FILE_META_START) return undefined;
+  if (buf.toString('latin1', PREAMBLE_LENGTH, FILE_META_START) !== 'DICM') throw invalid('not-part10', 'Not a DICOM Part 10 object (no "DICM" prefix).');
+  const values: Record<string, string> = {};
+  let off = FILE_META_START;
+  for (;;) {
+    if (limit !== undefined && off + 8 > limit) break;
+    if (buf.length < off + 8) return undefined;
+    if (buf.readUInt16LE(off) !== 0x0002) {
+      if (limit !== undefined) throw invalid('bad-meta', 'The File Meta Information is malformed.');
+      break;
+    }
+    const elem = buf.readUInt16LE(off + 2);
+    const vr = buf.toString('latin1', off + 4, off + 6);
+    const long = LONG_LENGTH_VRS.has(vr);
+    if (long && buf.length < off + 12) return undefined;
+    const len = long ? buf.readUInt32LE(off + 8) : buf.readUInt16LE(off + 6);
+    const head = long ? 12 : 8;
+    if (len === 0xffffffff) throw invalid('bad-meta', 'Undefined length in the File Meta Information.');
+    if (off + head + len > (limit ?? MAX_FILE_META_BYTES)) throw invalid('bad-meta', 'The File Meta Information is malformed or too large.');
+    if (buf.length < off + head + len) return undefined;
+    if (!long) values[`0002${elem.toString(16).toUpperCase().padStart(4, '0')}`] = buf.toString('latin1', off + head, off + head + len).replace(/[\0 ]+$/, '');
+    off += head + len;
+  }
+  const ts = values['00020010']?.trim();
+  return { end: off, values, ...(ts ? { transferSyntaxUid: ts } : {}) };
+}
 
 function element(group: number, elem: number, vr: string, value: Buffer): Buffer {
-  // PS3.5 §7.1.2: OB/OW/OF/SQ/UT/UN use a 4-byte length after two reserved bytes.
-  const long = ['OB', 'OW', 'OF', 'SQ', 'UT', 'UN'].includes(vr);
+  // PS3.5 §7.1.2: long-length VRs have a 4-byte length after two reserved bytes.
+  const long = LONG_LENGTH_VRS.has(vr);
   const head = Buffer.alloc(long ? 12 : 8);
   head.writeUInt16LE(group, 0);
   head.writeUInt16LE(elem, 2);

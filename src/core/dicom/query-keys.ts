@@ -7,6 +7,7 @@
 import dcmjs from 'dcmjs';
 import { invalid } from '../errors.js';
 import { SERIES_LEVEL_TAGS, STUDY_LEVEL_TAGS } from './levels.js';
+import { ALL_VRS } from './vr.js';
 
 export type KeyLevel = 'patient' | 'study' | 'series' | 'instance';
 
@@ -149,16 +150,6 @@ export function isIgnoredKey(tag: string): boolean {
   );
 }
 
-const VRS = new Set([
-  'AE', 'AS', 'AT', 'CS', 'DA', 'DS', 'DT', 'FD', 'FL', 'IS', 'LO', 'LT', 'OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'PN', 'SH',
-  'SL', 'SQ', 'SS', 'ST', 'SV', 'TM', 'UC', 'UI', 'UL', 'UN', 'UR', 'US', 'UT', 'UV',
-]);
-export const BINARY_VRS: ReadonlySet<string> = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'UN']);
-export const NUMERIC_VRS: ReadonlySet<string> = new Set(['DS', 'FD', 'FL', 'IS', 'SL', 'SS', 'SV', 'UL', 'US', 'UV']);
-/** PS3.4 C.2.2.2.4: wildcards apply to every VR except dates, times, numbers, binary, AT, AS and UI. */
-export const WILDCARD_VRS: ReadonlySet<string> = new Set(['AE', 'CS', 'LO', 'LT', 'PN', 'SH', 'ST', 'UC', 'UR', 'UT']);
-/** VRs whose values may contain a backslash; for all others it separates values (PS3.5 §6.4). */
-export const SINGLE_VALUED_TEXT_VRS: ReadonlySet<string> = new Set(['LT', 'ST', 'UT', 'UR']);
 
 /** The VR of a tag: ours, then the standard dictionary, then the caller's (private tags), else UN. */
 export function vrOf(tag: string, given?: unknown): string {
@@ -166,8 +157,8 @@ export function vrOf(tag: string, given?: unknown): string {
   if (k) return k.vr;
   const entry = (dcmjs as any).data?.DicomMetaDictionary?.dictionary?.[`(${tag.slice(0, 4)},${tag.slice(4)})`];
   const vr = typeof entry?.vr === 'string' ? entry.vr.slice(0, 2) : ''; // "US or SS" → US
-  if (VRS.has(vr)) return vr;
-  return typeof given === 'string' && VRS.has(given) ? given : 'UN';
+  if (ALL_VRS.has(vr)) return vr;
+  return typeof given === 'string' && ALL_VRS.has(given) ? given : 'UN';
 }
 
 /** True when a string value asks for wildcard matching (PS3.4 C.2.2.2.4). */

@@ -9,17 +9,7 @@ export function isValidUid(s: unknown): s is string {
   return typeof s === 'string' && s.length > 0 && s.length <= 64 && UID_RE.test(s);
 }
 
-export const TS = {
-  implicitLittle: '1.2.840.10008.1.2',
-  explicitLittle: '1.2.840.10008.1.2.1',
-  deflatedExplicitLittle: '1.2.840.10008.1.2.1.99',
-  explicitBig: '1.2.840.10008.1.2.2',
-} as const;
-
-/** Transfer syntaxes whose pixel data is encapsulated (PS3.5 §A.4): everything but the three native ones. */
-export function isEncapsulated(tsUid: string): boolean {
-  return tsUid !== TS.implicitLittle && tsUid !== TS.explicitLittle && tsUid !== TS.explicitBig && tsUid !== TS.deflatedExplicitLittle;
-}
+// Transfer syntax UIDs live in transfer-syntaxes.ts (the registry).
 
 // Our implementation identity in the File Meta Information (PS3.10 §7.1).
 export const IMPLEMENTATION_CLASS_UID = '1.2.826.0.1.3680043.10.1376.1';

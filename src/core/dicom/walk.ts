@@ -8,7 +8,8 @@
 
 import type { FileHandle } from 'node:fs/promises';
 import { invalid } from '../errors.js';
-import { TS } from './uids.js';
+import { transferSyntax, TS } from './transfer-syntaxes.js';
+import { LONG_LENGTH_VRS } from './vr.js';
 
 export interface Fragment {
   offset: number;
@@ -31,8 +32,6 @@ export interface PixelDataLocation {
 const UNDEFINED = 0xffffffff;
 const MAX_DEPTH = 16;
 const MAX_FRAGMENTS = 100_000;
-// PS3.5 §7.1.2: these explicit VRs have a 2-byte reserved field and a 4-byte length.
-const LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'UC', 'UR', 'UT', 'UN', 'SV', 'UV']);
 
 class PositionalReader {
   private window = Buffer.alloc(0);
@@ -64,7 +63,8 @@ interface Header {
 export async function walkDataset(fh: FileHandle, size: number, start: number, transferSyntaxUid: string): Promise<{ pixelData?: PixelDataLocation }> {
   if (transferSyntaxUid === TS.deflatedExplicitLittle) throw new Error('walkDataset: deflated datasets are checked by inflating them');
   const r = new PositionalReader(fh, size);
-  const little = transferSyntaxUid !== TS.explicitBig;
+  // Unknown syntaxes are read as explicit VR little endian, like every compressed one.
+  const little = transferSyntax(transferSyntaxUid)?.littleEndian ?? true;
   let pixelData: PixelDataLocation | undefined;
 
   const u16 = (b: Buffer, o: number) => (little ? b.readUInt16LE(o) : b.readUInt16BE(o));
@@ -77,7 +77,7 @@ export async function walkDataset(fh: FileHandle, size: number, start: number, t
     // Items and delimiters (group FFFE) never carry a VR (PS3.5 §7.5).
     if (group === 0xfffe || !explicit) return { group, element, length: u32(b, 4), headerLength: 8 };
     const vr = b.toString('latin1', 4, 6);
-    if (LONG_VRS.has(vr)) {
+    if (LONG_LENGTH_VRS.has(vr)) {
       const l = await r.read(pos + 8, 4);
       return { group, element, vr, length: u32(l, 0), headerLength: 12 };
     }
@@ -148,7 +148,7 @@ export async function walkDataset(fh: FileHandle, size: number, start: number, t
     }
   }
 
-  const explicit = transferSyntaxUid !== TS.implicitLittle;
+  const explicit = transferSyntax(transferSyntaxUid)?.explicitVr ?? true;
   await elements(start, size, explicit, 0);
   return { pixelData };
 }

@@ -2,6 +2,7 @@
 // does not depend on who asks: authorization happens per operation in the core.
 
 import dimse from 'dcmjs-dimse';
+import { STORABLE_TRANSFER_SYNTAXES, TS } from '../../core/dicom/transfer-syntaxes.js';
 import type { AssociateRq } from './pdu.js';
 
 export const SopClass = {
@@ -14,52 +15,12 @@ export const SopClass = {
   StudyRootGet: '1.2.840.10008.5.1.4.1.2.2.3',
 } as const;
 
-export const Ts = {
-  ImplicitLittle: '1.2.840.10008.1.2',
-  ExplicitLittle: '1.2.840.10008.1.2.1',
-  Deflated: '1.2.840.10008.1.2.1.99',
-  ExplicitBig: '1.2.840.10008.1.2.2',
-} as const;
-
 /**
- * Transfer syntaxes a C-STORE may use: we keep the received bytes exactly
- * (ARCHITECTURE.md rule 6), so every syntax whose dataset is plain explicit or
- * implicit VR encoding is storable, compressed ones included (PS3.5 Annex A,
- * PS3.6 Table A-1). Not deflate: its dataset is a zlib stream the ingest parser
- * would have to inflate, and JPIP-referenced pixel data lives elsewhere.
+ * The registry's UIDs under the names handlers/move.ts still reads (it is being
+ * edited elsewhere; switch it to TS and drop this). Not a second declaration: the
+ * values come from core/dicom/transfer-syntaxes.ts.
  */
-export const STORABLE_TRANSFER_SYNTAXES: ReadonlySet<string> = new Set([
-  Ts.ImplicitLittle,
-  Ts.ExplicitLittle,
-  Ts.ExplicitBig,
-  '1.2.840.10008.1.2.1.98', // Encapsulated Uncompressed Explicit VR Little Endian
-  '1.2.840.10008.1.2.4.50', // JPEG Baseline (Process 1)
-  '1.2.840.10008.1.2.4.51', // JPEG Extended (Process 2 & 4)
-  '1.2.840.10008.1.2.4.57', // JPEG Lossless (Process 14)
-  '1.2.840.10008.1.2.4.70', // JPEG Lossless SV1
-  '1.2.840.10008.1.2.4.80', // JPEG-LS Lossless
-  '1.2.840.10008.1.2.4.81', // JPEG-LS Near-Lossless
-  '1.2.840.10008.1.2.4.90', // JPEG 2000 Lossless
-  '1.2.840.10008.1.2.4.91', // JPEG 2000
-  '1.2.840.10008.1.2.4.92', // JPEG 2000 Part 2 Multi-component Lossless
-  '1.2.840.10008.1.2.4.93', // JPEG 2000 Part 2 Multi-component
-  '1.2.840.10008.1.2.4.100', // MPEG2 MP@ML
-  '1.2.840.10008.1.2.4.101', // MPEG2 MP@HL
-  '1.2.840.10008.1.2.4.102', // MPEG-4 AVC/H.264 HP@4.1
-  '1.2.840.10008.1.2.4.103', // MPEG-4 AVC/H.264 BD-compatible HP@4.1
-  '1.2.840.10008.1.2.4.104', // MPEG-4 AVC/H.264 HP@4.2 2D
-  '1.2.840.10008.1.2.4.105', // MPEG-4 AVC/H.264 HP@4.2 3D
-  '1.2.840.10008.1.2.4.106', // MPEG-4 AVC/H.264 Stereo HP@4.2
-  '1.2.840.10008.1.2.4.107', // HEVC/H.265 Main
-  '1.2.840.10008.1.2.4.108', // HEVC/H.265 Main 10
-  '1.2.840.10008.1.2.4.110', // JPEG XL Lossless
-  '1.2.840.10008.1.2.4.111', // JPEG XL JPEG Recompression
-  '1.2.840.10008.1.2.4.112', // JPEG XL
-  '1.2.840.10008.1.2.4.201', // HTJ2K Lossless
-  '1.2.840.10008.1.2.4.202', // HTJ2K Lossless RPCL
-  '1.2.840.10008.1.2.4.203', // HTJ2K
-  '1.2.840.10008.1.2.5', // RLE Lossless
-]);
+export const Ts = { ImplicitLittle: TS.implicitLittle, ExplicitLittle: TS.explicitLittle } as const;
 
 const KNOWN_STORAGE: ReadonlySet<string> = new Set(Object.values(dimse.constants.StorageClass as unknown as Record<string, string>));
 
@@ -117,10 +78,11 @@ export function negotiateContexts(rq: AssociateRq): NegotiatedContext[] {
     let ts: string | undefined;
     if (kind === 'storage') {
       // The requestor lists its preference first (and for an object it already holds
-      // compressed, that is usually the syntax it holds): the first one we can keep.
+      // compressed, that is usually the syntax it holds): the first one we can keep
+      // (the registry's storable set; why deflate and JPIP are not: transfer-syntaxes.ts).
       ts = pc.transferSyntaxes.find((t) => STORABLE_TRANSFER_SYNTAXES.has(t));
     } else {
-      ts = [Ts.ExplicitLittle, Ts.ImplicitLittle].find((t) => pc.transferSyntaxes.includes(t));
+      ts = [TS.explicitLittle, TS.implicitLittle].find((t) => pc.transferSyntaxes.includes(t));
     }
     if (!ts) return { ...base, result: PcResult.TransferSyntaxesNotSupported };
     return { ...base, result: PcResult.Accept, transferSyntax: ts };

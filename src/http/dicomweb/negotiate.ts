@@ -5,8 +5,8 @@
 //    Explicit VR Little Endian for application/dicom and application/octet-stream;
 //  - what cannot be satisfied is 406 (§8.7.7), decided before any byte is sent.
 
-import { TS, isEncapsulated } from '../../core/dicom/uids.js';
-import { canTranscode } from '../../core/dicom/transcode.js';
+import { TS, isEncapsulated } from '../../core/dicom/transfer-syntaxes.js';
+import { canTranscode } from '../../core/dicom/pixels/transcode.js';
 import { multipartType, type MediaRange } from './accept.js';
 
 /** PS3.18 Table 8.7.3-4: media types of compressed pixel data, by transfer syntax. */

@@ -4,19 +4,12 @@
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { invalid, notFound, unavailable } from '../../core/errors.js';
-import {
-  deflatedFrame,
-  frameBytes,
-  imagePixelModule,
-  parseFrameList,
-  pixelLayout,
-  planFrames,
-  readDeflated,
-  readHeaderDict,
-  withOffsetTable,
-} from '../../core/dicom/frames.js';
-import { MAX_RENDER_PIXELS, parseQuality, parseViewport, parseWindow, renderFrame, type RenderOptions } from '../../core/dicom/render.js';
-import { isEncapsulated, TS } from '../../core/dicom/uids.js';
+import { readDeflated, readHeaderDict } from '../../core/dicom/pixels/bulkdata.js';
+import { deflatedFrame, frameBytes } from '../../core/dicom/pixels/frame-bytes.js';
+import { imagePixelModule, parseFrameList, planFrames } from '../../core/dicom/pixels/frame-plan.js';
+import { pixelLayout, withOffsetTable } from '../../core/dicom/pixels/layout.js';
+import { MAX_RENDER_PIXELS, parseQuality, parseViewport, parseWindow, renderFrame, type RenderOptions } from '../../core/dicom/pixels/render.js';
+import { isEncapsulated, TS } from '../../core/dicom/transfer-syntaxes.js';
 import type { StoredInstance } from '../../core/retrieve.js';
 import { rangeMatches, type MediaRange } from './accept.js';
 import { principalOf, problem } from './errors.js';

@@ -7,9 +7,9 @@
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { invalid } from '../../core/errors.js';
-import { transcodeToExplicitLittle } from '../../core/dicom/transcode.js';
+import { transcodeToExplicitLittle } from '../../core/dicom/pixels/transcode.js';
 import { isValidUid } from '../../core/dicom/uids.js';
-import { parseQuality, type RenderOptions } from '../../core/dicom/render.js';
+import { parseQuality, type RenderOptions } from '../../core/dicom/pixels/render.js';
 import { parseAccept } from './accept.js';
 import { principalOf, problem } from './errors.js';
 import { chooseUriInstance } from './negotiate.js';

@@ -6,21 +6,14 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { invalid, isTresorError, unavailable } from '../../core/errors.js';
-import {
-  bulkValueAt,
-  deflatedFrame,
-  frameBytes,
-  imagePixelModule,
-  parseFrameList,
-  pixelLayout,
-  planFrames,
-  readDeflated,
-  readHeaderDict,
-  withOffsetTable,
-  type StoredObject,
-} from '../../core/dicom/frames.js';
-import { transcodeToExplicitLittle } from '../../core/dicom/transcode.js';
-import { TS } from '../../core/dicom/uids.js';
+import { bulkValueAt, readDeflated, readHeaderDict } from '../../core/dicom/pixels/bulkdata.js';
+import { deflatedFrame, frameBytes } from '../../core/dicom/pixels/frame-bytes.js';
+import { imagePixelModule, parseFrameList, planFrames } from '../../core/dicom/pixels/frame-plan.js';
+import { pixelLayout, withOffsetTable } from '../../core/dicom/pixels/layout.js';
+import type { StoredObject } from '../../core/dicom/pixels/stream-reader.js';
+import { transcodeToExplicitLittle } from '../../core/dicom/pixels/transcode.js';
+import { TS } from '../../core/dicom/transfer-syntaxes.js';
+import { readAll } from '../../lib/read-all.js';
 import type { Principal } from '../../core/principal.js';
 import type { RetrieveRequest, StoredInstance } from '../../core/retrieve.js';
 import { AcceptError, parseAccept, type MediaRange } from './accept.js';
@@ -89,12 +82,6 @@ export function acceptOf(request: FastifyRequest, reply: FastifyReply): MediaRan
     problem(reply, 400, 'bad-accept', e.message);
     return null;
   }
-}
-
-async function readAll(s: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of s) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
 }
 
 export function registerWadoRoutes(app: FastifyInstance, ctx: DicomwebContext): void {

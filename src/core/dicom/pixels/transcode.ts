@@ -8,32 +8,18 @@
 // can ask for transfer-syntax=*). The stored bytes are never changed.
 
 import { createRequire } from 'node:module';
-import { silenceDcmjs } from './dcmjs-quiet.js';
-import { semaphore } from './frames.js';
-import { TS } from './uids.js';
+import { toArrayBuffer } from '../../../lib/array-buffer.js';
+import { semaphore } from '../../../lib/semaphore.js';
+import { silenceDcmjs } from '../dcmjs-quiet.js';
+import { DECODABLE_TRANSFER_SYNTAXES, TS } from '../transfer-syntaxes.js';
 
 export const MAX_TRANSCODE_BYTES = 64 * 1024 * 1024;
 /** Transcodes at once: each holds the object, decoded pixels and the output (~4× its size). */
 const transcodeSlot = semaphore(2);
 
-/** Syntaxes dcmjs-codecs 0.0.8 decodes (checked against pydicom's samples; JPEG 4.51 is not among them). */
-const DECODABLE: ReadonlySet<string> = new Set([
-  TS.implicitLittle,
-  TS.explicitLittle,
-  TS.deflatedExplicitLittle,
-  TS.explicitBig,
-  '1.2.840.10008.1.2.5', // RLE Lossless
-  '1.2.840.10008.1.2.4.50', // JPEG Baseline
-  '1.2.840.10008.1.2.4.57', // JPEG Lossless
-  '1.2.840.10008.1.2.4.70', // JPEG Lossless SV1
-  '1.2.840.10008.1.2.4.80', // JPEG-LS Lossless
-  '1.2.840.10008.1.2.4.81', // JPEG-LS Near-lossless
-  '1.2.840.10008.1.2.4.90', // JPEG 2000 Lossless
-  '1.2.840.10008.1.2.4.91', // JPEG 2000
-]);
-
+/** What dcmjs-codecs decodes: the registry's decodable set, the same one the DIMSE door uses. */
 export function canTranscode(from: string, to: string, size: number): boolean {
-  return to === TS.explicitLittle && from !== to && DECODABLE.has(from) && size <= MAX_TRANSCODE_BYTES;
+  return to === TS.explicitLittle && from !== to && DECODABLE_TRANSFER_SYNTAXES.has(from) && size <= MAX_TRANSCODE_BYTES;
 }
 
 interface Codecs {
@@ -65,7 +51,7 @@ export function transcodeToExplicitLittle(load: () => Promise<Buffer>): Promise<
 
 async function transcode(part10: Buffer): Promise<Buffer> {
   const c = await loadCodecs();
-  const t = new c.Transcoder(part10.buffer.slice(part10.byteOffset, part10.byteOffset + part10.byteLength) as ArrayBuffer);
+  const t = new c.Transcoder(toArrayBuffer(part10));
   t.transcode(TS.explicitLittle);
   return Buffer.from(t.getDicomPart10());
 }

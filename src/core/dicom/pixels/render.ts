@@ -15,9 +15,9 @@ import dcmjsImaging from 'dcmjs-imaging';
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 import { createRequire } from 'node:module';
-import { invalid, unavailable } from '../errors.js';
-import { silenceDcmjs } from './dcmjs-quiet.js';
-import { semaphore } from './frames.js';
+import { semaphore } from '../../../lib/semaphore.js';
+import { invalid, unavailable } from '../../errors.js';
+import { silenceDcmjs } from '../dcmjs-quiet.js';
 
 export interface RenderOptions {
   format: 'jpeg' | 'png';
