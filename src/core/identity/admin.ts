@@ -92,7 +92,15 @@ export function createAdministration(ctx: IdentityContext) {
   // One row per administrative operation, through the core's one helper (core/audit.ts);
   // an admin change without its row is refused (strict), like an association.
   const audited = <T>(actor: Principal, action: string, details: Record<string, unknown>, fn: () => Promise<T>): Promise<T> =>
-    auditedRun(ctx.audit, { action, principal: actorOf(actor), source: actor.source, details: { via: 'admin', ...details } }, () => fn(), { strict: true });
+    auditedRun(
+      ctx.audit,
+      { action, principal: actorOf(actor), source: actor.source, details: { via: 'admin' } },
+      (note) => {
+        note.details = details; // by reference: an operation may add to it (the certificate it issued)
+        return fn();
+      },
+      { strict: true },
+    );
 
   function requireAdministrator(actor: Principal): void {
     if (!isAdministrator(actor)) throw forbidden('not-an-administrator', 'administrator role required');
