@@ -52,7 +52,7 @@ describe('DICOMweb: audit rows per request', () => {
     expect(a.statusCode, a.body).toBe(200);
     const queries = a.json().events.filter((e: { id: number }) => e.id > since);
     expect(queries).toHaveLength(1);
-    expect(queries[0]).toMatchObject({ action: 'query', details: expect.objectContaining({ via: 'dicomweb' }) });
+    expect(queries[0]).toMatchObject({ action: 'query', dicomEvent: { code: '110112', meaning: 'Query' }, details: expect.objectContaining({ via: 'dicomweb' }) });
   });
 
   it('one WADO-RS study retrieve: one retrieve row with the instance count', async () => {
