@@ -2,6 +2,11 @@
 // imports a transport, driver or SDK (ARCHITECTURE.md, rules 2 and 7).
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import { importX } from 'eslint-plugin-import-x';
+import { createTypeScriptImportResolver } from 'eslint-import-resolver-typescript';
+
+// DICOMweb route modules (registered by routes.ts); what they share lives in modules of its own.
+const dicomwebRouteModules = ['qido', 'wado', 'rendered', 'stow', 'wado-uri', 'delete'];
 
 const forbiddenInCore = ['fastify', '@fastify/*', 'dcmjs-dimse', 'knex', 'knex-pglite', 'pg', '@electric-sql/pglite', 'minio'];
 // The layers around the core (ARCHITECTURE.md, layout): the core owns its ports
@@ -31,6 +36,32 @@ export default tseslint.config(
             message: 'src/core owns its ports (src/core/ports/): storage/, pki/, db/, http/, dimse/ and edge/ implement or call them, the core never imports them.',
           },
         ],
+      }],
+    },
+  },
+  // --- Module structure (issue 8): no import cycles in src/, and DICOMweb route modules
+  // never import each other nor the registering routes.ts at run time. ---
+  {
+    files: ['src/**/*.ts'],
+    plugins: { 'import-x': importX },
+    settings: {
+      // Without these, .ts dependencies are not parsed and no cycle is ever seen.
+      'import-x/extensions': ['.ts', '.js'],
+      'import-x/parsers': { '@typescript-eslint/parser': ['.ts'] },
+      'import-x/resolver-next': [createTypeScriptImportResolver({ project: './tsconfig.json' })],
+    },
+    // Type-only imports vanish at run time; a cycle of them is not one.
+    rules: { 'import-x/no-cycle': ['error', { ignoreExternal: true, allowUnsafeDynamicCyclicDependency: false }] },
+  },
+  {
+    files: dicomwebRouteModules.map((m) => `src/http/dicomweb/${m}.ts`),
+    rules: {
+      '@typescript-eslint/no-restricted-imports': ['error', {
+        patterns: [{
+          group: [...dicomwebRouteModules, 'routes'].map((m) => `./${m}.js`),
+          allowTypeImports: true,
+          message: 'DICOMweb route modules do not import each other or routes.ts: move what they share into its own module (context.ts, retrieval.ts, request-accept.ts…).',
+        }],
       }],
     },
   },

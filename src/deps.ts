@@ -12,7 +12,6 @@ import { sweepBlobJournal, type SweepResult } from './core/blob-journal.js';
 import { createDeletionService, type DeletionService } from './core/delete.js';
 import { createIngestService, type IngestService } from './core/ingest.js';
 import { createQueryService, type QueryService } from './core/query.js';
-import { auditedQuery } from './core/query-audit.js';
 import { createRetrieveService, type RetrieveService } from './core/retrieve.js';
 import { createAuditRepo } from './db/audit.repo.js';
 import { createBlobJournalRepo } from './db/blob-journal.repo.js';
@@ -66,7 +65,8 @@ export async function createDeps(config: Readonly<Config>, logger: Logger): Prom
     const applied = await migrate(db);
     if (applied.length) logger.info({ migrations: applied }, 'database migrated');
     blobs = await createBlobStore(config);
-    const audit = createAuditLog(createAuditRepo(db));
+    // A row that cannot be written after a success is reported, never dropped silently (no PHI: action and door only).
+    const audit = createAuditLog(createAuditRepo(db), undefined, { onLost: (e, err) => logger.error({ ...e, err: String(err) }, 'audit write failed') });
     const tokens = await openTokenService({
       keys: fsTokenKeyStore(path.join(config.dataDir, 'keys')),
       settings: { issuer: 'tresor', audience: 'tresor', ttlSeconds: config.tokenTtlSeconds },
@@ -81,8 +81,8 @@ export async function createDeps(config: Readonly<Config>, logger: Logger): Prom
       maxObjectBytes: config.limits.maxObjectBytes,
       onCleanupError: (err, key) => logger.error({ err, key }, 'could not delete an orphaned blob'),
     });
-    const query = auditedQuery(createQueryService(createQueryRepo(db)), audit);
-    const retrieve = createRetrieveService({ repo: createRetrieveRepo(db), blobs: store });
+    const query = createQueryService(createQueryRepo(db), { audit });
+    const retrieve = createRetrieveService({ repo: createRetrieveRepo(db), blobs: store, audit });
     const deletion = createDeletionService({
       repo: createDeleteRepo(db),
       blobs: store,

@@ -4,6 +4,7 @@
 // UIDs, principal names, reasons and counts only.
 
 import { createHash } from 'node:crypto';
+import { isTresorError } from './errors.js';
 import type { Principal } from './principal.js';
 
 export type AuditOutcome = 'success' | 'failure' | 'denied';
@@ -82,12 +83,90 @@ export type VerifyResult = { ok: true; count: number } | { ok: false; count: num
 
 export interface AuditLog {
   record(event: AuditEvent): Promise<void>;
+  /**
+   * Records after the operation already succeeded: a failed write cannot undo it, so it
+   * is reported to the operator (`onLost`, action and outcome only: no PHI) instead of
+   * turning the success into an error. Never throws.
+   */
+  recordAfter(event: AuditEvent): Promise<void>;
   list(filter: AuditFilter): Promise<AuditRow[]>;
   verify(): Promise<VerifyResult>;
 }
 
-export function createAuditLog(repo: AuditRepo, now: () => Date = () => new Date()): AuditLog {
-  return {
+/** The door an operation came through; in every row's details as `via`. */
+export type Via = 'dicomweb' | 'dimse' | 'admin' | 'cli';
+
+/** What a core operation needs to audit itself: the door, and the door's detail (UIDs, counts, contexts; never patient data). */
+export interface AuditDoor {
+  via: Via;
+  source?: string;
+  details?: Record<string, unknown>;
+}
+
+/** What the work being audited adds to its row while it runs. */
+export interface AuditNote {
+  studyUids: Set<string>;
+  details: Record<string, unknown>;
+  /** Overrides 'success' when the work answered without throwing (e.g. 406, sub-operations failed). */
+  outcome?: AuditOutcome;
+}
+
+/** At most this many study UIDs per row; the count is always exact in details. */
+export const MAX_AUDITED_UIDS = 200;
+
+/** Outcome and reason of a thrown error: refusals by the authorization point are denials. */
+export function outcomeOf(e: unknown): { outcome: AuditOutcome; reason: string } {
+  const denied = isTresorError(e) && (e.kind === 'forbidden' || e.denied);
+  return { outcome: denied ? 'denied' : 'failure', reason: isTresorError(e) ? e.reason : 'internal' };
+}
+
+/**
+ * Runs `fn` and writes exactly one row for it: success (or the outcome `fn` noted) when
+ * it returns, failure/denied with the error's reason when it throws. On the failure
+ * path a failed audit write is reported, never thrown: the caller's error matters more.
+ * On the success path `strict` decides: true makes a failed write fail the operation
+ * (no audit, no access), false reports it and keeps the result.
+ */
+export async function auditedRun<T>(
+  audit: Pick<AuditLog, 'record' | 'recordAfter'>,
+  base: Omit<AuditEvent, 'outcome'>,
+  fn: (note: AuditNote) => Promise<T>,
+  opts: { strict?: boolean } = {},
+): Promise<T> {
+  const note: AuditNote = { studyUids: new Set(base.studyUids ?? []), details: {} };
+  const event = (outcome: AuditOutcome, extra: Record<string, unknown>): AuditEvent => ({
+    ...base,
+    outcome,
+    studyUids: [...note.studyUids].slice(0, MAX_AUDITED_UIDS),
+    details: { ...base.details, ...note.details, ...extra },
+  });
+  let result: T;
+  try {
+    result = await fn(note);
+  } catch (e) {
+    const { outcome, reason } = outcomeOf(e);
+    await audit.recordAfter(event(outcome, { reason }));
+    throw e;
+  }
+  const done = event(note.outcome ?? 'success', {});
+  if (opts.strict) await audit.record(done);
+  else await audit.recordAfter(done);
+  return result;
+}
+
+export function createAuditLog(
+  repo: AuditRepo,
+  now: () => Date = () => new Date(),
+  opts: { onLost?: (event: Pick<AuditEvent, 'action' | 'outcome'> & { via?: unknown }, err: unknown) => void } = {},
+): AuditLog {
+  const log: AuditLog = {
+    async recordAfter(e) {
+      try {
+        await log.record(e);
+      } catch (err) {
+        opts.onLost?.({ action: e.action, outcome: e.outcome, via: e.details?.via }, err);
+      }
+    },
     async record(e) {
       await repo.append((prevHash) => {
         const row = {
@@ -124,4 +203,5 @@ export function createAuditLog(repo: AuditRepo, now: () => Date = () => new Date
       }
     },
   };
+  return log;
 }

@@ -14,8 +14,8 @@
 // that every retrieve of the study would hit.
 
 import { assertCan, can } from './access.js';
-import type { AuditLog } from './audit.js';
-import { invalid, isTresorError, notFound } from './errors.js';
+import { auditedRun, type AuditDoor, type AuditLog } from './audit.js';
+import { invalid, notFound } from './errors.js';
 import { isValidUid } from './dicom/uids.js';
 import type { Principal } from './principal.js';
 import type { BlobStore } from './ports/blob-store.js';
@@ -47,25 +47,25 @@ export interface DeleteRepo {
 }
 
 export interface DeletionService {
-  delete(p: Principal, req: DeleteRequest): Promise<DeleteResult>;
+  /** One `delete` row (PS3.15 A.5.3.8), written here; `door` says where the request came from. */
+  delete(p: Principal, req: DeleteRequest, door?: AuditDoor): Promise<DeleteResult>;
 }
 
 export function createDeletionService(d: {
   repo: DeleteRepo;
   blobs: Pick<BlobStore, 'delete'>;
-  audit: Pick<AuditLog, 'record'>;
+  audit: Pick<AuditLog, 'record' | 'recordAfter'>;
   onCleanupError?: (err: unknown, key: string) => void;
 }): DeletionService {
   return {
-    async delete(p, req) {
+    async delete(p, req, door = { via: 'dicomweb' }) {
       for (const u of [req.studyUid, req.seriesUid, req.sopInstanceUid]) {
         if (u !== undefined && !isValidUid(u)) throw invalid('invalid-uid', 'A UID in the request is not valid.');
       }
       if (req.sopInstanceUid !== undefined && req.seriesUid === undefined) throw invalid('bad-delete', 'An instance is named by its series too.');
       const target = { level: req.sopInstanceUid ? 'IMAGE' : req.seriesUid ? 'SERIES' : 'STUDY', ...(req.seriesUid ? { seriesUid: req.seriesUid } : {}), ...(req.sopInstanceUid ? { sopInstanceUid: req.sopInstanceUid } : {}) };
-      const audit = (outcome: 'success' | 'failure' | 'denied', details: Record<string, unknown>) =>
-        d.audit.record({ action: 'delete', outcome, principal: p, source: p.source, studyUids: [req.studyUid], details: { ...target, ...details } });
-      try {
+      const base = { action: 'delete', principal: p, source: p.source, studyUids: [req.studyUid], details: { via: door.via, ...door.details, ...target } };
+      return auditedRun(d.audit, base, async (note) => {
         const where = await d.repo.locate(req);
         // Out of read scope is indistinguishable from absent (rule 3).
         if (!where || !can(p, 'read', where.departmentId)) throw notFound();
@@ -82,13 +82,9 @@ export function createDeletionService(d: {
             d.onCleanupError?.(e, key);
           }
         }
-        await audit('success', { instances: keys.length, ...(blobFailures ? { blobFailures } : {}) });
+        note.details = { instances: keys.length, ...(blobFailures ? { blobFailures } : {}) };
         return { studyUid: req.studyUid, instances: keys.length, blobFailures };
-      } catch (e) {
-        const kind = isTresorError(e) ? e.kind : 'unavailable';
-        await audit(kind === 'forbidden' ? 'denied' : 'failure', { reason: isTresorError(e) ? e.reason : 'internal' }).catch(() => undefined);
-        throw e;
-      }
+      });
     },
   };
 }

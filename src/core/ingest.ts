@@ -12,8 +12,9 @@ import path from 'node:path';
 import { PassThrough, Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { assertCan, scope } from './access.js';
-import type { AuditLog } from './audit.js';
-import { conflict, forbidden, invalid, isTresorError, tooLarge } from './errors.js';
+import type { AuditDoor, AuditLog } from './audit.js';
+import { createStoreTransfer, type StoreTransfer } from './audit-transfer.js';
+import { conflict, forbidden, invalid, tooLarge } from './errors.js';
 import { firstInt, firstString, pick, toDicomJson, type DicomJson } from './dicom/json.js';
 import { SERIES_LEVEL_TAGS, STUDY_LEVEL_TAGS, TAG } from './dicom/levels.js';
 import { parsePart10File, type ParsedObject } from './dicom/parse.js';
@@ -44,9 +45,23 @@ export interface IngestResult {
 }
 
 export interface IngestService {
+  /** One instance, audited as a transfer of its own (one `store` row). */
   ingestStream(p: Principal, body: Readable, opts: IngestOptions): Promise<IngestResult>;
-  /** `part10Path` is a complete Part 10 file; the caller deletes it afterwards. */
+  /** `part10Path` is a complete Part 10 file; the caller deletes it afterwards. One `store` row. */
   ingestFile(p: Principal, part10Path: string, opts: IngestOptions): Promise<IngestResult>;
+  /**
+   * Several instances audited as one transfer (PS3.15 A.5.3.10): a STOW-RS request or a
+   * C-STORE association. One `store` row when `end()` is called (core/audit-transfer.ts).
+   */
+  openTransfer(p: Principal, door: AuditDoor): IngestTransfer;
+}
+
+export interface IngestTransfer {
+  ingestStream(body: Readable, opts: Omit<IngestOptions, 'via' | 'source'>): Promise<IngestResult>;
+  ingestFile(part10Path: string, opts: Omit<IngestOptions, 'via' | 'source'>): Promise<IngestResult>;
+  /** The door refused one instance before the core saw it (not a Part 10 part, unsupported SOP class…). */
+  refused(reason: string): void;
+  end(details?: Record<string, unknown>): Promise<void>;
 }
 
 /** What a new instance row needs. */
@@ -113,7 +128,7 @@ export interface IngestRepo {
 export interface IngestDeps {
   blobs: BlobStore;
   repo: IngestRepo;
-  audit: AuditLog;
+  audit: Pick<AuditLog, 'recordAfter'>;
   tmpDir: string;
   maxObjectBytes: number;
   /** Called when deleting an orphaned blob fails (logged by the caller). */
@@ -121,8 +136,7 @@ export interface IngestDeps {
 }
 
 export function createIngestService(d: IngestDeps): IngestService {
-  async function ingestFile(p: Principal, file: string, opts: IngestOptions): Promise<IngestResult> {
-    const auditBase = { action: 'store', principal: p, source: opts.source ?? p.source };
+  async function ingestFile(t: StoreTransfer, p: Principal, file: string, opts: IngestOptions): Promise<IngestResult> {
     let parsedUids: { studyUid?: string; sopInstanceUid?: string } = {};
     try {
       // Deny early and cheaply: a principal with no write role anywhere learns nothing.
@@ -161,7 +175,7 @@ export function createIngestService(d: IngestDeps): IngestService {
         // Only a re-send needs the hash before storing; a new instance gets it from the
         // store's single pass over the bytes (put()).
         if (existingSha !== (await hashStored(file, zeroPreamble))) throw conflict('sop-instance-conflict', 'An instance with this SOP Instance UID but different content is already stored.');
-        await d.audit.record({ ...auditBase, outcome: 'success', studyUids: [v.studyUid], details: { sopInstanceUid: v.sopInstanceUid, via: opts.via, duplicate: true } });
+        t.stored({ studyUid: v.studyUid, sopClassUid: v.sopClassUid, duplicate: true, warnings: [] });
         return result('duplicate', v, parsed, []);
       }
 
@@ -188,30 +202,17 @@ export function createIngestService(d: IngestDeps): IngestService {
         await removeBlob(key);
         if (outcome.result === 'conflict') throw conflict(outcome.reason, conflictMessage(outcome.reason));
         // Lost a race with an identical instance: that one is stored, so is this.
-        await d.audit.record({ ...auditBase, outcome: 'success', studyUids: [v.studyUid], details: { sopInstanceUid: v.sopInstanceUid, via: opts.via, duplicate: true } });
+        t.stored({ studyUid: v.studyUid, sopClassUid: v.sopClassUid, duplicate: true, warnings: [] });
         return result('duplicate', v, parsed, []);
       }
       const warnings: string[] = [];
       if (zeroPreamble) warnings.push('preamble-zeroed');
       if (parsed.charsetFallback) warnings.push('not-fully-decoded');
       if (v.metaMismatch) warnings.push('meta-sop-instance-mismatch');
-      await d.audit.record({
-        ...auditBase,
-        outcome: 'success',
-        studyUids: [v.studyUid],
-        details: { sopInstanceUid: v.sopInstanceUid, seriesUid: v.seriesUid, via: opts.via, size: storedSize, ...(warnings.length ? { warnings } : {}) },
-      });
+      t.stored({ studyUid: v.studyUid, sopClassUid: v.sopClassUid, duplicate: false, warnings });
       return result('stored', v, parsed, warnings);
     } catch (e) {
-      const kind = isTresorError(e) ? e.kind : 'unavailable';
-      await d.audit
-        .record({
-          ...auditBase,
-          outcome: kind === 'forbidden' ? 'denied' : 'failure',
-          studyUids: parsedUids.studyUid ? [parsedUids.studyUid] : [],
-          details: { via: opts.via, reason: isTresorError(e) ? e.reason : 'internal', ...(parsedUids.sopInstanceUid ? { sopInstanceUid: parsedUids.sopInstanceUid } : {}) },
-        })
-        .catch(() => undefined);
+      t.failed(e, parsedUids.studyUid);
       throw e;
     }
   }
@@ -226,24 +227,48 @@ export function createIngestService(d: IngestDeps): IngestService {
     }
   }
 
-  async function ingestStream(p: Principal, body: Readable, opts: IngestOptions): Promise<IngestResult> {
+  async function ingestStream(t: StoreTransfer, p: Principal, body: Readable, opts: IngestOptions): Promise<IngestResult> {
     const writable = scope(p, 'write');
     if (!writable.all && writable.departmentIds.length === 0) {
       body.resume(); // drain; the caller decides whether to keep reading
-      await d.audit.record({ action: 'store', principal: p, source: opts.source ?? p.source, outcome: 'denied', details: { via: opts.via, reason: 'forbidden' } });
-      throw forbidden();
+      const e = forbidden();
+      t.failed(e);
+      throw e;
     }
     await fsp.mkdir(d.tmpDir, { recursive: true, mode: 0o700 });
     const tmp = path.join(d.tmpDir, `ingest-${randomUUID()}.dcm`);
     try {
       await pipeline(body, sizeCap(d.maxObjectBytes), fs.createWriteStream(tmp, { mode: 0o600 }));
-      return await ingestFile(p, tmp, opts);
+      return await ingestFile(t, p, tmp, opts);
     } finally {
       await fsp.rm(tmp, { force: true });
     }
   }
 
-  return { ingestFile, ingestStream };
+  /** A transfer of one instance: its row is written before the caller hears the outcome. */
+  async function single<T>(p: Principal, opts: IngestOptions, fn: (t: StoreTransfer) => Promise<T>): Promise<T> {
+    const t = createStoreTransfer(d.audit, p, { via: opts.via, source: opts.source });
+    try {
+      return await fn(t);
+    } finally {
+      await t.end();
+    }
+  }
+
+  return {
+    ingestFile: (p, file, opts) => single(p, opts, (t) => ingestFile(t, p, file, opts)),
+    ingestStream: (p, body, opts) => single(p, opts, (t) => ingestStream(t, p, body, opts)),
+    openTransfer(p, door) {
+      const t = createStoreTransfer(d.audit, p, door);
+      const full = (o: Omit<IngestOptions, 'via' | 'source'>): IngestOptions => ({ ...o, via: door.via === 'dimse' ? 'dimse' : 'dicomweb', source: door.source });
+      return {
+        ingestFile: (file, o) => ingestFile(t, p, file, full(o)),
+        ingestStream: (body, o) => ingestStream(t, p, body, full(o)),
+        refused: (reason) => t.refused(reason),
+        end: (details) => t.end(details),
+      };
+    },
+  };
 }
 
 function chooseDepartment(p: Principal, requested: number | undefined): number {

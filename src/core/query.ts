@@ -23,8 +23,10 @@ import {
   wildcardToLike,
 } from './dicom/query-keys.js';
 import { BINARY_VRS, NUMERIC_VRS, SINGLE_VALUED_TEXT_VRS, WILDCARD_VRS } from './dicom/vr.js';
+import type { AuditDoor, AuditLog } from './audit.js';
 import { invalid, isTresorError, unavailable } from './errors.js';
 import type { Principal } from './principal.js';
+import { auditedSearches } from './query-audit.js';
 
 export type QueryLevel = 'PATIENT' | 'STUDY' | 'SERIES' | 'IMAGE';
 export type { DicomJson }; // PS3.18 F.2, declared once in dicom/json.ts
@@ -54,7 +56,12 @@ export interface QueryResult {
 }
 
 export interface QueryService {
+  /** The matching engine itself, unaudited: the doors call `search` / `searchPaged` (core/query-audit.ts). */
   find(p: Principal, req: QueryRequest): Promise<QueryResult>;
+  /** One audited request (QIDO-RS). */
+  search(p: Principal, req: QueryRequest, door: AuditDoor): Promise<QueryResult>;
+  /** One audited request answered page by page (C-FIND); one row when iteration ends. */
+  searchPaged(p: Principal, req: QueryRequest, door: AuditDoor, pageSize: number): AsyncGenerator<DicomJson>;
 }
 
 // ---- What the db layer runs (QueryRepo); no SQL here, only a description of it. ----
@@ -138,12 +145,12 @@ const STUDY_COMPUTED: ReadonlySet<ComputedKey> = new Set([
   'ModalitiesInStudy', 'SOPClassesInStudy', 'NumberOfStudyRelatedSeries', 'NumberOfStudyRelatedInstances',
 ]);
 
-export function createQueryService(repo: QueryRepo, opts: { maxResults?: number } = {}): QueryService {
+export function createQueryService(repo: QueryRepo, opts: { maxResults?: number; audit?: Pick<AuditLog, 'record' | 'recordAfter'> } = {}): QueryService {
   const maxResults = opts.maxResults ?? 1000;
   if (!Number.isSafeInteger(maxResults) || maxResults < 1) throw new RangeError('maxResults must be a positive integer');
 
-  return {
-    async find(p, req) {
+  const engine = {
+    async find(p: Principal, req: QueryRequest): Promise<QueryResult> {
       const level = checkLevel(req?.level);
       const { limit, offset } = paging(req, maxResults);
       const parsed = parseRequest(level, req);
@@ -166,6 +173,7 @@ export function createQueryService(repo: QueryRepo, opts: { maxResults?: number 
       return { matches: rows.slice(0, limit).map((r) => render(level, r, parsed)), truncated };
     },
   };
+  return { find: engine.find, ...auditedSearches(engine.find, opts.audit) };
 }
 
 async function run(repo: QueryRepo, plan: QueryPlan): Promise<QueryRow[]> {

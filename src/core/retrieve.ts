@@ -4,6 +4,7 @@
 
 import type { Readable } from 'node:stream';
 import { scope, type Scope } from './access.js';
+import { auditedRun, type AuditDoor, type AuditLog } from './audit.js';
 import { invalid, notFound } from './errors.js';
 import type { DicomJson } from './dicom/json.js';
 import { isValidUid } from './dicom/uids.js';
@@ -41,7 +42,23 @@ export interface RetrieveRepo {
   list(s: Scope, req: RetrieveRequest, opts: { withMetadata: boolean; limit: number }): Promise<StoredInstance[]>;
 }
 
+/** One retrieve request as the door runs it; whatever it lists goes into the request's one row. */
+export interface Retrieval {
+  list(req: RetrieveRequest, opts?: { withMetadata?: boolean }): Promise<StoredInstance[]>;
+  open(i: StoredInstance): Promise<Readable>;
+  /** Door-specific counts and detail (instances sent/failed, frames, resource…); merged into the row. */
+  note(details: Record<string, unknown>): void;
+  /** The request answered without throwing but did not deliver (406, sub-operations failed). */
+  failed(reason?: string, outcome?: 'failure' | 'denied'): void;
+}
+
 export interface RetrieveService {
+  /**
+   * One audited retrieve request (PS3.15 A.5.3.10): `fn` lists and streams through the
+   * Retrieval; one `retrieve` row is written when it returns or throws. WADO-RS,
+   * WADO-URI, rendered, C-GET and C-MOVE all go through here.
+   */
+  run<T>(p: Principal, door: AuditDoor, fn: (r: Retrieval) => Promise<T>): Promise<T>;
   /**
    * Throws not-found when nothing in scope matches. `metadata` is loaded only with
    * `withMetadata` (a C-GET of a large study must not pull every instance's JSON).
@@ -49,13 +66,40 @@ export interface RetrieveService {
   list(p: Principal, req: RetrieveRequest, opts?: { withMetadata?: boolean }): Promise<StoredInstance[]>;
   open(i: StoredInstance): Promise<Readable>;
 }
+// (`list` and `open` alone are unaudited: for `run`, for core tests, and for the C-MOVE
+// destination's scope check, which is not a retrieve by the destination.)
 
 /** Most instances one retrieve may name (a study of 100,000 images is already unusual). */
 export const MAX_RETRIEVE_INSTANCES = 100_000;
 const MAX_UIDS = 1000;
 
-export function createRetrieveService(d: { repo: RetrieveRepo; blobs: BlobStore }): RetrieveService {
-  return {
+export function createRetrieveService(d: { repo: RetrieveRepo; blobs: BlobStore; audit: Pick<AuditLog, 'record' | 'recordAfter'> }): RetrieveService {
+  const service: RetrieveService = {
+    run(p, door, fn) {
+      const base = { action: 'retrieve', principal: p, source: door.source ?? p.source, details: { via: door.via, ...door.details } };
+      return auditedRun(d.audit, base, (note) => {
+        const instances = new Set<string>();
+        return fn({
+          async list(req, opts) {
+            const rows = await service.list(p, req, opts);
+            for (const r of rows) {
+              note.studyUids.add(r.studyUid);
+              instances.add(r.sopInstanceUid);
+            }
+            note.details.matched = instances.size;
+            return rows;
+          },
+          open: (i) => service.open(i),
+          note(details) {
+            Object.assign(note.details, details);
+          },
+          failed(reason, outcome = 'failure') {
+            note.outcome = outcome;
+            if (reason) note.details.reason = reason;
+          },
+        });
+      });
+    },
     async list(p, req, opts) {
       for (const list of [req.studyUids, req.seriesUids, req.sopInstanceUids]) {
         if (!list) continue;
@@ -73,4 +117,5 @@ export function createRetrieveService(d: { repo: RetrieveRepo; blobs: BlobStore 
     },
     open: (i) => d.blobs.get(i.objectKey),
   };
+  return service;
 }

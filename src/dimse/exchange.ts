@@ -5,6 +5,7 @@
 
 import dimse from 'dcmjs-dimse';
 import type { Logger } from 'pino';
+import type { IngestTransfer } from '../core/ingest.js';
 import type { Principal } from '../core/principal.js';
 import type { DcmDataset, DcmMessage, DcmResponse } from './protocol/connection.js';
 import type { NegotiatedContext } from './protocol/negotiation.js';
@@ -18,6 +19,10 @@ export interface AssociationScope {
   associationId: string;
   log: Logger;
   deps: DimseDeps & { tuning: DimseTuning };
+  /** The association's one store transfer (opened at the first C-STORE, written when the association ends). */
+  storeTransfer(): IngestTransfer;
+  /** Counts a C-ECHO (logged at the association's end; no audit row of its own). */
+  echoed(): void;
 }
 
 /** What an Exchange needs from the association it runs on. */

@@ -10,6 +10,8 @@ import type { TLSSocket } from 'node:tls';
 import dimse from 'dcmjs-dimse';
 import { buildPart10Header } from '../core/dicom/part10.js';
 import { isValidUid } from '../core/dicom/uids.js';
+import { recordAssociation, recordSecurityAlert } from '../core/audit-association.js';
+import type { IngestTransfer } from '../core/ingest.js';
 import { principalLabel, type Principal } from '../core/principal.js';
 import { authenticateAssociation, uniformDelay, type AssociationDecision } from './association.js';
 import { DimseConnection, type DcmMessage, type DcmPresentationContext } from './protocol/connection.js';
@@ -48,6 +50,9 @@ export class TresorScp extends DimseConnection {
   private active?: { ex: Exchange; done: Promise<void> };
   private readonly storeWriters = new WeakMap<object, Part10TempWriter>();
   private rqSummary: Record<string, unknown> = {};
+  /** All C-STOREs of this association: one `store` row when it ends (PS3.15 A.5.3.10). */
+  private transfer?: IngestTransfer;
+  private echoes = 0;
 
   constructor(
     socket: TLSSocket,
@@ -82,14 +87,14 @@ export class TresorScp extends DimseConnection {
     }
   }
 
+  /** The association's one row (core/audit-association.ts). */
   private audit(outcome: 'success' | 'failure' | 'denied', details: Record<string, unknown>, principal: Principal | null | undefined = this.scope?.principal): Promise<void> {
-    return this.deps.audit.record({
-      action: 'dimse.association',
-      outcome,
-      principal: principal ? { kind: principal.kind, id: principal.id, name: principal.name } : null,
-      source: this.source,
-      details: { association: this.assocId, ...details },
-    });
+    return recordAssociation(this.deps.audit, { outcome, principal, source: this.source, association: this.assocId, details });
+  }
+
+  /** Writes the association's store transfer row, once; never throws. */
+  private endTransfer(ended: string): Promise<void> {
+    return this.transfer?.end({ association: this.assocId, ended }) ?? Promise.resolve();
   }
 
   private async onAssociateRq(pdu: Buffer): Promise<void> {
@@ -141,6 +146,8 @@ export class TresorScp extends DimseConnection {
       associationId: this.assocId,
       log: this.log.child({ callingAe: rq.callingAe, principal: principalLabel(principal) }),
       deps: this.deps,
+      storeTransfer: () => (this.transfer ??= this.deps.ingest.openTransfer(principal, { via: 'dimse', source: rq.callingAe, details: { calledAe: rq.calledAe } })),
+      echoed: () => void this.echoes++,
     };
     this.log = this.scope.log;
     try {
@@ -197,6 +204,9 @@ export class TresorScp extends DimseConnection {
     // An operation still running (a peer that did not wait) finishes first (PS3.7 §7.2).
     if (this.active) await this.active.done;
     if (this.guard.closed) return;
+    // The transfer's row is written before the peer hears the release (an SCU that exits
+    // then finds the trail complete).
+    await this.endTransfer('released');
     this.sendAssociationReleaseResponse();
     this.guard.close('released');
   }
@@ -204,10 +214,13 @@ export class TresorScp extends DimseConnection {
   protected onClosed(reason: CloseReason, detail?: string): void {
     if (this.active) this.active.ex.cancelled = true;
     const level = reason === 'released' || reason === 'peer-closed' ? 'info' : 'warn';
-    this.log[level]({ reason, detail }, 'dimse association closed');
+    this.log[level]({ reason, detail, echoes: this.echoes }, 'dimse association closed');
+    // Aborted or cut off: what was stored so far is still one transfer, with how it ended.
+    void this.endTransfer(reason);
     if (reason === 'protocol-violation' || reason === 'write-stall' || reason === 'local-abort') {
-      const outcome = this.scope ? 'failure' : 'denied';
-      void this.audit(outcome, { ...this.rqSummary, reason, detail }).catch(() => undefined);
+      // Before acceptance this is the association's one (refusing) row; after, an alert.
+      if (!this.scope) void this.audit('denied', { ...this.rqSummary, reason, detail }).catch(() => undefined);
+      else void recordSecurityAlert(this.deps.audit, { principal: this.scope.principal, source: this.source, association: this.assocId, details: { ...this.rqSummary, reason, detail } });
     }
   }
 

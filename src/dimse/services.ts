@@ -4,7 +4,7 @@
 
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
-import type { AuditEvent } from '../core/audit.js';
+import type { AuditLog } from '../core/audit.js';
 import type { DicomJson } from '../core/dicom/json.js';
 import type { DimseAuthenticator } from './association.js';
 import type { IngestService } from '../core/ingest.js';
@@ -18,13 +18,14 @@ export type { DicomJson };
 export type { IngestOptions, IngestResult } from '../core/ingest.js';
 export type { QueryLevel, QueryRequest, QueryResult } from '../core/query.js';
 export type { RetrieveRequest, StoredInstance } from '../core/retrieve.js';
-export type IngestPort = Pick<IngestService, 'ingestFile'>;
-export type QueryPort = Pick<QueryService, 'find'>;
-export type RetrievePort = Pick<RetrieveService, 'list' | 'open'>;
+// Each audits itself in the core (ARCHITECTURE.md rule 8): C-STOREs of an association
+// are one transfer, a C-FIND is one paged search, a C-GET/C-MOVE is one retrieve run.
+export type IngestPort = Pick<IngestService, 'openTransfer'>;
+export type QueryPort = Pick<QueryService, 'searchPaged'>;
+export type RetrievePort = Pick<RetrieveService, 'run' | 'list'>;
 
-export interface AuditPort {
-  record(event: AuditEvent): Promise<void>;
-}
+/** The association's own rows are written through core/audit-association.ts with this. */
+export type AuditPort = Pick<AuditLog, 'record' | 'recordAfter'>;
 
 export interface PkiMaterial {
   caCertPem: string;

@@ -393,7 +393,7 @@ for (const dbu of databasesUnderTest()) {
             dicomweb: async (app) =>
               dicomwebRoutes(app, {
                 ingest: s.core.ingest,
-                query: { find: async () => ({ matches: [], truncated: false }) },
+                query: { search: async () => ({ matches: [], truncated: false }) },
                 retrieve: s.core.retrieve,
                 deletion: { delete: async () => ({ studyUid: '', instances: 0, blobFailures: 0 }) },
                 audit: s.audit,

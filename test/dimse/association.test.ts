@@ -51,7 +51,7 @@ describe('association authentication', () => {
   it('has no plaintext port: plain DICOM on the TLS port fails', async () => {
     const r = await echo(['-aet', 'CT01']);
     expect(r.code).not.toBe(0);
-    expect(await auditOf(env, 'dimse.association')).toEqual([]);
+    expect(await auditOf(env, 'association')).toEqual([]);
   });
 
   it('accepts a device certificate bound to the calling AE title', async () => {
@@ -68,14 +68,14 @@ describe('association authentication', () => {
     const other = await foreignDevice(env.dir, 'CT01');
     const r = await echo(['-aet', 'CT01', ...tlsArgs(other, env.caPath)]);
     expect(r.code).not.toBe(0);
-    const rows = await auditOf(env, 'dimse.association');
+    const rows = await auditOf(env, 'association');
     expect(rows.at(-1)).toMatchObject({ outcome: 'denied', details: expect.objectContaining({ reason: 'certificate-untrusted' }) });
   });
 
   it('refuses device A\'s certificate with device B\'s AE title', async () => {
     const r = await echo(['-aet', 'WS01', ...tlsArgs(ct, env.caPath)]);
     expect(rejected(r.stdout + r.stderr)).toBe(true);
-    const rows = await auditOf(env, 'dimse.association');
+    const rows = await auditOf(env, 'association');
     expect(rows.at(-1)).toMatchObject({ outcome: 'denied', details: expect.objectContaining({ reason: 'certificate-unknown-or-unbound', callingAe: 'WS01' }) });
   });
 
@@ -95,8 +95,8 @@ describe('association authentication', () => {
   it('accepts a user\'s name and password without a certificate, with a positive response when asked', async () => {
     const r = await run('storescu', ['-v', '-aet', 'ANYWS', '-aec', AE, '+tla', '+cf', env.caPath, '--user', 'alice', '--password', 'correct horse battery 7', '-rsp', '127.0.0.1', String(env.port), CT]);
     expect(r.code, r.stderr).toBe(0);
-    const rows = await auditOf(env, 'dimse.association');
-    expect(rows.at(-1)).toMatchObject({ outcome: 'success', principalKind: 'user', principalName: 'alice', details: expect.objectContaining({ via: 'user-identity' }) });
+    const rows = await auditOf(env, 'association');
+    expect(rows.at(-1)).toMatchObject({ outcome: 'success', principalKind: 'user', principalName: 'alice', details: expect.objectContaining({ via: 'dimse', authentication: 'user-identity' }) });
   });
 
   it('accepts a device passcode only for that device\'s own AE title', async () => {

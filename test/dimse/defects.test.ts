@@ -26,14 +26,14 @@ describe('dcmjs-dimse defects, guarded', () => {
       tuning: { idleMs: 1_000, pduMs: 1_000, artimMs: 1_500 },
       services: (real) => ({
         query: {
-          async find(p, req) {
+          async *searchPaged(p, req, door, pageSize) {
             if (throwingQueries) {
               // An asynchronous failure that is not a TresorError (a driver bug, say).
               await new Promise((r) => setTimeout(r, 10));
               throw new TypeError('boom');
             }
             if (slowQueries > 0) await new Promise((r) => setTimeout(r, slowQueries));
-            return real.query.find(p, req);
+            yield* real.query.searchPaged(p, req, door, pageSize);
           },
         },
       }),
@@ -61,7 +61,7 @@ describe('dcmjs-dimse defects, guarded', () => {
     const d = await open();
     d.send(Buffer.concat([associateRq({ callingAe: 'WS1', contexts: [echoCtx] }), pdata(1, true, true, echoCommand(1))]));
     expect((await d.closed(5000)).map((p) => p.type)).toEqual([0x07]);
-    const rows = await auditOf(env, 'dimse.association');
+    const rows = await auditOf(env, 'association');
     expect(rows.some((r) => r.outcome === 'denied' && String(r.details.detail).includes('before the association was accepted'))).toBe(true);
   });
 

@@ -27,8 +27,8 @@ describe('C-ECHO and C-STORE over TLS', () => {
     const r = await run('echoscu', ['-aet', 'CT01', '-aec', AE, ...tlsArgs(modality, env.caPath), '127.0.0.1', String(env.port)]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    const rows = await auditOf(env, 'dimse.association');
-    expect(rows.at(-1)).toMatchObject({ outcome: 'success', principalName: 'CT01', details: expect.objectContaining({ via: 'certificate', callingAe: 'CT01' }) });
+    const rows = await auditOf(env, 'association');
+    expect(rows.at(-1)).toMatchObject({ outcome: 'success', principalName: 'CT01', details: expect.objectContaining({ via: 'dimse', authentication: 'certificate', callingAe: 'CT01' }) });
   });
 
   it('stores with storescu and the object is in the archive byte for byte', async () => {

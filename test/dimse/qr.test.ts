@@ -138,7 +138,7 @@ describe('query and retrieve with dcmtk', () => {
       if ((await datasetDump(got, { transcoded })) !== (await datasetDump(s.file, { transcoded }))) mismatches.push(`${path.basename(s.file)}: dump differs`);
     }
     expect(mismatches).toEqual([]);
-    const rows = await auditOf(env, 'dimse.get');
+    const rows = (await auditOf(env, 'retrieve')).filter((r) => r.details.via === 'dimse' && r.details.operation === 'C-GET');
     expect(rows.length).toBe(stored.length);
     expect(rows.every((r) => r.outcome === 'success' && r.principalName === 'WS01')).toBe(true);
   });
@@ -212,7 +212,7 @@ describe('query and retrieve with dcmtk', () => {
         const original = inStudy.find((s) => s.uids.sop === u.sop)!;
         expect(await datasetDump(path.join(scpOut, f))).toBe(await datasetDump(original.file));
       }
-      const rows = await auditOf(env, 'dimse.move');
+      const rows = (await auditOf(env, 'retrieve')).filter((r) => r.details.via === 'dimse' && r.details.operation === 'C-MOVE');
       expect(rows.at(-1)).toMatchObject({ outcome: 'success', principalName: 'WS01', details: expect.objectContaining({ destination: 'DEST1', completed: inStudy.length, failed: 0 }) });
     });
 

@@ -156,7 +156,7 @@ describe('robustness', () => {
     expect(env.server.connections()).toBe(0);
     for (const c of deaf) c.destroy();
     // The peers that stopped reading were cut off by the write-stall deadline (the C-GET kept the idle timer off).
-    const stalls = (await env.audit.list({ action: 'dimse.association', limit: 1000 })).filter((r) => r.details.reason === 'write-stall');
+    const stalls = (await env.audit.list({ action: 'security-alert', limit: 1000 })).filter((r) => r.details.reason === 'write-stall');
     expect(stalls.length).toBe(5);
     expect(peak).toBeLessThan(96 * 1024 * 1024);
     await new Promise((r) => setTimeout(r, 200));

@@ -56,7 +56,7 @@ export async function coreServices(db: Db, blobs: BlobStore, opts: { ingestRepo?
   const tmpDir = await fs.mkdtemp(path.join(os.tmpdir(), 'tresor-tmp-'));
   const audit = createAuditLog(createAuditRepo(db));
   const ingest = createIngestService({ blobs, repo: opts.ingestRepo ?? createIngestRepo(db), audit, tmpDir, maxObjectBytes: opts.maxObjectBytes ?? 1024 ** 3 });
-  const retrieve = createRetrieveService({ repo: createRetrieveRepo(db), blobs });
+  const retrieve = createRetrieveService({ repo: createRetrieveRepo(db), blobs, audit });
   return { audit, ingest, retrieve, tmpDir };
 }
 

@@ -49,7 +49,7 @@ export async function startDicomwebServer(o: DicomwebServerOptions): Promise<Dic
   const store = o.store ?? (await createFsBlobStore(path.join(dir, 'blobs')));
   const limits = { maxRequestBytes: 4 * 1024 ** 3, maxParts: 1000, maxObjectBytes: 2 * 1024 ** 3, ...o.limits };
   const core = await coreServices(o.db, store, { maxObjectBytes: limits.maxObjectBytes });
-  const query = createQueryService(createQueryRepo(o.db));
+  const query = createQueryService(createQueryRepo(o.db), { audit: core.audit });
   const deletion = createDeletionService({ repo: createDeleteRepo(o.db), blobs: store, audit: core.audit });
   const byName = async (name: string) => {
     const r = await o.db('departments').select('id').where({ name }).first();

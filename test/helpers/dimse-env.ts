@@ -119,8 +119,8 @@ export async function startDimseEnv(o: EnvOptions = {}): Promise<DimseEnv> {
   const maxObjectBytes = o.limits?.maxObjectBytes ?? 64 * 1024 * 1024;
   const real = {
     ingest: createIngestService({ blobs, repo: createIngestRepo(db), audit, tmpDir, maxObjectBytes }),
-    query: createQueryService(createQueryRepo(db)),
-    retrieve: createRetrieveService({ repo: createRetrieveRepo(db), blobs }),
+    query: createQueryService(createQueryRepo(db), { audit }),
+    retrieve: createRetrieveService({ repo: createRetrieveRepo(db), blobs, audit }),
   };
   const services = { ...real, ...(o.services?.(real) ?? {}) };
   const realAuth = dimseAuthenticatorFrom(identity);

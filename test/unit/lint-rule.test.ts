@@ -51,3 +51,24 @@ describe('eslint: src/core imports no layer around it', () => {
     expect(r.messages.map((m) => m.ruleId)).not.toContain('no-restricted-imports');
   });
 });
+
+// Module structure: no import cycles in src/, and the DICOMweb route modules
+// do not import each other (what they share has modules of its own).
+describe('eslint module-structure rules', () => {
+  const eslint = new ESLint({ cwd: process.cwd() });
+  it('refuses an import cycle in src/ (import-x/no-cycle)', async () => {
+    // core/audit.ts imports core/errors.ts: errors.ts importing audit.ts back closes a cycle.
+    const [r] = await eslint.lintText(`import { auditedRun } from './audit.js';\nexport const y = auditedRun;\n`, { filePath: 'src/core/errors.ts' });
+    expect(r.messages.map((m) => m.ruleId)).toContain('import-x/no-cycle');
+  });
+  it('refuses a runtime import between DICOMweb route modules, and of routes.ts', async () => {
+    const [a] = await eslint.lintText(`import { registerWadoRoutes } from './wado.js';\nexport const y = registerWadoRoutes;\n`, { filePath: 'src/http/dicomweb/rendered.ts' });
+    expect(a.messages.map((m) => m.ruleId)).toContain('@typescript-eslint/no-restricted-imports');
+    const [b] = await eslint.lintText(`import { dicomwebRoutes } from './routes.js';\nexport const y = dicomwebRoutes;\n`, { filePath: 'src/http/dicomweb/qido.ts' });
+    expect(b.messages.map((m) => m.ruleId)).toContain('@typescript-eslint/no-restricted-imports');
+  });
+  it('allows the shared modules', async () => {
+    const [r] = await eslint.lintText(`import { acceptOf } from './request-accept.js';\nimport type { DicomwebContext } from './context.js';\nexport const y = acceptOf;\nexport type C = DicomwebContext;\n`, { filePath: 'src/http/dicomweb/rendered.ts' });
+    expect(r.messages.map((m) => m.ruleId)).not.toContain('@typescript-eslint/no-restricted-imports');
+  });
+});

@@ -13,8 +13,8 @@ import {
   scope,
   type AccountRoles,
 } from '../access.js';
-import type { AuditFilter, AuditRow, VerifyResult } from '../audit.js';
-import { conflict, forbidden, invalid, isTresorError, notFound, unavailable, type TresorError } from '../errors.js';
+import { auditedRun, type AuditFilter, type AuditRow, type VerifyResult } from '../audit.js';
+import { conflict, forbidden, invalid, notFound, unavailable, type TresorError } from '../errors.js';
 import { actorOf, type IdentityContext } from './context.js';
 import { checkDestination, normalizeAeTitle, normalizeDepartmentName, normalizeUsername } from './names.js';
 import type {
@@ -87,21 +87,18 @@ const hidden = (message: string): TresorError => notFound('not-found', message, 
 export function createAdministration(ctx: IdentityContext) {
   const { repo } = ctx;
 
-  async function audited<T>(actor: Principal, action: string, details: Record<string, unknown>, fn: () => Promise<T>): Promise<T> {
-    let result: T;
-    try {
-      result = await fn();
-    } catch (e) {
-      const denied = isTresorError(e) && e.denied;
-      const reason = isTresorError(e) ? e.reason : 'internal-error';
-      await ctx.audit
-        .record({ action, outcome: denied ? 'denied' : 'failure', principal: actorOf(actor), source: actor.source, details: { ...details, reason } })
-        .catch(() => undefined); // the original error matters more than a failed audit write
-      throw e;
-    }
-    await ctx.audit.record({ action, outcome: 'success', principal: actorOf(actor), source: actor.source, details });
-    return result;
-  }
+  // One row per administrative operation, through the core's one helper (core/audit.ts);
+  // an admin change without its row is refused (strict), like an association.
+  const audited = <T>(actor: Principal, action: string, details: Record<string, unknown>, fn: () => Promise<T>): Promise<T> =>
+    auditedRun(
+      ctx.audit,
+      { action, principal: actorOf(actor), source: actor.source, details: { via: 'admin' } },
+      (note) => {
+        note.details = details; // by reference: an operation may add to it (the certificate it issued)
+        return fn();
+      },
+      { strict: true },
+    );
 
   function requireAdministrator(actor: Principal): void {
     if (!isAdministrator(actor)) throw forbidden('not-an-administrator', 'administrator role required');

@@ -133,7 +133,9 @@ export function createAuthentication(ctx: IdentityContext) {
         await ctx.audit.record({ action: 'login', outcome: 'denied', principal: actorOf(result.principal), source: input.source, details: { method: 'dimse-password', reason: 'password-change-required' } });
         return null;
       }
-      await auditLogin('dimse-password', result, input.username, input.source);
+      // A success is the association's own row (core/audit-association.ts, PS3.15 A.5.3.13):
+      // one row per association. Failures are recorded here, with their reason.
+      if (!result.ok) await auditLogin('dimse-password', result, input.username, input.source);
       return result.ok ? result.principal : null;
     },
 
@@ -157,9 +159,10 @@ export function createAuthentication(ctx: IdentityContext) {
           await lockout.recordFailure(key, input.source);
         }
       }
-      await ctx.audit.record({
+      // (Success: the association's row records it. Failure: here, with its reason.)
+      if (!principal) await ctx.audit.record({
         action: 'login',
-        outcome: principal ? 'success' : reason === 'locked' ? 'denied' : 'failure',
+        outcome: reason === 'locked' ? 'denied' : 'failure',
         principal: principal ? actorOf(principal) : null,
         source: input.source,
         details: principal ? { method: 'passcode' } : { method: 'passcode', name: String(input.aeTitle ?? '').slice(0, 16), reason },
@@ -187,9 +190,10 @@ export function createAuthentication(ctx: IdentityContext) {
         else if (device.certNotAfter && new Date(device.certNotAfter) < ctx.now()) reason = 'certificate-expired';
         else principal = toPrincipal('device', device, await repo.bindingsOf('device', device.id), input.source);
       }
-      await ctx.audit.record({
+      // (Success: the association's row records it. Failure: here, with its reason.)
+      if (!principal) await ctx.audit.record({
         action: 'login',
-        outcome: principal ? 'success' : 'failure',
+        outcome: 'failure',
         principal: principal ? actorOf(principal) : null,
         source: input.source,
         details: principal ? { method: 'certificate' } : { method: 'certificate', name: String(input.callingAe ?? '').slice(0, 16), reason },

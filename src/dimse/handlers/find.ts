@@ -26,41 +26,24 @@ export async function handleFind(ex: Exchange): Promise<void> {
 
   const pageSize = scope.deps.tuning.findPageSize;
   let sent = 0;
-  const studies = new Set<string>();
-  let outcome: 'success' | 'failure' = 'success';
   let status: number = DimseStatus.Success;
+  // One audited search for the whole C-FIND, however many pages (core/query-audit.ts);
+  // breaking out on C-CANCEL ends it, and its row says so.
+  const door = { via: 'dimse' as const, source: scope.source, details: { association: scope.associationId, model, callingAe: scope.callingAe } };
   try {
-    for (let offset = 0; ; offset += pageSize) {
+    for await (const m of scope.deps.query.searchPaged(scope.principal, { level, identifier: match }, door, pageSize)) {
       if (ex.cancelled) break;
-      const page = await scope.deps.query.find(scope.principal, { level, identifier: match, limit: pageSize, offset });
-      for (const m of page.matches) {
-        if (ex.cancelled) break;
-        const { elements } = responseIdentifier(identifier, m, level, scope.deps.config.aeTitle);
-        const studyUid = m['0020000D']?.Value?.[0];
-        if (typeof studyUid === 'string' && studies.size < 1000) studies.add(studyUid);
-        await ex.pending(ex.response(DimseStatus.Pending, { dataset: new Dataset(elements, pc.transferSyntax) }));
-        sent++;
-      }
-      if (page.matches.length < pageSize || page.matches.length === 0) break;
+      const { elements } = responseIdentifier(identifier, m, level, scope.deps.config.aeTitle);
+      await ex.pending(ex.response(DimseStatus.Pending, { dataset: new Dataset(elements, pc.transferSyntax) }));
+      sent++;
     }
     if (ex.cancelled) status = DimseStatus.Cancel;
     await ex.final(ex.response(status));
   } catch (e) {
-    outcome = 'failure';
     const answer = statusForError(e, 'C-FIND');
     status = answer.status;
     if (!ex.finalSent) await ex.fail(answer);
   } finally {
     scope.log.info({ op: 'C-FIND', level, model, matches: sent, status: status.toString(16), cancelled: ex.cancelled }, 'dimse find');
-    await scope.deps.audit
-      .record({
-        action: 'dimse.find',
-        outcome,
-        principal: { kind: scope.principal.kind, id: scope.principal.id, name: scope.principal.name },
-        source: scope.source,
-        studyUids: [...studies],
-        details: { association: scope.associationId, level, model, matches: sent, status, cancelled: ex.cancelled },
-      })
-      .catch((e) => scope.log.error({ err: String(e) }, 'audit failed'));
   }
 }

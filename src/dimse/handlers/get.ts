@@ -16,33 +16,29 @@ export async function handleGet(ex: Exchange, conn: DimseConnection): Promise<vo
   const req = retrieveRequestFrom(ex, model);
   if (isAnswer(req)) return ex.fail(req);
   const { retrieve, tuning } = scope.deps;
-  const instances = await listReadable(retrieve.list.bind(retrieve), scope.principal, req);
-  const studyUids = [...new Set(instances.map((i) => i.studyUid))];
-  let outcome: 'success' | 'failure' = 'failure';
   let result = { completed: 0, failed: 0, warning: 0 };
+  let matched = 0;
+  // One `retrieve` row for the C-GET, written by the core (core/retrieve.ts `run`).
+  const door = { via: 'dimse' as const, source: scope.source, details: { association: scope.associationId, operation: 'C-GET', level: req.level, model } };
   try {
-    if (instances.length === 0) {
-      return await ex.fail({ status: DimseStatus.UnableToProcess, comment: 'no-matching-instances' });
-    }
-    result = await runSubOperations(ex, instances, async (inst) => {
-      const choice = chooseContext(conn.negotiated(), inst);
-      if (!choice) return 'failed';
-      const body = await datasetBody(() => retrieve.open(inst), inst, choice.transcodeTo, tuning.maxTranscodeBytes);
-      const status = await conn.sendStore({ pcId: choice.pcId, sopClassUid: inst.sopClassUid, sopInstanceUid: inst.sopInstanceUid, body, timeoutMs: tuning.subOpTimeoutMs });
-      return classify(status);
+    await retrieve.run(scope.principal, door, async (r) => {
+      const instances = await listReadable((_p, q) => r.list(q), scope.principal, req);
+      matched = instances.length;
+      if (instances.length === 0) {
+        r.failed('no-matching-instances');
+        return ex.fail({ status: DimseStatus.UnableToProcess, comment: 'no-matching-instances' });
+      }
+      result = await runSubOperations(ex, instances, async (inst) => {
+        const choice = chooseContext(conn.negotiated(), inst);
+        if (!choice) return 'failed';
+        const body = await datasetBody(() => r.open(inst), inst, choice.transcodeTo, tuning.maxTranscodeBytes);
+        const status = await conn.sendStore({ pcId: choice.pcId, sopClassUid: inst.sopClassUid, sopInstanceUid: inst.sopInstanceUid, body, timeoutMs: tuning.subOpTimeoutMs });
+        return classify(status);
+      });
+      r.note({ ...result, cancelled: ex.cancelled });
+      if (result.failed !== 0) r.failed();
     });
-    outcome = result.failed === 0 ? 'success' : 'failure';
   } finally {
-    scope.log.info({ op: 'C-GET', level: req.level, instances: instances.length, ...result, cancelled: ex.cancelled }, 'dimse get');
-    await scope.deps.audit
-      .record({
-        action: 'dimse.get',
-        outcome,
-        principal: { kind: scope.principal.kind, id: scope.principal.id, name: scope.principal.name },
-        source: scope.source,
-        studyUids,
-        details: { association: scope.associationId, level: req.level, matched: instances.length, completed: result.completed, failed: result.failed, warning: result.warning, cancelled: ex.cancelled },
-      })
-      .catch((e) => scope.log.error({ err: String(e) }, 'audit failed'));
+    scope.log.info({ op: 'C-GET', level: req.level, instances: matched, ...result, cancelled: ex.cancelled }, 'dimse get');
   }
 }

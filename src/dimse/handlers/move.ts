@@ -33,77 +33,75 @@ export async function handleMove(ex: Exchange): Promise<void> {
   const req = retrieveRequestFrom(ex, model);
   if (isAnswer(req)) return ex.fail(req);
 
-  let outcome: 'success' | 'failure' | 'denied' = 'failure';
   let result = { completed: 0, failed: 0, warning: 0 };
-  let studyUids: string[] = [];
   let matched = 0;
   let scu: StoreScu | undefined;
+  // One `retrieve` row for the C-MOVE, written by the core (core/retrieve.ts `run`).
+  const door = { via: 'dimse' as const, source: scope.source, details: { association: scope.associationId, operation: 'C-MOVE', destination: destinationAe.slice(0, 16), level: req.level, model } };
   try {
-    const destination = destinationAe ? await authenticator.moveDestination(destinationAe) : null;
-    if (!destination) {
-      outcome = 'denied';
-      scope.log.info({ op: 'C-MOVE', destination: destinationAe.slice(0, 16) }, 'dimse move refused: unknown destination');
-      return await ex.fail({ status: DimseStatus.MoveDestinationUnknown, comment: 'move-destination-unknown' });
-    }
-    const mine = await listReadable(retrieve.list.bind(retrieve), scope.principal, req);
-    matched = mine.length;
-    studyUids = [...new Set(mine.map((i) => i.studyUid))];
-    if (mine.length === 0) return await ex.fail({ status: DimseStatus.UnableToProcess, comment: 'no-matching-instances' });
-    // The destination's own read scope (it is a principal like any other).
-    const theirs = new Set((await listReadable(retrieve.list.bind(retrieve), destination.principal, req)).map((i) => i.sopInstanceUid));
-    const sendable = mine.filter((i) => theirs.has(i.sopInstanceUid));
-    if (sendable.length === 0) {
-      outcome = 'denied';
-      scope.log.info({ op: 'C-MOVE', destination: destinationAe, matched }, 'dimse move refused: destination may not read');
-      return await ex.fail({ status: DimseStatus.OutOfResourcesSubOperations, comment: 'destination-not-allowed' }, { completed: 0, failed: mine.length, warning: 0 });
-    }
-    try {
-      scu = await connectStoreScu({
-        host: destination.host,
-        port: destination.port,
-        callingAe: config.aeTitle,
-        calledAe: destinationAe,
-        pki: scope.deps.pki,
-        fingerprint256: destination.fingerprint256,
-        contexts: proposals(sendable),
-        limits: { maxPduBytes: config.limits.maxPduBytes, artimMs: tuning.moveConnectTimeoutMs, idleMs: tuning.idleMs, pduMs: tuning.pduMs, writeStallMs: tuning.writeStallMs },
-        connectTimeoutMs: tuning.moveConnectTimeoutMs,
-        log: scope.log.child({ moveDestination: destinationAe }),
+    await retrieve.run(scope.principal, door, async (r) => {
+      const destination = destinationAe ? await authenticator.moveDestination(destinationAe) : null;
+      if (!destination) {
+        r.failed('move-destination-unknown', 'denied');
+        scope.log.info({ op: 'C-MOVE', destination: destinationAe.slice(0, 16) }, 'dimse move refused: unknown destination');
+        return await ex.fail({ status: DimseStatus.MoveDestinationUnknown, comment: 'move-destination-unknown' });
+      }
+      const mine = await listReadable((_p, q) => r.list(q), scope.principal, req);
+      matched = mine.length;
+      if (mine.length === 0) {
+        r.failed('no-matching-instances');
+        return await ex.fail({ status: DimseStatus.UnableToProcess, comment: 'no-matching-instances' });
+      }
+      // The destination's own read scope (it is a principal like any other); a scope check, not a retrieve of its own.
+      const theirs = new Set((await listReadable(retrieve.list.bind(retrieve), destination.principal, req)).map((i) => i.sopInstanceUid));
+      const sendable = mine.filter((i) => theirs.has(i.sopInstanceUid));
+      if (sendable.length === 0) {
+        r.failed('destination-not-allowed', 'denied');
+        r.note({ completed: 0, failed: mine.length, warning: 0 });
+        scope.log.info({ op: 'C-MOVE', destination: destinationAe, matched }, 'dimse move refused: destination may not read');
+        return await ex.fail({ status: DimseStatus.OutOfResourcesSubOperations, comment: 'destination-not-allowed' }, { completed: 0, failed: mine.length, warning: 0 });
+      }
+      try {
+        scu = await connectStoreScu({
+          host: destination.host,
+          port: destination.port,
+          callingAe: config.aeTitle,
+          calledAe: destinationAe,
+          pki: scope.deps.pki,
+          fingerprint256: destination.fingerprint256,
+          contexts: proposals(sendable),
+          limits: { maxPduBytes: config.limits.maxPduBytes, artimMs: tuning.moveConnectTimeoutMs, idleMs: tuning.idleMs, pduMs: tuning.pduMs, writeStallMs: tuning.writeStallMs },
+          connectTimeoutMs: tuning.moveConnectTimeoutMs,
+          log: scope.log.child({ moveDestination: destinationAe }),
+        });
+      } catch (e) {
+        r.failed('destination-unreachable');
+        r.note({ completed: 0, failed: mine.length, warning: 0 });
+        scope.log.warn({ op: 'C-MOVE', destination: destinationAe, err: e instanceof Error ? e.message : String(e) }, 'dimse move: destination unreachable');
+        return await ex.fail({ status: DimseStatus.OutOfResourcesSubOperations, comment: 'destination-unreachable' }, { completed: 0, failed: mine.length, warning: 0 });
+      }
+      const conn = scu;
+      const allowed = new Set(sendable.map((i) => i.sopInstanceUid));
+      result = await runSubOperations(ex, mine, async (inst) => {
+        if (!allowed.has(inst.sopInstanceUid) || conn.guard.closed) return 'failed';
+        const choice = chooseContext(conn.negotiated(), inst);
+        if (!choice) return 'failed';
+        const body = await datasetBody(() => r.open(inst), inst, choice.transcodeTo, tuning.maxTranscodeBytes);
+        const status = await conn.sendStore({
+          pcId: choice.pcId,
+          sopClassUid: inst.sopClassUid,
+          sopInstanceUid: inst.sopInstanceUid,
+          body,
+          moveOriginator: { aeTitle: scope.callingAe, messageId: ex.messageId },
+          timeoutMs: tuning.subOpTimeoutMs,
+        });
+        return classify(status);
       });
-    } catch (e) {
-      scope.log.warn({ op: 'C-MOVE', destination: destinationAe, err: e instanceof Error ? e.message : String(e) }, 'dimse move: destination unreachable');
-      return await ex.fail({ status: DimseStatus.OutOfResourcesSubOperations, comment: 'destination-unreachable' }, { completed: 0, failed: mine.length, warning: 0 });
-    }
-    const conn = scu;
-    const allowed = new Set(sendable.map((i) => i.sopInstanceUid));
-    result = await runSubOperations(ex, mine, async (inst) => {
-      if (!allowed.has(inst.sopInstanceUid) || conn.guard.closed) return 'failed';
-      const choice = chooseContext(conn.negotiated(), inst);
-      if (!choice) return 'failed';
-      const body = await datasetBody(() => retrieve.open(inst), inst, choice.transcodeTo, tuning.maxTranscodeBytes);
-      const status = await conn.sendStore({
-        pcId: choice.pcId,
-        sopClassUid: inst.sopClassUid,
-        sopInstanceUid: inst.sopInstanceUid,
-        body,
-        moveOriginator: { aeTitle: scope.callingAe, messageId: ex.messageId },
-        timeoutMs: tuning.subOpTimeoutMs,
-      });
-      return classify(status);
+      r.note({ ...result, cancelled: ex.cancelled });
+      if (result.failed !== 0) r.failed();
     });
-    outcome = result.failed === 0 ? 'success' : 'failure';
   } finally {
     if (scu) await scu.release(tuning.subOpTimeoutMs).catch(() => scu?.abort());
     scope.log.info({ op: 'C-MOVE', destination: destinationAe, level: req.level, matched, ...result, cancelled: ex.cancelled }, 'dimse move');
-    await scope.deps.audit
-      .record({
-        action: 'dimse.move',
-        outcome,
-        principal: { kind: scope.principal.kind, id: scope.principal.id, name: scope.principal.name },
-        source: scope.source,
-        studyUids,
-        details: { association: scope.associationId, destination: destinationAe, level: req.level, matched, completed: result.completed, failed: result.failed, warning: result.warning, cancelled: ex.cancelled },
-      })
-      .catch((e) => scope.log.error({ err: String(e) }, 'audit failed'));
   }
 }

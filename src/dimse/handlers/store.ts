@@ -1,6 +1,7 @@
 // C-STORE (PS3.4 Annex B): the data set has been streamed to a temporary Part 10
 // file by the time we get here (store-writer.ts); the core ingests and authorizes
-// it (ARCHITECTURE.md rule 1), the file is deleted, and the outcome is answered.
+// it (ARCHITECTURE.md rule 1), the file is deleted, and the outcome is answered. The
+// association's C-STOREs are one audited transfer (PS3.15 A.5.3.10), written when it ends.
 
 import type { Exchange } from '../exchange.js';
 import type { Part10TempWriter } from '../store-writer.js';
@@ -22,10 +23,12 @@ async function store(ex: Exchange, writer: Part10TempWriter): Promise<StatusAnsw
         ? (REFUSALS[out.detail ?? ''] ?? { status: DimseStatus.CannotUnderstand, comment: 'refused' })
         : { status: DimseStatus.OutOfResources, comment: out.why === 'too-large' ? 'object-too-large' : 'out-of-resources' };
     scope.log.warn({ op: 'C-STORE', sopInstanceUid: out.detail === 'invalid-sop-instance-uid' ? undefined : sopInstanceUid, status: answer.status, why: out.why, detail: out.detail }, 'dimse store refused');
+    // Counted in the association's transfer row, with its reason.
+    scope.storeTransfer().refused(answer.comment ?? out.why);
     return answer;
   }
   try {
-    const result = await scope.deps.ingest.ingestFile(scope.principal, out.path, { via: 'dimse', source: scope.callingAe });
+    const result = await scope.storeTransfer().ingestFile(out.path, {});
     if (result.sopInstanceUid !== sopInstanceUid) {
       scope.log.warn({ op: 'C-STORE', sopInstanceUid, stored: result.sopInstanceUid }, 'dimse store: data set SOP Instance UID differs from the request');
     }

@@ -4,13 +4,13 @@
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { principalOf } from './errors.js';
-import type { DicomwebContext } from './routes.js';
+import type { DicomwebContext } from './context.js';
 
 export function registerDeleteRoutes(app: FastifyInstance, ctx: DicomwebContext): void {
   const handler = async (request: FastifyRequest, reply: FastifyReply) => {
     const params = request.params as { study: string; series?: string; instance?: string };
     const p = principalOf(request);
-    await ctx.deps.deletion.delete(p, { studyUid: params.study, seriesUid: params.series, sopInstanceUid: params.instance });
+    await ctx.deps.deletion.delete(p, { studyUid: params.study, seriesUid: params.series, sopInstanceUid: params.instance }, { via: 'dicomweb' });
     return reply.code(204).send();
   };
   app.delete('/studies/:study', handler);

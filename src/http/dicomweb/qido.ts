@@ -8,12 +8,12 @@
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { DicomJson } from '../../core/dicom/json.js';
-import { AcceptError, parseAccept, rangeMatches } from './accept.js';
-import { principalOf, problem } from './errors.js';
+import type { DicomwebContext } from './context.js';
+import { principalOf } from './errors.js';
 import { qidoRequest } from './qido-params.js';
 import type { QidoLevel } from './types.js';
 import { instanceUrl, seriesUrl, studyUrl } from './urls.js';
-import type { DicomwebContext } from './routes.js';
+import { acceptsDicomJson } from './request-accept.js';
 
 const STUDY = '0020000D';
 const SERIES = '0020000E';
@@ -21,22 +21,6 @@ const SOP_INSTANCE = '00080018';
 const RETRIEVE_URL = '00081190';
 
 export const TRUNCATION_WARNING = '299 tresor "The number of results exceeded the maximum supported by the server or the limit requested; use offset to get more."';
-
-// application/dicom+json (or application/json, or any); PS3.18 §10.6.1.3.3.
-export function acceptsDicomJson(request: FastifyRequest, reply: FastifyReply): boolean {
-  let ranges;
-  try {
-    const q = (request.query as Record<string, unknown>)?.accept;
-    ranges = parseAccept(typeof q === 'string' ? q : request.headers.accept);
-  } catch (e) {
-    if (e instanceof AcceptError) problem(reply, 400, 'bad-accept', e.message);
-    else throw e;
-    return false;
-  }
-  if (ranges.some((r) => rangeMatches(r, 'application', 'dicom+json') || (r.type === 'application' && r.subtype === 'json'))) return true;
-  problem(reply, 406, 'not-acceptable', 'Search results are available as application/dicom+json.');
-  return false;
-}
 
 function str(ds: DicomJson, tag: string): string | undefined {
   const v = ds[tag]?.Value?.[0];
@@ -50,25 +34,9 @@ export function registerQidoRoutes(app: FastifyInstance, ctx: DicomwebContext): 
       const p = principalOf(request);
       const params = request.params as Record<string, string>;
       const req = qidoRequest(level, request.query as Record<string, unknown>, fixedOf(params));
-      const studyUids = params.study ? [params.study] : [];
-      let result;
-      try {
-        result = await ctx.deps.query.find(p, req);
-      } catch (e) {
-        await ctx.deps.audit
-          .record({ action: 'query', outcome: 'failure', principal: p, source: p.source, studyUids, details: { via: 'dicomweb', level, reason: (e as { reason?: string }).reason ?? 'internal' } })
-          .catch(() => undefined);
-        throw e;
-      }
-      // The identifier's values may be patient names: the audit gets the level and counts only.
-      await ctx.deps.audit.record({
-        action: 'query',
-        outcome: 'success',
-        principal: p,
-        source: p.source,
-        studyUids,
-        details: { via: 'dicomweb', level, results: result.matches.length, truncated: result.truncated },
-      });
+      // One audited search (core/query-audit.ts): the identifier's values may be patient
+      // names, so the row gets the level and counts only.
+      const result = await ctx.deps.query.search(p, req, { via: 'dicomweb', details: params.study ? { studyUid: params.study } : {} });
       const body = result.matches.map((m) => withRetrieveUrl(level, m, ctx));
       if (result.truncated) reply.header('warning', TRUNCATION_WARNING);
       return reply.code(200).header('content-type', 'application/dicom+json').send(JSON.stringify(body));

@@ -3,50 +3,16 @@
 // same rendering fitted into 128 × 128 unless a viewport is given.
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { invalid, notFound, unavailable } from '../../core/errors.js';
-import { readDeflated, readHeaderDict } from '../../core/dicom/pixels/bulkdata.js';
-import { deflatedFrame, frameBytes } from '../../core/dicom/pixels/frame-bytes.js';
-import { imagePixelModule, parseFrameList, planFrames } from '../../core/dicom/pixels/frame-plan.js';
-import { pixelLayout, withOffsetTable } from '../../core/dicom/pixels/layout.js';
-import { MAX_RENDER_PIXELS, parseQuality, parseViewport, parseWindow, renderFrame, type RenderOptions } from '../../core/dicom/pixels/render.js';
-import { isEncapsulated, TS } from '../../core/dicom/transfer-syntaxes.js';
-import type { StoredInstance } from '../../core/retrieve.js';
-import { rangeMatches, type MediaRange } from './accept.js';
+import { invalid } from '../../core/errors.js';
+import { parseFrameList } from '../../core/dicom/pixels/frame-plan.js';
+import { parseQuality, parseViewport, parseWindow, type RenderOptions } from '../../core/dicom/pixels/render.js';
+import type { DicomwebContext } from './context.js';
 import { principalOf, problem } from './errors.js';
-import type { DicomwebContext } from './routes.js';
-import { acceptOf, auditRetrieve, listAudited, storedObject } from './wado.js';
+import { chooseImageFormat, renderInstanceFrame } from './render-frame.js';
+import { acceptOf } from './request-accept.js';
+import { retrieval, retrieveRequestOf } from './retrieval.js';
 
 const THUMBNAIL = { width: 128, height: 128 };
-
-/** image/jpeg (the default) or image/png, whichever the client prefers. */
-export function chooseImageFormat(ranges: MediaRange[]): 'jpeg' | 'png' | null {
-  for (const r of ranges) {
-    if (rangeMatches(r, 'image', 'jpeg')) return 'jpeg';
-    if (rangeMatches(r, 'image', 'png')) return 'png';
-  }
-  return null;
-}
-
-/** One frame of a stored instance, decoded and encoded as asked. */
-export async function renderInstanceFrame(ctx: DicomwebContext, row: StoredInstance, frame: number, opts: RenderOptions): Promise<Buffer> {
-  const o = storedObject(ctx, row);
-  const m = imagePixelModule(row.metadata);
-  if (!row.metadata['7FE00010']) throw notFound('no-pixel-data', 'This instance has no image to render.');
-  // Refuse before reading a byte: the frame would be decoded in memory.
-  if (m.rows * m.columns > MAX_RENDER_PIXELS) throw unavailable('image-too-large', 'This image is too large to render.');
-  if (row.transferSyntaxUid === TS.deflatedExplicitLittle) {
-    const dict = await readDeflated(o);
-    return renderFrame(dict, deflatedFrame(dict, m, frame), TS.explicitLittle, opts);
-  }
-  const layout = await withOffsetTable(o, await pixelLayout(o));
-  const [plan] = planFrames(layout, m, [frame]);
-  const { dict } = await readHeaderDict(o, layout);
-  const chunks: Buffer[] = [];
-  for await (const f of frameBytes(o, [plan], m)) for await (const c of f.chunks) chunks.push(c);
-  // frameBytes hands native frames over in little endian order.
-  const ts = isEncapsulated(row.transferSyntaxUid) ? row.transferSyntaxUid : TS.explicitLittle;
-  return renderFrame(dict, Buffer.concat(chunks), ts, opts);
-}
 
 export function registerRenderedRoutes(app: FastifyInstance, ctx: DicomwebContext): void {
   const handler = (thumbnail: boolean) => async (request: FastifyRequest, reply: FastifyReply) => {
@@ -71,9 +37,11 @@ export function registerRenderedRoutes(app: FastifyInstance, ctx: DicomwebContex
     opts.format = format;
     const p = principalOf(request);
     const resource = thumbnail ? 'thumbnail' : 'rendered';
-    const [row] = await listAudited(ctx, p, params, resource, true);
-    const image = await renderInstanceFrame(ctx, row, frame, opts);
-    await auditRetrieve(ctx, p, params, resource, 'success', { frame });
+    const image = await retrieval(ctx, p, params, resource, async (r) => {
+      const [row] = await r.list(retrieveRequestOf(params), { withMetadata: true });
+      r.note({ frame });
+      return renderInstanceFrame(r, row, frame, opts);
+    });
     return reply.code(200).header('content-type', `image/${format}`).send(image);
   };
   const base = '/studies/:study/series/:series/instances/:instance';

@@ -11,8 +11,8 @@ import type { IncomingMessage } from 'node:http';
 import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { invalid } from '../../core/errors.js';
 import { isValidUid } from '../../core/dicom/uids.js';
+import type { DicomwebContext } from './context.js';
 import type { DicomwebOptions } from './types.js';
-import type { UrlBase } from './urls.js';
 import { registerDeleteRoutes } from './delete.js';
 import { registerQidoRoutes } from './qido.js';
 import { registerRenderedRoutes } from './rendered.js';
@@ -20,10 +20,7 @@ import { registerStowRoutes } from './stow.js';
 import { registerWadoUriRoutes } from './wado-uri.js';
 import { registerWadoRoutes } from './wado.js';
 
-export interface DicomwebContext {
-  deps: DicomwebOptions;
-  urls: UrlBase;
-}
+export type { DicomwebContext };
 
 const UID_PARAMS = ['study', 'series', 'instance'] as const;
 /** WADO-URI carries its UIDs in the query string (PS3.18 §9.2). */

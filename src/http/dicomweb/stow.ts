@@ -16,13 +16,13 @@ import dcmjs from 'dcmjs';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { invalid, isTresorError, tooLarge, TresorError } from '../../core/errors.js';
 import { DEPARTMENT_RE } from '../../core/identity/names.js';
-import type { Principal } from '../../core/principal.js';
+import type { IngestTransfer } from '../../core/ingest.js';
 import { principalOf, problem } from './errors.js';
 import { failureOf, FAILURE, stowResponse, stowStatus, WARNING_COERCED, type PartOutcome } from './stow-response.js';
 import { instanceUrl, studyUrl } from './urls.js';
 import { IdleTimeoutError, parseMultipart, parseMultipartContentType, type Part } from './multipart.js';
-import type { DicomwebContext } from './routes.js';
-import { acceptsDicomJson } from './qido.js';
+import type { DicomwebContext } from './context.js';
+import { acceptsDicomJson } from './request-accept.js';
 
 /** Bytes of each part kept to name it in a failure report. */
 const PEEK_BYTES = 1024 * 1024;
@@ -82,21 +82,24 @@ export function registerStowRoutes(app: FastifyInstance, ctx: DicomwebContext): 
       departmentId = id;
     }
     const outcomes: PartOutcome[] = [];
+    // The request is one transfer, audited once by the core (PS3.15 A.5.3.10), before the answer goes out.
+    const transfer = ctx.deps.ingest.openTransfer(p, { via: 'dicomweb', details: params.study ? { studyUid: params.study } : {} });
 
     const storePart = async (part: Part): Promise<void> => {
       if (part.mediaType !== 'application/dicom') {
         part.body.resume();
         await once(part.body, 'end').catch(() => undefined);
         outcomes.push({ ok: false, reason: FAILURE.cannotUnderstand, conflict: false });
-        await ctx.deps.audit.record({ action: 'store', outcome: 'failure', principal: p, source: p.source, details: { via: 'dicomweb', reason: 'not-dicom-part' } });
+        transfer.refused('not-dicom-part');
         return;
       }
-      outcomes.push(await storeOne(ctx, p, part, params.study, departmentId));
+      outcomes.push(await storeOne(ctx, transfer, part, params.study, departmentId));
     };
 
     try {
       await parseMultipart(request.raw, mt.boundary, { maxParts: limits.maxParts, maxTotalBytes: limits.maxRequestBytes, idleTimeoutMs }, storePart);
     } catch (e) {
+      await transfer.end({ ended: 'request-failed' });
       const stored = outcomes.filter((o) => o.ok).length;
       const note = stored ? ` ${stored} instance(s) received in full before this were stored.` : '';
       if (e instanceof IdleTimeoutError) return refuse(408, 'request-timeout', `The request body stalled.${note}`);
@@ -113,6 +116,7 @@ export function registerStowRoutes(app: FastifyInstance, ctx: DicomwebContext): 
         return refuse(400, 'incomplete-request', 'The request ended early.');
       }
     }
+    await transfer.end();
     if (outcomes.length === 0) return problem(reply, 400, 'no-parts', 'The request has no parts.');
     const okStudies = new Set(outcomes.flatMap((o) => (o.ok ? [o.studyUid] : [])));
     const studyLink = params.study ? studyUrl(ctx.urls, params.study) : okStudies.size === 1 ? studyUrl(ctx.urls, [...okStudies][0]) : undefined;
@@ -125,7 +129,7 @@ export function registerStowRoutes(app: FastifyInstance, ctx: DicomwebContext): 
 }
 
 /** One application/dicom part through ingest. Too-large parts stop the whole request (thrown). */
-async function storeOne(ctx: DicomwebContext, p: Principal, part: Part, expectedStudy: string | undefined, departmentId: number | undefined): Promise<PartOutcome> {
+async function storeOne(ctx: DicomwebContext, transfer: IngestTransfer, part: Part, expectedStudy: string | undefined, departmentId: number | undefined): Promise<PartOutcome> {
   const maxObject = ctx.deps.config.limits.maxObjectBytes;
   const prefix: Buffer[] = [];
   let prefixLength = 0;
@@ -162,9 +166,7 @@ async function storeOne(ctx: DicomwebContext, p: Principal, part: Part, expected
   try {
     // PS3.18 §10.5.1: POST /studies/{study} stores only instances of that study; ingest
     // checks the parsed Study Instance UID before anything is stored.
-    const r = await ctx.deps.ingest.ingestStream(p, guard, {
-      via: 'dicomweb',
-      source: p.source,
+    const r = await transfer.ingestStream(guard, {
       ...(departmentId !== undefined ? { departmentId } : {}),
       ...(expectedStudy !== undefined ? { expectedStudyUid: expectedStudy } : {}),
     });

@@ -12,9 +12,10 @@ import type { RetrieveService } from '../../core/retrieve.js';
 // The contracts are the core's own; the "Like" types are the parts of each
 // service the routes use.
 export type QidoLevel = QueryLevel;
-export type QueryLike = Pick<QueryService, 'find'>;
-export type IngestLike = Pick<IngestService, 'ingestStream'>;
-export type RetrieveLike = Pick<RetrieveService, 'list' | 'open'>;
+// Each audits itself in the core (ARCHITECTURE.md rule 8): the routes write no rows.
+export type QueryLike = Pick<QueryService, 'search'>;
+export type IngestLike = Pick<IngestService, 'openTransfer'>;
+export type RetrieveLike = Pick<RetrieveService, 'run'>;
 export type DeletionLike = Pick<DeletionService, 'delete'>;
 
 export interface AuditLike {
@@ -32,7 +33,8 @@ export interface DicomwebOptions {
   query: QueryLike;
   retrieve: RetrieveLike;
   deletion: DeletionLike;
-  audit: AuditLike;
+  /** Unused: the core services write every audit row. Kept until the callers stop passing it. */
+  audit?: AuditLike;
   config: DicomwebConfig;
   /**
    * Sets `request.principal` or throws 401. Leave it out under buildApp: its global

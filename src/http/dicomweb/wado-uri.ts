@@ -13,9 +13,9 @@ import { parseQuality, type RenderOptions } from '../../core/dicom/pixels/render
 import { parseAccept } from './accept.js';
 import { principalOf, problem } from './errors.js';
 import { chooseUriInstance } from './negotiate.js';
-import type { DicomwebContext } from './routes.js';
-import { chooseImageFormat, renderInstanceFrame } from './rendered.js';
-import { auditRetrieve, listAudited } from './wado.js';
+import type { DicomwebContext } from './context.js';
+import { chooseImageFormat, renderInstanceFrame } from './render-frame.js';
+import { retrieval, retrieveRequestOf } from './retrieval.js';
 
 const one = (q: Record<string, unknown>, name: string): string | undefined => {
   const v = q[name];
@@ -76,34 +76,37 @@ export function registerWadoUriRoutes(app: FastifyInstance, ctx: DicomwebContext
     const p = principalOf(request);
     const params = { study, series, instance };
     if (wanted === 'dicom') {
-      const [row] = await listAudited(ctx, p, params, 'wado-uri', false);
-      const choice = chooseUriInstance(transferSyntax, row.transferSyntaxUid, row.size);
-      if (!choice) {
-        await auditRetrieve(ctx, p, params, 'wado-uri', 'failure', { reason: 'not-acceptable' });
-        return problem(reply, 406, 'not-acceptable', 'The object is not available in that transfer syntax; transferSyntax=* returns it as stored.');
-      }
-      if (choice.mode === 'transcode') {
-        let out: Buffer;
-        try {
-          out = await transcodeToExplicitLittle(async () => {
-            const chunks: Buffer[] = [];
-            for await (const c of await ctx.deps.retrieve.open(row)) chunks.push(c as Buffer);
-            return Buffer.concat(chunks);
-          });
-        } catch {
-          await auditRetrieve(ctx, p, params, 'wado-uri', 'failure', { reason: 'transcode-failed' });
-          return problem(reply, 406, 'not-acceptable', 'This object cannot be transcoded; transferSyntax=* returns it as stored.');
+      return retrieval(ctx, p, params, 'wado-uri', async (r) => {
+        const [row] = await r.list(retrieveRequestOf(params));
+        const choice = chooseUriInstance(transferSyntax, row.transferSyntaxUid, row.size);
+        if (!choice) {
+          r.failed('not-acceptable');
+          return problem(reply, 406, 'not-acceptable', 'The object is not available in that transfer syntax; transferSyntax=* returns it as stored.');
         }
-        await auditRetrieve(ctx, p, params, 'wado-uri', 'success', { transcoded: true });
-        return reply.code(200).header('content-type', 'application/dicom').header('content-length', String(out.length)).send(out);
-      }
-      await auditRetrieve(ctx, p, params, 'wado-uri', 'success', {});
-      const stream: Readable = await ctx.deps.retrieve.open(row);
-      return reply.code(200).header('content-type', 'application/dicom').header('content-length', String(row.size)).send(stream);
+        if (choice.mode === 'transcode') {
+          let out: Buffer;
+          try {
+            out = await transcodeToExplicitLittle(async () => {
+              const chunks: Buffer[] = [];
+              for await (const c of await r.open(row)) chunks.push(c as Buffer);
+              return Buffer.concat(chunks);
+            });
+          } catch {
+            r.failed('transcode-failed');
+            return problem(reply, 406, 'not-acceptable', 'This object cannot be transcoded; transferSyntax=* returns it as stored.');
+          }
+          r.note({ transcoded: true });
+          return reply.code(200).header('content-type', 'application/dicom').header('content-length', String(out.length)).send(out);
+        }
+        const stream: Readable = await r.open(row);
+        return reply.code(200).header('content-type', 'application/dicom').header('content-length', String(row.size)).send(stream);
+      });
     }
-    const [row] = await listAudited(ctx, p, params, 'wado-uri', true);
-    const image = await renderInstanceFrame(ctx, row, frame, opts);
-    await auditRetrieve(ctx, p, params, 'wado-uri', 'success', { frame });
+    const image = await retrieval(ctx, p, params, 'wado-uri', async (r) => {
+      const [row] = await r.list(retrieveRequestOf(params), { withMetadata: true });
+      r.note({ frame });
+      return renderInstanceFrame(r, row, frame, opts);
+    });
     return reply.code(200).header('content-type', `image/${opts.format}`).send(image);
   };
   const config = { uidQuery: true } as Record<string, unknown>;

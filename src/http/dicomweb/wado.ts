@@ -6,83 +6,22 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { invalid, isTresorError, unavailable } from '../../core/errors.js';
-import { bulkValueAt, readDeflated, readHeaderDict } from '../../core/dicom/pixels/bulkdata.js';
-import { deflatedFrame, frameBytes } from '../../core/dicom/pixels/frame-bytes.js';
-import { imagePixelModule, parseFrameList, planFrames } from '../../core/dicom/pixels/frame-plan.js';
-import { pixelLayout, withOffsetTable } from '../../core/dicom/pixels/layout.js';
-import type { StoredObject } from '../../core/dicom/pixels/stream-reader.js';
+import { bulkValueAt, readHeaderDict } from '../../core/dicom/pixels/bulkdata.js';
+import { imagePixelModule, parseFrameList } from '../../core/dicom/pixels/frame-plan.js';
 import { transcodeToExplicitLittle } from '../../core/dicom/pixels/transcode.js';
-import { TS } from '../../core/dicom/transfer-syntaxes.js';
-import { readAll } from '../../lib/read-all.js';
-import type { Principal } from '../../core/principal.js';
-import type { RetrieveRequest, StoredInstance } from '../../core/retrieve.js';
-import { AcceptError, parseAccept, type MediaRange } from './accept.js';
+import type { StoredInstance } from '../../core/retrieve.js';
+import type { MediaRange } from './accept.js';
+import type { DicomwebContext } from './context.js';
 import { principalOf, problem } from './errors.js';
+import { frameSource } from './frame-source.js';
 import { chooseInstance, choosePixel, type InstanceChoice } from './negotiate.js';
 import { instanceUrl, withBulkDataUris } from './urls.js';
 import { closeDelimiter, multipartContentType, newBoundary, partHead } from './multipart.js';
-import type { DicomwebContext } from './routes.js';
-import { acceptsDicomJson } from './qido.js';
+import { readAll } from '../../lib/read-all.js';
+import { acceptOf, acceptsDicomJson } from './request-accept.js';
+import { retrieval, retrieveRequestOf, storedObject, type Retrieval } from './retrieval.js';
 
 type Params = { study: string; series?: string; instance?: string; frames?: string; '*'?: string };
-
-export function retrieveRequestOf(params: Params): RetrieveRequest {
-  return {
-    level: params.instance ? 'IMAGE' : params.series ? 'SERIES' : 'STUDY',
-    studyUids: [params.study],
-    ...(params.series ? { seriesUids: [params.series] } : {}),
-    ...(params.instance ? { sopInstanceUids: [params.instance] } : {}),
-  };
-}
-
-export function storedObject(ctx: DicomwebContext, row: StoredInstance): StoredObject {
-  return { key: row.objectKey, size: row.size, transferSyntaxUid: row.transferSyntaxUid, metadata: row.metadata, open: () => ctx.deps.retrieve.open(row) };
-}
-
-/** Lists what the principal may read (not-found otherwise) and audits the attempt either way. */
-export async function listAudited(
-  ctx: DicomwebContext,
-  p: Principal,
-  params: Params,
-  resource: string,
-  withMetadata: boolean,
-): Promise<StoredInstance[]> {
-  try {
-    return await ctx.deps.retrieve.list(p, retrieveRequestOf(params), { withMetadata });
-  } catch (e) {
-    await auditRetrieve(ctx, p, params, resource, 'failure', { reason: isTresorError(e) ? e.reason : 'internal' }).catch(() => undefined);
-    throw e;
-  }
-}
-
-export function auditRetrieve(ctx: DicomwebContext, p: Principal, params: Params, resource: string, outcome: 'success' | 'failure', details: Record<string, unknown>) {
-  return ctx.deps.audit.record({
-    action: 'retrieve',
-    outcome,
-    principal: p,
-    source: p.source,
-    studyUids: [params.study],
-    details: {
-      via: 'dicomweb',
-      resource,
-      ...(params.series ? { seriesUid: params.series } : {}),
-      ...(params.instance ? { sopInstanceUid: params.instance } : {}),
-      ...details,
-    },
-  });
-}
-
-/** Parses Accept; answers 400 itself and returns null when it is malformed. */
-export function acceptOf(request: FastifyRequest, reply: FastifyReply): MediaRange[] | null {
-  try {
-    const q = (request.query as Record<string, unknown> | undefined)?.accept;
-    return parseAccept(typeof q === 'string' ? q : request.headers.accept);
-  } catch (e) {
-    if (!(e instanceof AcceptError)) throw e;
-    problem(reply, 400, 'bad-accept', e.message);
-    return null;
-  }
-}
 
 export function registerWadoRoutes(app: FastifyInstance, ctx: DicomwebContext): void {
   // ---- Study, series, instance (PS3.18 §10.4.1.1.1) ----
@@ -91,12 +30,13 @@ export function registerWadoRoutes(app: FastifyInstance, ctx: DicomwebContext): 
     if (!ranges) return reply;
     const p = principalOf(request);
     const params = request.params as Params;
-    const rows = await listAudited(ctx, p, params, 'instances', false);
+    return retrieval(ctx, p, params, 'instances', async (r) => {
+    const rows = await r.list(retrieveRequestOf(params));
     const choices: InstanceChoice[] = [];
-    for (const r of rows) {
-      const c = chooseInstance(ranges, r.transferSyntaxUid, r.size);
+    for (const row of rows) {
+      const c = chooseInstance(ranges, row.transferSyntaxUid, row.size);
       if (!c) {
-        await auditRetrieve(ctx, p, params, 'instances', 'failure', { reason: 'not-acceptable' });
+        r.failed('not-acceptable');
         return problem(reply, 406, 'not-acceptable', 'An instance is not available in an acceptable transfer syntax; transfer-syntax=* returns it as stored.');
       }
       choices.push(c);
@@ -105,9 +45,9 @@ export function registerWadoRoutes(app: FastifyInstance, ctx: DicomwebContext): 
     let ready: Buffer | undefined;
     if (rows.length === 1 && choices[0].mode === 'transcode') {
       try {
-        ready = await transcodeToExplicitLittle(async () => readAll(await ctx.deps.retrieve.open(rows[0])));
+        ready = await transcodeToExplicitLittle(async () => readAll(await r.open(rows[0])));
       } catch {
-        await auditRetrieve(ctx, p, params, 'instances', 'failure', { reason: 'transcode-failed' });
+        r.failed('transcode-failed');
         return problem(reply, 406, 'not-acceptable', 'This instance cannot be transcoded; transfer-syntax=* returns it as stored.');
       }
     }
@@ -115,7 +55,7 @@ export function registerWadoRoutes(app: FastifyInstance, ctx: DicomwebContext): 
     // clean 503, not a 200 cut short (later ones can only cut the response).
     const open = async (row: StoredInstance) => {
       try {
-        return await ctx.deps.retrieve.open(row);
+        return await r.open(row);
       } catch (e) {
         if (isTresorError(e) && e.kind === 'not-found') {
           request.log.error({ sopInstanceUid: row.sopInstanceUid }, 'stored object missing behind its index row');
@@ -125,7 +65,7 @@ export function registerWadoRoutes(app: FastifyInstance, ctx: DicomwebContext): 
       }
     };
     let first: Readable | undefined = !ready && choices[0]?.mode === 'stored' ? await open(rows[0]) : undefined;
-    await auditRetrieve(ctx, p, params, 'instances', 'success', { instances: rows.length, transcoded: choices.filter((c) => c.mode === 'transcode').length });
+    r.note({ instances: rows.length, transcoded: choices.filter((c) => c.mode === 'transcode').length });
 
     const boundary = newBoundary();
     const heads = rows.map((r, i) =>
@@ -157,7 +97,7 @@ export function registerWadoRoutes(app: FastifyInstance, ctx: DicomwebContext): 
           // A blob shorter or longer than its row: cut the response rather than send a wrong object.
           if (n !== row.size) throw new Error('stored object size differs from the index');
         } else {
-          const out = await transcodeToExplicitLittle(async () => readAll(await ctx.deps.retrieve.open(row)));
+          const out = await transcodeToExplicitLittle(async () => readAll(await r.open(row)));
           yield heads[i];
           yield out;
         }
@@ -165,6 +105,7 @@ export function registerWadoRoutes(app: FastifyInstance, ctx: DicomwebContext): 
       yield close;
     }
     return reply.code(200).header('content-type', multipartContentType(boundary, 'application/dicom')).send(Readable.from(body()));
+    });
   };
   app.get('/studies/:study', retrieveDicom);
   app.get('/studies/:study/series/:series', retrieveDicom);
@@ -175,7 +116,8 @@ export function registerWadoRoutes(app: FastifyInstance, ctx: DicomwebContext): 
     if (!acceptsDicomJson(request, reply)) return reply;
     const p = principalOf(request);
     const params = request.params as Params;
-    const index = await listAudited(ctx, p, params, 'metadata', false);
+    return retrieval(ctx, p, params, 'metadata', async (r) => {
+    const index = await r.list(retrieveRequestOf(params));
     // Instances are immutable (a SOP Instance UID is stored once, with one sha256):
     // the list of (UID, hash) and the link base identify the representation.
     const h = createHash('sha256').update(`${ctx.urls.publicUrl ?? ''}${ctx.urls.prefix}\n`);
@@ -183,11 +125,11 @@ export function registerWadoRoutes(app: FastifyInstance, ctx: DicomwebContext): 
     const etag = `"${h.digest('base64url')}"`;
     reply.header('etag', etag).header('cache-control', 'private, no-cache').header('vary', 'Authorization, Accept');
     if (matchesIfNoneMatch(request.headers['if-none-match'], etag)) {
-      await auditRetrieve(ctx, p, params, 'metadata', 'success', { instances: index.length, notModified: true });
+      r.note({ instances: index.length, notModified: true });
       return reply.code(304).send();
     }
-    const rows = await listAudited(ctx, p, params, 'metadata', true);
-    await auditRetrieve(ctx, p, params, 'metadata', 'success', { instances: rows.length });
+    const rows = await r.list(retrieveRequestOf(params), { withMetadata: true });
+    r.note({ instances: rows.length });
     async function* body(): AsyncGenerator<string> {
       yield '[';
       for (let i = 0; i < rows.length; i++) {
@@ -197,6 +139,7 @@ export function registerWadoRoutes(app: FastifyInstance, ctx: DicomwebContext): 
       yield ']';
     }
     return reply.code(200).header('content-type', 'application/dicom+json').send(Readable.from(body()));
+    });
   };
   app.get('/studies/:study/metadata', metadata);
   app.get('/studies/:study/series/:series/metadata', metadata);
@@ -209,8 +152,10 @@ export function registerWadoRoutes(app: FastifyInstance, ctx: DicomwebContext): 
     const ranges = acceptOf(request, reply);
     if (!ranges) return reply;
     const p = principalOf(request);
-    const [row] = await listAudited(ctx, p, params, 'frames', true);
-    return sendPixels(ctx, reply, p, params, row, ranges, frames, 'frames');
+    return retrieval(ctx, p, params, 'frames', async (r) => {
+      const [row] = await r.list(retrieveRequestOf(params), { withMetadata: true });
+      return sendPixels(r, reply, row, ranges, frames);
+    });
   });
 
   // ---- Bulk data (PS3.18 §10.4.1.1.5): …/bulkdata/<tag>[/<item>/<tag>]… ----
@@ -224,19 +169,21 @@ export function registerWadoRoutes(app: FastifyInstance, ctx: DicomwebContext): 
     const ranges = acceptOf(request, reply);
     if (!ranges) return reply;
     const p = principalOf(request);
-    const [row] = await listAudited(ctx, p, params, 'bulkdata', true);
+    return retrieval(ctx, p, params, 'bulkdata', async (r) => {
+    const [row] = await r.list(retrieveRequestOf(params), { withMetadata: true });
     if (tagPath.length === 1 && tagPath[0] === '7FE00010') {
       const m = imagePixelModule(row.metadata);
       const all = Array.from({ length: m.numberOfFrames }, (_, i) => i + 1);
-      return sendPixels(ctx, reply, p, params, row, ranges, all, 'bulkdata');
+      return sendPixels(r, reply, row, ranges, all);
     }
     if (!ranges.some((r) => (r.type === '*' || r.type === 'application' || r.type === 'multipart') && (r.subtype === '*' || r.subtype === 'octet-stream' || r.subtype === 'related'))) {
+      r.failed('not-acceptable');
       return problem(reply, 406, 'not-acceptable', 'Bulk data is available as application/octet-stream.');
     }
-    const o = storedObject(ctx, row);
+    const o = storedObject(r, row);
     const { dict } = await readHeaderDict(o);
     const value = bulkValueAt(dict, tagPath);
-    await auditRetrieve(ctx, p, params, 'bulkdata', 'success', { bytes: value.length });
+    r.note({ bytes: value.length });
     const single = ranges.some((r) => r.type === 'application' && r.subtype === 'octet-stream') && !ranges.some((r) => r.type === 'multipart');
     if (single) return reply.code(200).header('content-type', 'application/octet-stream').send(value);
     const boundary = newBoundary();
@@ -245,6 +192,7 @@ export function registerWadoRoutes(app: FastifyInstance, ctx: DicomwebContext): 
       .code(200)
       .header('content-type', multipartContentType(boundary, 'application/octet-stream'))
       .send(Buffer.concat([head, value, closeDelimiter(boundary, true)]));
+    });
   });
 }
 
@@ -255,42 +203,17 @@ function matchesIfNoneMatch(header: string | undefined, etag: string): boolean {
 }
 
 /** Frames or pixel bulk data of one instance, as negotiated, streamed part by part. */
-async function sendPixels(
-  ctx: DicomwebContext,
-  reply: FastifyReply,
-  p: Principal,
-  params: Params,
-  row: StoredInstance,
-  ranges: MediaRange[],
-  frames: number[],
-  resource: string,
-) {
-  const o = storedObject(ctx, row);
-  const m = imagePixelModule(row.metadata);
+async function sendPixels(r: Retrieval, reply: FastifyReply, row: StoredInstance, ranges: MediaRange[], frames: number[]) {
   const choice = choosePixel(ranges, row.transferSyntaxUid, frames.length === 1);
   if (!choice) {
-    await auditRetrieve(ctx, p, params, resource, 'failure', { reason: 'not-acceptable' });
+    r.failed('not-acceptable');
     return problem(reply, 406, 'not-acceptable', 'The pixel data is not available in an acceptable media type; transfer-syntax=* returns it as stored.');
   }
   // Plan everything (and fail with 404 for absent frames) before the first byte goes out.
-  let lengths: number[];
-  let source: () => AsyncGenerator<{ length: number; chunks: AsyncIterable<Buffer> }>;
-  if (row.transferSyntaxUid === TS.deflatedExplicitLittle) {
-    const dict = await readDeflated(o);
-    const bufs = frames.map((f) => deflatedFrame(dict, m, f));
-    lengths = bufs.map((b) => b.length);
-    source = async function* () {
-      for (const b of bufs) yield { length: b.length, chunks: (async function* () { yield b; })() };
-    };
-  } else {
-    const layout = await withOffsetTable(o, await pixelLayout(o));
-    const plans = planFrames(layout, m, frames);
-    lengths = plans.map((pl) => pl.length);
-    source = async function* () {
-      for await (const f of frameBytes(o, plans, m)) yield { length: f.plan.length, chunks: f.chunks };
-    };
-  }
-  await auditRetrieve(ctx, p, params, resource, 'success', { frames: frames.length });
+  const src = await frameSource(storedObject(r, row), row, frames);
+  const lengths = src.lengths;
+  const source = () => src.frames();
+  r.note({ frames: frames.length });
 
   if (!choice.multipart) {
     reply.code(200).header('content-type', choice.contentType).header('content-length', String(lengths[0]));

@@ -5,6 +5,7 @@
 
 import type { FastifyInstance } from 'fastify';
 import type { AuditFilter, AuditOutcome } from '../../core/audit.js';
+import { dicomAuditEvent } from '../../core/audit-events.js';
 import type { Identity, RoleInput } from '../../core/identity/index.js';
 import { AE_TITLE_PATTERN, DEPARTMENT_PATTERN, USERNAME_PATTERN } from '../../core/identity/names.js';
 import { PASSWORD_MAX_LENGTH } from '../../core/identity/passwords.js';
@@ -114,6 +115,8 @@ const auditEvent = {
     details: { type: 'object', additionalProperties: true },
     prevHash: { type: 'string' },
     hash: { type: 'string' },
+    // PS3.15 A.5.3 event of the action (core/audit-events.ts); null where DICOM defines none.
+    dicomEvent: { type: ['object', 'null'], additionalProperties: false, required: ['code', 'meaning'], properties: { code: { type: 'string' }, meaning: { type: 'string' } } },
   },
 } as const;
 
@@ -346,7 +349,8 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRouteOptions)
         // The repository pages newest first: "afterId" there means ids below this one.
         afterId: q.before === undefined ? undefined : Number(q.before),
       };
-      return admin.readAudit(principalOf(request), filter, { verify: q.verify !== 'false' });
+      const r = await admin.readAudit(principalOf(request), filter, { verify: q.verify !== 'false' });
+      return { ...r, events: r.events.map((e) => ({ ...e, dicomEvent: dicomAuditEvent(e.action) ?? null })) };
     },
   );
 }
