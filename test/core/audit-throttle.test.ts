@@ -28,7 +28,7 @@ describe('bad-token flood over HTTPS', () => {
     dir = await tempDir();
     db = await openDb({});
     await migrate(db);
-    s = await startTestServer({ db, pki: await testPki(dir), dataDir: dir, adminPassword: 'correct-horse-battery-9' });
+    s = await startTestServer({ db, pki: await testPki(), dataDir: dir, adminPassword: 'correct-horse-battery-9' });
   });
   afterAll(async () => {
     await s?.close();
