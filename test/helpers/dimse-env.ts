@@ -24,8 +24,7 @@ import { startDimseServer, type DimseServer, type DimseTuning } from '../../src/
 import type { DimseDeps } from '../../src/dimse/services.js';
 import { testConfig } from './config.js';
 import { databasesUnderTest } from './db.js';
-import { sharedTestPki } from './pki.js';
-import { run } from './dimse-tools.js';
+import { opensslCertificate, sharedTestPki } from './pki.js';
 
 export const AE = 'TRESOR';
 
@@ -178,20 +177,12 @@ export async function startDimseEnv(o: EnvOptions = {}): Promise<DimseEnv> {
       await identity.admin.createUser(systemPrincipal, { username, password, roles: await roleInputs(roles), globalAdmin });
     },
     async serverCertificate(aeTitle) {
-      const base = path.join(certDir, `scp-${aeTitle.replace(/[^A-Za-z0-9_-]/g, '_')}`);
-      await fs.writeFile(`${base}.ca.key`, pki.caKeyPem!, { mode: 0o600 });
-      await fs.writeFile(`${base}.ext`, 'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n');
-      const sh = (args: string[]) => run('openssl', args);
-      const steps = [
-        ['req', '-new', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${base}.key`, '-out', `${base}.csr`, '-subj', `/CN=${aeTitle}`],
-        ['x509', '-req', '-in', `${base}.csr`, '-CA', caPath, '-CAkey', `${base}.ca.key`, '-CAcreateserial', '-CAserial', `${base}.srl`, '-days', '2', '-sha256', '-extfile', `${base}.ext`, '-out', `${base}.crt`],
-      ];
-      for (const a of steps) {
-        const r = await sh(a);
-        if (r.code !== 0) throw new Error(`openssl ${a[0]} failed: ${r.stderr}`);
-      }
-      await fs.rm(`${base}.ca.key`);
-      return { keyPath: `${base}.key`, certPath: `${base}.crt` };
+      return opensslCertificate({
+        base: path.join(certDir, `scp-${aeTitle.replace(/[^A-Za-z0-9_-]/g, '_')}`),
+        cn: aeTitle,
+        extensions: 'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n',
+        ca: { certPath: caPath, keyPem: pki.caKeyPem! },
+      });
     },
     async close() {
       await server.close();
