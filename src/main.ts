@@ -3,11 +3,9 @@
 
 import type { FastifyInstance } from 'fastify';
 import type { Config } from './config.js';
-import { createDeps, type Deps } from './deps.js';
+import { createDeps, dimseServerDeps, type Deps } from './deps.js';
 import { buildApp } from './http/app.js';
-import { dicomwebRoutes } from './http/dicomweb/routes.js';
 import { httpsOptions } from './http/tls.js';
-import { dimseAuthenticatorFrom } from './dimse/identity-adapter.js';
 import { startDimseServer } from './dimse/server.js';
 import type { Logger } from './log.js';
 
@@ -31,40 +29,10 @@ export async function startServer(config: Readonly<Config>, logger: Logger): Pro
       logger.info('created the admin account with TRESOR_ADMIN_PASSWORD');
     }
 
-    http = await buildApp(
-      {
-        config,
-        logger,
-        identity: deps.identity,
-        audit: deps.audit,
-        health: async () => {
-          await deps.db.raw('select 1');
-        },
-        dicomweb: (app) =>
-          dicomwebRoutes(app, {
-            ingest: deps.ingest,
-            query: deps.query,
-            retrieve: deps.retrieve,
-            deletion: deps.deletion,
-            audit: deps.audit,
-            config: { publicUrl: config.publicUrl, limits: config.limits },
-            departmentByName: deps.departmentByName,
-          }),
-      },
-      { https: httpsOptions(deps.pki) },
-    );
+    http = await buildApp(deps, { https: httpsOptions(deps.pki) });
     await http.listen({ host: config.host, port: config.httpPort });
     const httpPort = (http.server.address() as { port: number }).port;
-    const dimse = await startDimseServer({
-      config,
-      pki: deps.pki,
-      authenticator: dimseAuthenticatorFrom(deps.identity),
-      ingest: deps.ingest,
-      query: deps.query,
-      retrieve: deps.retrieve,
-      audit: deps.audit,
-      logger,
-    });
+    const dimse = await startDimseServer(dimseServerDeps(deps));
     logger.info({ host: config.host, httpPort, dimsePort: dimse.port, aeTitle: config.aeTitle }, 'tresor is listening (HTTPS and DICOM TLS only)');
 
     // Housekeeping now and hourly: blobs left by a crash, and quiet lockout rows.

@@ -1,38 +1,27 @@
 // The HTTPS front door: buildApp(deps) wires hardening (helmet headers, body limit,
 // closed JSON schemas, rate limit on /auth/*), the one error body, authentication
-// (http/auth.ts, deny by default) and the routes: /auth, /admin, /healthz, and the
-// DICOMweb plugin under /dicomweb when given. main.ts listens; tests listen on port 0.
+// (http/auth.ts, deny by default) and the routes: /auth, /admin, /healthz, and
+// DICOMweb under /dicomweb, all from the one Deps (deps.ts). main.ts listens; tests
+// build the same app from their own createDeps and listen on port 0.
 
 import cors from '@fastify/cors';
 import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
-import Fastify, { type FastifyInstance, type FastifyPluginAsync } from 'fastify';
-import type { Logger } from 'pino';
-import type { Config } from '../config.js';
-import type { AuditLog } from '../core/audit.js';
-import type { Identity } from '../core/identity/index.js';
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Deps } from '../deps.js';
 import { registerAuth } from './auth.js';
+import { dicomwebRoutes } from './dicomweb/routes.js';
 import { installErrorHandlers } from './errors.js';
 import { adminRoutes } from './routes/admin.js';
 import { authRoutes } from './routes/auth.js';
 import { healthRoutes } from './routes/health.js';
 import type { HttpsOptions } from './tls.js';
 
-export interface AppDeps {
-  config: Pick<Readonly<Config>, 'corsOrigins'>;
-  logger: Logger;
-  identity: Identity;
-  audit: AuditLog;
-  /** Readiness check for GET /healthz (database, blob store); throws when unusable. */
-  health?: () => Promise<void>;
-  /**
-   * DICOMweb routes (http/dicomweb/routes.ts), registered under /dicomweb. Every route in it
-   * is authenticated by the global hook; `request.principal` holds the caller and
-   * `app.authenticate` is there for an explicit preHandler. Routes that take large bodies
-   * (STOW-RS) set their own `bodyLimit` or parse the raw stream.
-   */
-  dicomweb?: FastifyPluginAsync;
-}
+/** The part of Deps the HTTP front door uses. */
+export type AppDeps = Pick<
+  Deps,
+  'config' | 'logger' | 'db' | 'identity' | 'audit' | 'ingest' | 'query' | 'retrieve' | 'deletion' | 'departmentByName' | 'tuning'
+>;
 
 export interface BuildAppOptions {
   /** TLS options from http/tls.ts httpsOptions(pki); null serves plain HTTP (app.inject tests only). */
@@ -116,10 +105,27 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
 
   await registerAuth(app, deps.identity);
 
-  await app.register(healthRoutes, { check: deps.health });
+  // Readiness for GET /healthz: the database answers.
+  const health = async () => void (await deps.db.raw('select 1'));
+  await app.register(healthRoutes, { check: health });
   await app.register(authRoutes, { identity: deps.identity, rateLimit: opts.authRateLimit ?? { max: 30, timeWindowMs: 60_000 } });
   await app.register(adminRoutes, { identity: deps.identity });
-  if (deps.dicomweb) await app.register(deps.dicomweb, { prefix: '/dicomweb' });
+  // Every DICOMweb route is authenticated by the global hook (registerAuth): no
+  // `authenticate` here. STOW-RS sets its own bodyLimit or parses the raw stream.
+  await app.register(
+    async (scope) =>
+      dicomwebRoutes(scope, {
+        ingest: deps.ingest,
+        query: deps.query,
+        retrieve: deps.retrieve,
+        deletion: deps.deletion,
+        audit: deps.audit,
+        config: { publicUrl: deps.config.publicUrl, limits: deps.config.limits },
+        departmentByName: deps.departmentByName,
+        stowIdleTimeoutMs: deps.tuning.stowIdleTimeoutMs,
+      }),
+    { prefix: '/dicomweb' },
+  );
 
   return app;
 }

@@ -28,7 +28,7 @@ export interface Pki {
 }
 
 /** File names under <dataDir>/tls/ (ARCHITECTURE.md, "Interfaces users and tests rely on"). */
-const TLS_FILES = { caCert: 'ca.crt', caKey: 'ca.key', serverCert: 'server.crt', serverKey: 'server.key' } as const;
+export const TLS_FILES = { caCert: 'ca.crt', caKey: 'ca.key', serverCert: 'server.crt', serverKey: 'server.key' } as const;
 
 const CA_DAYS = 3650;
 const SERVER_DAYS = 730;

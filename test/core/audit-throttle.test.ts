@@ -5,6 +5,7 @@ import fs from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRefusalThrottle } from '../../src/core/audit-throttle.js';
 import { migrate, openDb, type Db } from '../../src/db/knex.js';
+import { ADMIN_PASSWORD } from '../helpers/fixtures.js';
 import { startTestServer, tempDir, testPki, type TestServer } from '../helpers/http.js';
 
 describe('refusal throttle', () => {
@@ -28,7 +29,7 @@ describe('bad-token flood over HTTPS', () => {
     dir = await tempDir();
     db = await openDb({});
     await migrate(db);
-    s = await startTestServer({ db, pki: await testPki(dir), dataDir: dir, adminPassword: 'correct-horse-battery-9' });
+    s = await startTestServer({ db, pki: await testPki(), dataDir: dir, adminPassword: ADMIN_PASSWORD });
   });
   afterAll(async () => {
     await s?.close();

@@ -94,7 +94,7 @@ describe.each(databasesUnderTest())('identity on $name', (dbu) => {
   beforeAll(async () => {
     t = await dbu.open();
     dataDir = await tempDir('tresor-identity-');
-    pki = await testPki(dataDir);
+    pki = await testPki();
     ({ identity, audit } = await makeIdentity(t.db, dataDir, pki, now));
   });
   afterAll(async () => {

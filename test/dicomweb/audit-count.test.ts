@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { multipart } from '../helpers/dicomweb.js';
 import { reissue } from '../helpers/dicomweb-data.js';
-import { startAuditServer, type AuditServer } from '../audit/server.js';
+import { startAuditServer, type AuditServer } from '../helpers/audit-server.js';
 
 describe('DICOMweb: audit rows per request', () => {
   let s: AuditServer;

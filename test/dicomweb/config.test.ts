@@ -21,7 +21,7 @@ const ORIGIN = 'https://ohif.example';
 
 let pki: Pki;
 beforeAll(async () => {
-  pki = await testPki(await tempDir('tresor-pki-'));
+  pki = await testPki();
 });
 
 async function stowFile(s: DicomwebServer, token: string, body: Buffer) {

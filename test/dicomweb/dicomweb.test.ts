@@ -19,7 +19,7 @@ import type { Pki } from '../../src/pki/ca.js';
 import { databasesUnderTest } from '../helpers/db.js';
 import { multipart, parseMultipartResponse, raw, startDicomwebServer, USER_PASSWORD, type DicomwebServer } from '../helpers/dicomweb.js';
 import { xhrClass } from '../helpers/dicomweb-xhr.js';
-import { tempDir, testPki } from '../helpers/http.js';
+import { testPki } from '../helpers/http.js';
 import { BROKEN_SAMPLES, sampleFiles, sha256 } from '../helpers/samples.js';
 
 silenceDcmjs(dcmjs);
@@ -93,7 +93,7 @@ for (const dbu of databasesUnderTest()) {
 
     beforeAll(async () => {
       t = await dbu.open();
-      pki = await testPki(await tempDir('tresor-pki-'));
+      pki = await testPki();
       s = await startDicomwebServer({ db: t.db, pki });
       await s.department('radiology');
       await s.user('rad-writer', [{ department: 'radiology', role: 'writer' }]);

@@ -13,7 +13,6 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Db } from '../../src/db/knex.js';
 import { buildApp } from '../../src/http/app.js';
-import { dicomwebRoutes } from '../../src/http/dicomweb/routes.js';
 import { httpsOptions } from '../../src/http/tls.js';
 import { createLogger } from '../../src/log.js';
 import type { Pki } from '../../src/pki/ca.js';
@@ -22,7 +21,7 @@ import { allKeys } from '../helpers/core.js';
 import { databasesUnderTest } from '../helpers/db.js';
 import { reissue, zeros } from '../helpers/dicomweb-data.js';
 import { multipart, parseMultipartResponse, raw, startDicomwebServer, upload, type DicomwebServer } from '../helpers/dicomweb.js';
-import { tempDir, testPki } from '../helpers/http.js';
+import { testPki } from '../helpers/http.js';
 
 const MiB = 1024 * 1024;
 const LIMITS = { maxRequestBytes: 64 * MiB, maxObjectBytes: 32 * MiB, maxParts: 20 };
@@ -49,7 +48,7 @@ for (const dbu of databasesUnderTest()) {
 
     beforeAll(async () => {
       t = await dbu.open();
-      pki = await testPki(await tempDir('tresor-pki-'));
+      pki = await testPki();
       s = await startDicomwebServer({ db: t.db, pki, limits: LIMITS, stowIdleTimeoutMs: 1500 });
       for (const d of MATRIX_DEPARTMENTS) dept[d] = await s.department(d);
       for (const [name, p] of Object.entries(MATRIX_PRINCIPALS) as [MatrixPrincipalName, (typeof MATRIX_PRINCIPALS)[MatrixPrincipalName]][]) {
@@ -386,20 +385,11 @@ for (const dbu of databasesUnderTest()) {
       beforeAll(async () => {
         app2 = await buildApp(
           {
-            config: { corsOrigins: [] },
+            ...s.deps,
             logger: createLogger('silent'),
-            identity: s.identity,
-            audit: s.audit,
-            dicomweb: async (app) =>
-              dicomwebRoutes(app, {
-                ingest: s.core.ingest,
-                query: { search: async () => ({ matches: [], truncated: false }) },
-                retrieve: s.core.retrieve,
-                deletion: { delete: async () => ({ studyUid: '', instances: 0, blobFailures: 0 }) },
-                audit: s.audit,
-                config: { limits: LIMITS },
-                stowIdleTimeoutMs: 60_000,
-              }),
+            query: { ...s.deps.query, search: async () => ({ matches: [], truncated: false }) },
+            deletion: { delete: async () => ({ studyUid: '', instances: 0, blobFailures: 0 }) },
+            tuning: { stowIdleTimeoutMs: 60_000 },
           },
           // https.createServer takes http.Server options too: the interval at which Node
           // checks headersTimeout/requestTimeout can only be set when the server is made.

@@ -9,26 +9,15 @@ import { systemPrincipal } from '../../src/core/principal.js';
 import { AE, auditOf, startDimseEnv, type DeviceCreds, type DimseEnv } from '../helpers/dimse-env.js';
 import { associate, connectRaw, UID, type RawRq } from '../helpers/dimse-raw.js';
 import { run, tlsArgs } from '../helpers/dimse-tools.js';
+import { opensslCertificate } from '../helpers/pki.js';
 import { SAMPLE_DIR } from '../helpers/samples.js';
 
 const CT = path.join(SAMPLE_DIR, 'CT_small.dcm');
 const echoCtx = [{ id: 1, abstractSyntax: UID.Verification as string, transferSyntaxes: [UID.ImplicitLE as string] }];
 
 /** A CA that is not Tresor's, and a client certificate from it. */
-async function foreignDevice(dir: string, cn: string): Promise<{ keyPath: string; certPath: string }> {
-  const b = path.join(dir, `foreign-${cn}`);
-  await fs.writeFile(`${b}.ext`, 'basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n');
-  const steps = [
-    ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${b}-ca.key`, '-out', `${b}-ca.crt`, '-subj', '/CN=Other CA', '-days', '2'],
-    ['req', '-new', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${b}.key`, '-out', `${b}.csr`, '-subj', `/CN=${cn}`],
-    ['x509', '-req', '-in', `${b}.csr`, '-CA', `${b}-ca.crt`, '-CAkey', `${b}-ca.key`, '-CAcreateserial', '-CAserial', `${b}.srl`, '-days', '2', '-extfile', `${b}.ext`, '-out', `${b}.crt`],
-  ];
-  for (const a of steps) {
-    const r = await run('openssl', a);
-    if (r.code !== 0) throw new Error(r.stderr);
-  }
-  return { keyPath: `${b}.key`, certPath: `${b}.crt` };
-}
+const foreignDevice = (dir: string, cn: string) =>
+  opensslCertificate({ base: path.join(dir, `foreign-${cn}`), cn, extensions: 'basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n' });
 
 const rejected = (log: string) => /Association Rejected/.test(log) && /Calling AE Title Not Recognized|reason: 3/i.test(log);
 

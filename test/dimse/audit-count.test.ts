@@ -9,7 +9,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { reissue } from '../helpers/dicomweb-data.js';
 import { freePort, run, startStoreScp, startTlsTunnel, tlsArgs, type Background } from '../helpers/dimse-tools.js';
-import { startAuditServer, type AuditServer } from '../audit/server.js';
+import { startAuditServer, type AuditServer } from '../helpers/audit-server.js';
 
 const AE = 'TRESOR';
 

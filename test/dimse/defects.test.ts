@@ -26,6 +26,7 @@ describe('dcmjs-dimse defects, guarded', () => {
       tuning: { idleMs: 1_000, pduMs: 1_000, artimMs: 1_500 },
       services: (real) => ({
         query: {
+          ...real.query,
           async *searchPaged(p, req, door, pageSize) {
             if (throwingQueries) {
               // An asynchronous failure that is not a TresorError (a driver bug, say).

@@ -1,19 +1,19 @@
 // The core services on a real database and a real blob store, without any front
-// door: what the ingest/retrieve tests and the fault tests run against.
+// door (createDeps, as production builds them): what the ingest/retrieve tests and the
+// fault tests run against.
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { createAuditLog } from '../../src/core/audit.js';
-import { createIngestService, type IngestRepo } from '../../src/core/ingest.js';
+import type { IngestRepo } from '../../src/core/ingest.js';
 import type { Principal, Role } from '../../src/core/principal.js';
-import { createRetrieveService } from '../../src/core/retrieve.js';
-import { createAuditRepo } from '../../src/db/audit.repo.js';
-import { createIngestRepo } from '../../src/db/ingest.repo.js';
+import { createDeps } from '../../src/deps.js';
 import type { Db } from '../../src/db/knex.js';
-import { createRetrieveRepo } from '../../src/db/retrieve.repo.js';
+import { createLogger } from '../../src/log.js';
 import type { BlobStore } from '../../src/core/ports/blob-store.js';
 import { createFsBlobStore } from '../../src/storage/fs-store.js';
 import { createS3BlobStore } from '../../src/storage/s3-store.js';
+import { testConfig } from './config.js';
+import { sharedTestPki } from './pki.js';
 import { startS3Server } from './s3-server.js';
 
 export interface StoreUnderTest {
@@ -52,12 +52,15 @@ export async function createDepartment(db: Db, name: string): Promise<number> {
   return Number(row.id);
 }
 
+/**
+ * Deps on this database and blob store (both stay the caller's), in a fresh data
+ * directory; `ingestRepo` replaces the database-backed one (failure injection).
+ */
 export async function coreServices(db: Db, blobs: BlobStore, opts: { ingestRepo?: IngestRepo; maxObjectBytes?: number } = {}) {
-  const tmpDir = await fs.mkdtemp(path.join(os.tmpdir(), 'tresor-tmp-'));
-  const audit = createAuditLog(createAuditRepo(db));
-  const ingest = createIngestService({ blobs, repo: opts.ingestRepo ?? createIngestRepo(db), audit, tmpDir, maxObjectBytes: opts.maxObjectBytes ?? 1024 ** 3 });
-  const retrieve = createRetrieveService({ repo: createRetrieveRepo(db), blobs, audit });
-  return { audit, ingest, retrieve, tmpDir };
+  const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'tresor-core-'));
+  const config = testConfig(dataDir, { limits: { maxObjectBytes: opts.maxObjectBytes ?? 1024 ** 3 } });
+  const deps = await createDeps(config, createLogger('silent'), { db, blobs, pki: (await sharedTestPki()).pki, ingestRepo: opts.ingestRepo });
+  return { deps, audit: deps.audit, ingest: deps.ingest, retrieve: deps.retrieve, tmpDir: deps.tmpDir };
 }
 
 export async function allKeys(store: BlobStore): Promise<string[]> {

@@ -9,13 +9,13 @@
 
 import { databasesUnderTest } from './db.js';
 import { startDicomwebServer } from './dicomweb.js';
-import { tempDir, testPki } from './http.js';
+import { testPki } from './http.js';
 
 const GiB = 1024 ** 3;
 
 async function main(): Promise<void> {
   const t = await databasesUnderTest()[0].open();
-  const pki = await testPki(await tempDir('tresor-pki-'));
+  const pki = await testPki();
   const s = await startDicomwebServer({ db: t.db, pki, limits: { maxObjectBytes: 2 * GiB, maxRequestBytes: 4 * GiB, maxParts: 10 } });
   await s.department('radiology');
   const token = await s.user('big-admin', [{ department: 'radiology', role: 'admin' }]);

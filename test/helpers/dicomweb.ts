@@ -1,31 +1,28 @@
-// A real Tresor HTTPS server with the DICOMweb plugin (buildApp from http/app.ts, real
-// JWT login through POST /auth/token), core services on a real database and a real blob
-// store, plus the small HTTP and multipart tools the DICOMweb tests share.
+// A real Tresor HTTPS server with DICOMweb (helpers/http.ts: createDeps + buildApp as
+// main.ts wires them, real JWT login through POST /auth/token) on a real database and
+// a real blob store, plus the small HTTP and multipart tools the DICOMweb tests share.
 
-import fs from 'node:fs/promises';
 import https from 'node:https';
 import tls, { type PeerCertificate } from 'node:tls';
-import path from 'node:path';
+import fs from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import { createQueryService } from '../../src/core/query.js';
-import { createDeletionService } from '../../src/core/delete.js';
-import { createDeleteRepo } from '../../src/db/delete.repo.js';
+import type { AuditLog } from '../../src/core/audit.js';
+import type { IngestService } from '../../src/core/ingest.js';
+import type { RetrieveService } from '../../src/core/retrieve.js';
+import type { DepsOverrides } from '../../src/deps.js';
 import type { Db } from '../../src/db/knex.js';
-import { createQueryRepo } from '../../src/db/query.repo.js';
-import { dicomwebRoutes } from '../../src/http/dicomweb/routes.js';
 import type { DicomwebConfig } from '../../src/http/dicomweb/types.js';
 import type { Pki } from '../../src/pki/ca.js';
 import type { BlobStore } from '../../src/core/ports/blob-store.js';
-import { createFsBlobStore } from '../../src/storage/fs-store.js';
-import { coreServices } from './core.js';
+import { ADMIN_PASSWORD, USER_PASSWORD } from './fixtures.js';
 import { startTestServer, tempDir, type TestServer } from './http.js';
 
-export const ADMIN_PASSWORD = 'correct horse battery staple';
-export const USER_PASSWORD = 'viewer secret passphrase';
+export { ADMIN_PASSWORD, USER_PASSWORD };
 
 export interface DicomwebServer extends TestServer {
   store: BlobStore;
-  core: Awaited<ReturnType<typeof coreServices>>;
+  /** The core services of the server's Deps. */
+  core: { audit: AuditLog; ingest: IngestService; retrieve: RetrieveService; tmpDir: string };
   adminToken: string;
   /** Creates a department (by name) and returns its id. */
   department(name: string): Promise<number>;
@@ -42,47 +39,35 @@ export interface DicomwebServerOptions {
   stowIdleTimeoutMs?: number;
   /** A blob store to use instead of a fresh filesystem one (closed by the caller). */
   store?: BlobStore;
+  services?: DepsOverrides['services'];
 }
 
 export async function startDicomwebServer(o: DicomwebServerOptions): Promise<DicomwebServer> {
   const dir = await tempDir('tresor-dicomweb-');
-  const store = o.store ?? (await createFsBlobStore(path.join(dir, 'blobs')));
   const limits = { maxRequestBytes: 4 * 1024 ** 3, maxParts: 1000, maxObjectBytes: 2 * 1024 ** 3, ...o.limits };
-  const core = await coreServices(o.db, store, { maxObjectBytes: limits.maxObjectBytes });
-  const query = createQueryService(createQueryRepo(o.db), { audit: core.audit });
-  const deletion = createDeletionService({ repo: createDeleteRepo(o.db), blobs: store, audit: core.audit });
-  const byName = async (name: string) => {
-    const r = await o.db('departments').select('id').where({ name }).first();
-    return r ? Number(r.id) : null;
-  };
   const server = await startTestServer({
     db: o.db,
     pki: o.pki,
     dataDir: dir,
     adminPassword: ADMIN_PASSWORD,
     corsOrigins: o.corsOrigins,
-    dicomweb: async (app) =>
-      dicomwebRoutes(app, {
-        ingest: core.ingest,
-        query,
-        retrieve: core.retrieve,
-        deletion,
-        audit: core.audit,
-        config: { publicUrl: o.publicUrl, limits },
-        departmentByName: byName,
-        stowIdleTimeoutMs: o.stowIdleTimeoutMs,
-      }),
+    publicUrl: o.publicUrl,
+    limits,
+    stowIdleTimeoutMs: o.stowIdleTimeoutMs,
+    blobs: o.store,
+    services: o.services,
   });
+  const { deps } = server;
   const adminToken = await server.login('admin', ADMIN_PASSWORD);
   return {
     ...server,
-    store,
-    core,
+    store: deps.blobs,
+    core: { audit: deps.audit, ingest: deps.ingest, retrieve: deps.retrieve, tmpDir: deps.tmpDir },
     adminToken,
     async department(name) {
       const r = await server.request('POST', '/admin/departments', { token: adminToken, body: { name } });
       if (r.status !== 201) throw new Error(`department ${name}: ${r.status} ${r.text}`);
-      return (await byName(name))!;
+      return (await deps.departmentByName(name))!;
     },
     async user(name, roles, globalAdmin = false) {
       const r = await server.request('POST', '/admin/users', { token: adminToken, body: { username: name, password: USER_PASSWORD, roles, globalAdmin } });
@@ -91,9 +76,7 @@ export async function startDicomwebServer(o: DicomwebServerOptions): Promise<Dic
     },
     async close() {
       await server.close();
-      if (!o.store) await store.close();
       await fs.rm(dir, { recursive: true, force: true });
-      await fs.rm(core.tmpDir, { recursive: true, force: true });
     },
   };
 }

@@ -1,30 +1,29 @@
-// A real Tresor HTTPS server for tests: identity, audit and tokens on a real database,
-// the generated local PKI, listening on 127.0.0.1 port 0, with a node:https client that
-// trusts only the generated CA. Logs are captured line by line (for the secret scan).
+// A real Tresor HTTPS server for tests: createDeps (deps.ts) on the test's database and
+// the shared test PKI, buildApp (http/app.ts) as main.ts builds it, DICOMweb included,
+// listening on 127.0.0.1 port 0, with a node:https client that trusts only the CA.
+// Tokens come from the real login path (POST /auth/token). Logs are captured line by
+// line (for the secret scan).
 
 import fs from 'node:fs/promises';
 import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
-import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
-import { createAuditLog, type AuditLog } from '../../src/core/audit.js';
-import { createIdentity, type Identity } from '../../src/core/identity/index.js';
+import type { FastifyInstance } from 'fastify';
+import type { Config } from '../../src/config.js';
+import type { AuditLog } from '../../src/core/audit.js';
+import type { Identity } from '../../src/core/identity/index.js';
 import type { LockoutPolicy } from '../../src/core/identity/lockout.js';
-import { openTokenService } from '../../src/core/identity/tokens.js';
-import { pkiCertificateIssuer } from '../../src/pki/certificate-issuer.js';
-import { fsTokenKeyStore } from '../../src/pki/token-key-store.js';
-import { createAuditRepo } from '../../src/db/audit.repo.js';
-import { createIdentityRepo } from '../../src/db/identity.repo.js';
+import { createDeps, type Deps, type DepsOverrides } from '../../src/deps.js';
 import type { Db } from '../../src/db/knex.js';
-import { createLockoutRepo } from '../../src/db/lockout.repo.js';
 import { buildApp } from '../../src/http/app.js';
 import { httpsOptions } from '../../src/http/tls.js';
 import { createLogger } from '../../src/log.js';
-import { ensureLocalPki, type Pki } from '../../src/pki/ca.js';
+import type { Pki } from '../../src/pki/ca.js';
+import type { BlobStore } from '../../src/core/ports/blob-store.js';
+import { testConfig } from './config.js';
 
-export const TEST_ISSUER = 'https://tresor.test';
-export const TEST_AUDIENCE = 'tresor-api';
+export { testPki } from './pki.js';
 
 export interface HttpResponse {
   status: number;
@@ -46,6 +45,8 @@ export interface TestServer {
   url: string;
   ca: string;
   app: FastifyInstance;
+  /** Everything createDeps built for this server. */
+  deps: Deps;
   identity: Identity;
   audit: AuditLog;
   db: Db;
@@ -55,13 +56,14 @@ export interface TestServer {
   request(method: string, urlPath: string, opts?: RequestOptions): Promise<HttpResponse>;
   /** Logs in and returns the access token; fails the test on anything but 200. */
   login(username: string, password: string): Promise<string>;
+  /** Closes the server and what createDeps opened (not the injected db and blob store). */
   close(): Promise<void>;
 }
 
 export interface TestServerOptions {
   db: Db;
   pki: Pki;
-  /** Holds keys/ and initial-admin-password; reuse it to "restart" the same installation. */
+  /** Holds keys/, blobs/, tmp/ and initial-admin-password; reuse it to "restart" the same installation. */
   dataDir: string;
   /** Bootstraps `admin` with this password (no change required); absent: no bootstrap. */
   adminPassword?: string;
@@ -69,14 +71,14 @@ export interface TestServerOptions {
   authRateLimit?: { max: number; timeWindowMs: number };
   tokenTtlSeconds?: number;
   corsOrigins?: string[];
-  dicomweb?: FastifyPluginAsync;
+  publicUrl?: string;
+  limits?: Partial<Config['limits']>;
+  stowIdleTimeoutMs?: number;
+  /** A blob store to use instead of <dataDir>/blobs (closed by the caller). */
+  blobs?: BlobStore;
+  services?: DepsOverrides['services'];
   logs?: string[];
   now?: () => Date;
-}
-
-/** Makes (once per directory) the local CA and server certificate. */
-export async function testPki(dir: string): Promise<Pki> {
-  return ensureLocalPki({ tlsDir: path.join(dir, 'tls') });
 }
 
 export async function tempDir(prefix = 'tresor-http-'): Promise<string> {
@@ -86,47 +88,45 @@ export async function tempDir(prefix = 'tresor-http-'): Promise<string> {
 export async function startTestServer(opts: TestServerOptions): Promise<TestServer> {
   const logs = opts.logs ?? [];
   const logger = createLogger('trace', { write: (line: string) => void logs.push(line) });
-  const audit = createAuditLog(createAuditRepo(opts.db));
-  const tokens = await openTokenService({
-    keys: fsTokenKeyStore(path.join(opts.dataDir, 'keys')),
-    settings: { issuer: TEST_ISSUER, audience: TEST_AUDIENCE, ttlSeconds: opts.tokenTtlSeconds ?? 600 },
-    now: opts.now,
+  const config = testConfig(opts.dataDir, {
+    corsOrigins: opts.corsOrigins ?? [],
+    tokenTtlSeconds: opts.tokenTtlSeconds ?? 600,
+    publicUrl: opts.publicUrl,
+    limits: opts.limits,
   });
-  const identity = createIdentity({
-    repo: createIdentityRepo(opts.db),
-    lockouts: createLockoutRepo(opts.db),
-    audit,
-    tokens,
-    certificates: opts.pki && pkiCertificateIssuer(opts.pki),
-    dataDir: opts.dataDir,
+  const deps = await createDeps(config, logger, {
+    db: opts.db,
+    pki: opts.pki,
+    blobs: opts.blobs,
+    now: opts.now,
     lockoutPolicy: opts.lockoutPolicy,
-    now: opts.now,
+    tuning: { stowIdleTimeoutMs: opts.stowIdleTimeoutMs },
+    services: opts.services,
   });
-  if (opts.adminPassword !== undefined) await identity.bootstrapAdmin({ adminPassword: opts.adminPassword });
-  const app = await buildApp(
-    {
-      config: { corsOrigins: opts.corsOrigins ?? [] },
-      logger,
-      identity,
-      audit,
-      health: async () => void (await opts.db.raw('select 1')),
-      dicomweb: opts.dicomweb,
-    },
-    { https: httpsOptions(opts.pki), authRateLimit: opts.authRateLimit ?? { max: 10_000, timeWindowMs: 60_000 } },
-  );
-  await app.listen({ host: '127.0.0.1', port: 0 });
+  let app: FastifyInstance | undefined;
+  try {
+    if (opts.adminPassword !== undefined) await deps.identity.bootstrapAdmin({ adminPassword: opts.adminPassword });
+    app = await buildApp(deps, { https: httpsOptions(deps.pki), authRateLimit: opts.authRateLimit ?? { max: 10_000, timeWindowMs: 60_000 } });
+    await app.listen({ host: '127.0.0.1', port: 0 });
+  } catch (e) {
+    await app?.close().catch(() => undefined);
+    await deps.close();
+    throw e;
+  }
   const port = (app.server.address() as AddressInfo).port;
   const url = `https://127.0.0.1:${port}`;
-  const ca = opts.pki.caCertPem;
+  const ca = deps.pki.caCertPem;
+  const server = app;
 
   const request = (method: string, urlPath: string, ro: RequestOptions = {}) => httpsRequest(url, ca, method, urlPath, ro);
   return {
     url,
     ca,
-    app,
-    identity,
-    audit,
-    db: opts.db,
+    app: server,
+    deps,
+    identity: deps.identity,
+    audit: deps.audit,
+    db: deps.db,
     dataDir: opts.dataDir,
     logs,
     request,
@@ -135,7 +135,10 @@ export async function startTestServer(opts: TestServerOptions): Promise<TestServ
       if (r.status !== 200) throw new Error(`login ${username}: ${r.status} ${r.text}`);
       return r.body.access_token as string;
     },
-    close: () => app.close(),
+    async close() {
+      await server.close();
+      await deps.close();
+    },
   };
 }
 

@@ -11,26 +11,18 @@ import type { Pki } from '../../src/pki/ca.js';
 import { x509 } from '../../src/pki/x509-lib.js';
 import { AUTHZ_MATRIX, GRANT_MATRIX, MATRIX_PRINCIPALS, type MatrixPrincipalName } from '../helpers/authz-matrix.js';
 import { databasesUnderTest } from '../helpers/db.js';
+import { expectErrorBody } from '../helpers/error-body.js';
+import { ADMIN_PASSWORD as ADMIN_PW } from '../helpers/fixtures.js';
 import { startTestServer, tempDir, testPki, type HttpResponse, type TestServer } from '../helpers/http.js';
 
-const ADMIN_PW = 'correct horse battery staple';
 const USER_PW = 'matrix secret passphrase';
 
 let pki: Pki;
-let pkiDir: string;
 beforeAll(async () => {
-  pkiDir = await tempDir('tresor-pki-');
-  pki = await testPki(pkiDir);
-});
-afterAll(async () => {
-  await fs.rm(pkiDir, { recursive: true, force: true });
+  pki = await testPki();
 });
 
-const refused = (r: HttpResponse, status: number, code?: string) => {
-  expect(r.status, r.text).toBe(status);
-  expect(Object.keys(r.body)).toEqual(['error']);
-  if (code) expect(r.body.error.code).toBe(code);
-};
+const refused = (r: HttpResponse, status: number, code?: string) => expectErrorBody(r, status, code);
 
 describe.each(databasesUnderTest())('admin API on $name', (dbu) => {
   let t: { db: Db; close(): Promise<void> };

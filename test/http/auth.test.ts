@@ -11,33 +11,20 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrate, openDb, type Db } from '../../src/db/knex.js';
 import type { Pki } from '../../src/pki/ca.js';
 import { databasesUnderTest } from '../helpers/db.js';
-import { startTestServer, tempDir, testPki, TEST_AUDIENCE, TEST_ISSUER, type HttpResponse, type TestServer } from '../helpers/http.js';
+import { TOKEN_AUDIENCE, TOKEN_ISSUER } from '../../src/deps.js';
+import { expectErrorBody } from '../helpers/error-body.js';
+import { ADMIN_PASSWORD as ADMIN_PW } from '../helpers/fixtures.js';
+import { startTestServer, tempDir, testPki, type HttpResponse, type TestServer } from '../helpers/http.js';
 import { attackerEcKey, claims, decodeToken, encodeJson, forge, serverSigningKey } from '../helpers/http-jwt.js';
 
-const ADMIN_PW = 'correct horse battery staple';
 /** Every password and passcode this file sends: none may ever appear in a log line. */
 const SECRETS = new Set<string>([ADMIN_PW]);
 const secret = (s: string) => (SECRETS.add(s), s);
 
 let pki: Pki;
-let pkiDir: string;
 beforeAll(async () => {
-  pkiDir = await tempDir('tresor-pki-');
-  pki = await testPki(pkiDir);
+  pki = await testPki();
 });
-afterAll(async () => {
-  await fs.rm(pkiDir, { recursive: true, force: true });
-});
-
-function expectErrorBody(r: HttpResponse, status: number, code?: string): void {
-  expect(r.status).toBe(status);
-  expect(r.headers['content-type']).toMatch(/^application\/json/);
-  expect(Object.keys(r.body)).toEqual(['error']);
-  expect(Object.keys(r.body.error).sort()).toEqual(['code', 'message']);
-  if (code) expect(r.body.error.code).toBe(code);
-  // Nothing internal: no stack, no SQL, no file paths.
-  expect(r.text).not.toMatch(/\bat .+:\d+:\d+|select |insert |node_modules|\/work\/|Error:/i);
-}
 
 function expect401(r: HttpResponse, code?: string): void {
   expectErrorBody(r, 401, code);
@@ -155,7 +142,7 @@ describe.each(databasesUnderTest())('HTTPS door on $name', (dbu) => {
 
   describe('tokens: every attack refused', () => {
     const headerFor = (kid: string) => ({ alg: 'ES256', typ: 'at+jwt', kid });
-    const adminClaims = (o: Partial<Parameters<typeof claims>[0]> = {}) => claims({ userId: adminId, iss: TEST_ISSUER, aud: TEST_AUDIENCE, ...o });
+    const adminClaims = (o: Partial<Parameters<typeof claims>[0]> = {}) => claims({ userId: adminId, iss: TOKEN_ISSUER, aud: TOKEN_AUDIENCE, ...o });
     const get = (token: string) => s.request('GET', '/admin/users', { token });
 
     it('the baseline: a valid token works', async () => {

@@ -6,20 +6,15 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import SwaggerParser from '@apidevtools/swagger-parser';
-import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createAuditLog } from '../../src/core/audit.js';
-import { createIdentity } from '../../src/core/identity/index.js';
-import { openTokenService } from '../../src/core/identity/tokens.js';
-import { fsTokenKeyStore } from '../../src/pki/token-key-store.js';
-import { createAuditRepo } from '../../src/db/audit.repo.js';
-import { createIdentityRepo } from '../../src/db/identity.repo.js';
+import { createDeps, type Deps } from '../../src/deps.js';
 import { migrate, openDb, type Db } from '../../src/db/knex.js';
-import { createLockoutRepo } from '../../src/db/lockout.repo.js';
 import { buildApp } from '../../src/http/app.js';
 import { createLogger } from '../../src/log.js';
-import { tempDir } from '../helpers/http.js';
+import { testConfig } from '../helpers/config.js';
+import { tempDir, testPki } from '../helpers/http.js';
 
 const SPEC = path.resolve('openapi/openapi.yaml');
 
@@ -29,35 +24,11 @@ const toOpenApiPath = (url: string) => url.replace(/:([A-Za-z0-9_]+)/g, '{$1}').
 const toFastifyPath = (p: string) => p.replace(/\{wildcard\}$/, '*').replace(/\{([^}]+)\}/g, ':$1');
 const METHODS = ['get', 'put', 'post', 'delete', 'patch', 'options', 'head', 'trace'] as const;
 
-/** The DICOMweb plugin with inert dependencies: registering routes calls none of them. */
-async function dicomwebPlugin(): Promise<FastifyPluginAsync | undefined> {
-  let mod: { dicomwebRoutes?: FastifyPluginAsync<any> };
-  try {
-    mod = await import('../../src/http/dicomweb/routes.js');
-  } catch (e) {
-    if ((e as { code?: string }).code === 'ERR_MODULE_NOT_FOUND' && String(e).includes('dicomweb')) return undefined;
-    throw e;
-  }
-  const routes = mod.dicomwebRoutes;
-  if (!routes) return undefined;
-  const inert = new Proxy({}, { get: () => () => Promise.reject(new Error('not used while listing routes')) });
-  return async (app: FastifyInstance) => {
-    await routes(app, {
-      ingest: inert,
-      query: inert,
-      retrieve: inert,
-      deletion: inert,
-      audit: inert,
-      config: { limits: { maxRequestBytes: 1 << 20, maxParts: 10, maxObjectBytes: 1 << 20 } },
-      authenticate: app.authenticate,
-    });
-  };
-}
-
 describe('openapi/openapi.yaml', () => {
   let db: Db;
   let dir: string;
   let app: FastifyInstance;
+  let deps: Deps;
   const registered = new Set<string>();
   let doc: any;
 
@@ -65,11 +36,10 @@ describe('openapi/openapi.yaml', () => {
     db = await openDb({});
     await migrate(db);
     dir = await tempDir('tresor-openapi-');
-    const audit = createAuditLog(createAuditRepo(db));
-    const tokens = await openTokenService({ keys: fsTokenKeyStore(path.join(dir, 'keys')), settings: { issuer: 'i', audience: 'a', ttlSeconds: 60 } });
-    const identity = createIdentity({ repo: createIdentityRepo(db), lockouts: createLockoutRepo(db), audit, tokens });
+    // The app main.ts serves: createDeps + buildApp; registering routes calls no service.
+    deps = await createDeps(testConfig(dir), createLogger('silent'), { db, pki: await testPki() });
     app = await buildApp(
-      { config: { corsOrigins: [] }, logger: createLogger('silent'), identity, audit, dicomweb: await dicomwebPlugin() },
+      deps,
       {
         https: null,
         onRoute: (r) => {
@@ -83,6 +53,7 @@ describe('openapi/openapi.yaml', () => {
   });
   afterAll(async () => {
     await app?.close();
+    await deps?.close();
     await db?.destroy();
     await fs.rm(dir, { recursive: true, force: true });
   });

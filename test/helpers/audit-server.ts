@@ -1,21 +1,19 @@
-// The audit-count tests' server: built as src/main.ts builds it (createDeps → buildApp
-// with the DICOMweb plugin → startDimseServer), with a short C-FIND page so that a
-// small result set spans several pages. Local to these tests (test/helpers is being
-// rewritten over createDeps at the same time).
+// Both front doors on one Deps, as src/main.ts builds them (createDeps → buildApp →
+// startDimseServer(dimseServerDeps)), with a short C-FIND page so that a small result
+// set spans several pages: the audit-count tests count the rows both doors write.
 
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { loadConfig } from '../../src/config.js';
 import type { AuditRow } from '../../src/core/audit.js';
 import type { Principal, Role } from '../../src/core/principal.js';
-import { createDeps, type Deps } from '../../src/deps.js';
+import { createDeps, dimseServerDeps, type Deps } from '../../src/deps.js';
 import { buildApp } from '../../src/http/app.js';
-import { dicomwebRoutes } from '../../src/http/dicomweb/routes.js';
-import { dimseAuthenticatorFrom } from '../../src/dimse/identity-adapter.js';
 import { startDimseServer, type DimseServer } from '../../src/dimse/server.js';
 import { createLogger } from '../../src/log.js';
+import { testConfig } from './config.js';
+import { testPki } from './pki.js';
 
 export const SYSTEM: Principal = { kind: 'system', id: 0, name: 'test', globalAdmin: true, roles: [] };
 
@@ -35,39 +33,12 @@ export interface AuditServer {
 
 export async function startAuditServer(): Promise<AuditServer> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'tresor-audit-'));
-  const config = loadConfig({}, { TRESOR_DATA_DIR: dir, TRESOR_HOST: '127.0.0.1', TRESOR_DIMSE_PORT: '0', TRESOR_HTTP_PORT: '0' });
+  const config = testConfig(dir, { host: '127.0.0.1', dimsePort: 0, httpPort: 0 });
   const logger = createLogger('silent');
-  const deps = await createDeps(config, logger);
-  const http = await buildApp(
-    {
-      config,
-      logger,
-      identity: deps.identity,
-      audit: deps.audit,
-      dicomweb: (app) =>
-        dicomwebRoutes(app, {
-          ingest: deps.ingest,
-          query: deps.query,
-          retrieve: deps.retrieve,
-          deletion: deps.deletion,
-          config: { publicUrl: config.publicUrl, limits: config.limits },
-          departmentByName: deps.departmentByName,
-        }),
-    },
-    { https: null, authRateLimit: { max: 10_000, timeWindowMs: 60_000 } },
-  );
+  const deps = await createDeps(config, logger, { pki: await testPki(), tuning: { dimse: { findPageSize: 2 } } });
+  const http = await buildApp(deps, { https: null, authRateLimit: { max: 10_000, timeWindowMs: 60_000 } });
   await http.ready();
-  const dimse = await startDimseServer({
-    config,
-    pki: deps.pki,
-    authenticator: dimseAuthenticatorFrom(deps.identity),
-    ingest: deps.ingest,
-    query: deps.query,
-    retrieve: deps.retrieve,
-    audit: deps.audit,
-    logger,
-    tuning: { findPageSize: 2 },
-  });
+  const dimse = await startDimseServer(dimseServerDeps(deps));
   const caPath = path.join(dir, 'ca-for-tests.crt');
   await fs.writeFile(caPath, deps.pki.caCertPem);
   const departments = new Set<string>();
