@@ -115,7 +115,8 @@ export async function startEdge(cfg: EdgeConfig, logger: Logger): Promise<Runnin
     // Devices sharing a listen address share one listener; the calling AE picks the device.
     const groups = new Map<string, EdgeDevice[]>();
     for (const d of cfg.devices) {
-      const k = `${d.listen.host}|${d.listen.port}`;
+      // Port 0 (an ephemeral port, for tests) is never shared.
+      const k = d.listen.port === 0 ? `${d.aeTitle}|0` : `${d.listen.host}|${d.listen.port}`;
       groups.set(k, [...(groups.get(k) ?? []), d]);
     }
     for (const devices of groups.values()) {
