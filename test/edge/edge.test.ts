@@ -16,7 +16,7 @@ import { loadEdgeConfig, type EdgeConfig } from '../../src/edge/config.js';
 import { startEdge, type RunningEdge } from '../../src/edge/edge.js';
 import { createLogger } from '../../src/log.js';
 import { AE, auditOf, startDimseEnv, type DimseEnv } from '../helpers/dimse-env.js';
-import { associateRq, echoCommand, pdata, UID } from '../helpers/dimse-raw.js';
+import { associate, associateRq, connectRaw, echoCommand, pdata, UID } from '../helpers/dimse-raw.js';
 import { TS_OPTION } from '../helpers/dimse-samples.js';
 import { datasetDump, freePort, run } from '../helpers/dimse-tools.js';
 import { runDevice, startCountingProxy, startPlainStoreScp, storeSampleSetPlain, type CountingProxy, type PlainScp } from './edge-tools.js';
@@ -235,6 +235,21 @@ describe('tresor edge: legacy devices through the gateway', () => {
       expect(edgeLogs.some((l) => l.includes('rejected-by-far-side'))).toBe(true);
       const rows = await auditOf(env, 'dimse.association');
       expect(rows.at(-1)).toMatchObject({ outcome: 'denied', details: expect.objectContaining({ callingAe: 'REV01', edge: EDGE_NAME }) });
+    });
+
+    it('downstream: only Tresor may reach the device\'s storage SCP (another device\'s certificate, or none, is rejected)', async () => {
+      const downstream = edge.downstream[0].port;
+      const before = (await fs.readdir(scpOut)).length;
+      const ct = cfg.devices.find((d) => d.aeTitle === 'CT01')!;
+      const rq = { callingAe: AE, calledAe: 'WS01', contexts: [{ id: 1, abstractSyntax: UID.Verification, transferSyntaxes: [UID.ImplicitLE] }] };
+      for (const creds of [{ keyPem: ct.keyPem, certPem: ct.certPem }, {}]) {
+        const c = await connectRaw(downstream, { caPath: env.caPath, ...creds });
+        const answer = await associate(c, rq);
+        expect(answer === 'closed' ? 'closed' : answer.type).toBe(0x03);
+        c.destroy();
+      }
+      expect(edgeLogs.filter((l) => l.includes('"reason":"not-tresor"')).length).toBe(2);
+      expect((await fs.readdir(scpOut)).length).toBe(before);
     });
 
     it('Tresor unreachable: the device gets a (transient) rejection', async () => {
