@@ -18,6 +18,7 @@ import { BCP195_CIPHERS, listenTls, type TlsListener } from '../dimse/protocol/l
 import { RejectCode, type AssociateRq } from '../dimse/protocol/pdu.js';
 import { edgeVersionName } from './announce.js';
 import { addAllowed, type EdgeConfig, type EdgeDevice } from './config.js';
+import { refusalLog } from './refusal-log.js';
 import { connectionBudget, listenPlain, type PlainListener } from './plain-listener.js';
 import { ConnectError, POLICY_REJECTION, relay, TLS_REJECTION, UNREACHABLE_REJECTION, type Verdict } from './relay.js';
 import { editUserInformation } from './user-info.js';
@@ -110,6 +111,8 @@ export async function startEdge(cfg: EdgeConfig, logger: Logger): Promise<Runnin
   const secure: { aeTitle: string; host: string; listener: TlsListener }[] = [];
   const upstream: RunningEdge['upstream'] = [];
   let seq = 0;
+  const refusals = refusalLog(logger);
+  const refused = refusals.log;
 
   try {
     // Devices sharing a listen address share one listener; the calling AE picks the device.
@@ -141,7 +144,7 @@ export async function startEdge(cfg: EdgeConfig, logger: Logger): Promise<Runnin
         budget,
         logger,
         onConnection: (socket, source) => {
-          relay({ socket, source, limits, connectMs: cfg.timeouts.connectMs, log: logger.child({ assoc: `e${++seq}`, source }), decide: decide(source), editAc });
+          relay({ socket, source, limits, connectMs: cfg.timeouts.connectMs, log: logger.child({ assoc: `e${++seq}`, source }), decide: decide(source), editAc, refused });
         },
       });
       plain.push(l);
@@ -183,12 +186,13 @@ export async function startEdge(cfg: EdgeConfig, logger: Logger): Promise<Runnin
               log: { direction: 'downstream', device: d.aeTitle },
             };
           };
-          relay({ socket, source, limits, connectMs: cfg.timeouts.connectMs, log: logger.child({ assoc: `e${++seq}`, source }), decide, editAc });
+          relay({ socket, source, limits, connectMs: cfg.timeouts.connectMs, log: logger.child({ assoc: `e${++seq}`, source }), decide, editAc, refused });
         },
       });
       secure.push({ aeTitle: d.aeTitle, host: scp.listen.host, listener });
     }
   } catch (e) {
+    refusals.stop();
     await Promise.all([...plain.map((l) => l.close()), ...secure.map((s) => s.listener.close())]);
     throw e;
   }
@@ -199,6 +203,7 @@ export async function startEdge(cfg: EdgeConfig, logger: Logger): Promise<Runnin
     upstream,
     downstream,
     close: async () => {
+      refusals.stop();
       await Promise.all([...plain.map((l) => l.close()), ...secure.map((s) => s.listener.close())]);
     },
   };

@@ -16,6 +16,7 @@
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { PduGuard, type CloseReason, type GuardLimits } from '../dimse/protocol/guard.js';
+import type { RefusalLog } from './refusal-log.js';
 import { AbortReasonCode, AbortSourceCode, encodeAssociateRj, parseAssociateRq, PduError, PduType, RejectCode, type AssociateRq } from '../dimse/protocol/pdu.js';
 
 export interface Rejection {
@@ -57,6 +58,8 @@ export interface RelayOptions {
   decide(rq: AssociateRq, pdu: Buffer): Verdict;
   /** Edits the far side's A-ASSOCIATE-AC before the near side sees it. */
   editAc(pdu: Buffer): Buffer;
+  /** Logs a policy refusal (rate-limited: refusal-log.ts). */
+  refused: RefusalLog;
 }
 
 /** Hands `pdu` to the other side and waits until it was taken; both sides count as active. */
@@ -99,12 +102,12 @@ export function relay(o: RelayOptions): void {
     try {
       rq = parseAssociateRq(pdu.subarray(6));
     } catch (e) {
-      log.warn({ source: o.source, reason: 'malformed-request', detail: e instanceof PduError ? e.reason : 'malformed' }, 'edge association refused');
+      o.refused(log, { source: o.source, reason: 'malformed-request', detail: e instanceof PduError ? e.reason : 'malformed' });
       return reject(MALFORMED_REJECTION, 'malformed request');
     }
     const v = o.decide(rq, pdu);
     if (!v.ok) {
-      log.warn({ source: o.source, callingAe: rq.callingAe, calledAe: rq.calledAe, reason: v.reason, ...v.log }, 'edge association refused');
+      o.refused(log, { source: o.source, callingAe: rq.callingAe, calledAe: rq.calledAe, reason: v.reason, ...v.log });
       return reject(v.rejection, v.reason);
     }
     log = log.child({ callingAe: rq.callingAe, ...v.log });
@@ -116,7 +119,7 @@ export function relay(o: RelayOptions): void {
       socket = await v.connect();
     } catch (e) {
       const rj = e instanceof ConnectError ? e.rejection : UNREACHABLE_REJECTION;
-      log.warn({ reason: 'far-side-failed', detail: e instanceof Error ? e.message : String(e) }, 'edge association refused');
+      o.refused(log, { reason: 'far-side-failed', detail: e instanceof Error ? e.message : String(e) });
       if (!near.closed) reject(rj, 'far side failed');
       return;
     }
