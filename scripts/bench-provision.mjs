@@ -5,7 +5,10 @@
 // embedded defaults, and provisions through the real admin API: a department, the
 // device BENCHSCU (reader + writer, C-MOVE destination 127.0.0.1:11113) with a
 // certificate issued by Tresor's CA, and a DICOMweb user with a token.
-//   usage: node scripts/bench-provision.mjs WORK_DIR
+// With --edge, the target is the same Tresor behind `tresor edge` (issue 12): the
+// clients speak plain DICOM to the edge, which relays to Tresor over mutual TLS with
+// BENCHSCU's certificate (other ports, so that both targets can run in one compare).
+//   usage: node scripts/bench-provision.mjs WORK_DIR [--edge]
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -14,12 +17,23 @@ import { fileURLToPath } from 'node:url';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const work = path.resolve(process.argv[2] ?? '/tmp/pacs-bench/tresor');
+const viaEdge = process.argv.includes('--edge');
+const edgePidFile = path.join(work, 'edge.pid');
+const EDGE_PORT = Number(process.env.TRESOR_BENCH_EDGE_PORT ?? 11122);
 const dataDir = path.join(work, 'data');
 const pidFile = path.join(work, 'tresor.pid');
-const HTTP_PORT = Number(process.env.TRESOR_BENCH_HTTP_PORT ?? 8443);
-const DIMSE_PORT = Number(process.env.TRESOR_BENCH_DIMSE_PORT ?? 2762);
+const HTTP_PORT = Number(process.env.TRESOR_BENCH_HTTP_PORT ?? (viaEdge ? 8453 : 8443));
+const DIMSE_PORT = Number(process.env.TRESOR_BENCH_DIMSE_PORT ?? (viaEdge ? 2772 : 2762));
 
 fs.mkdirSync(work, { recursive: true });
+if (fs.existsSync(edgePidFile)) {
+  try {
+    process.kill(Number(fs.readFileSync(edgePidFile, 'utf8')), 'SIGTERM');
+  } catch {
+    /* gone */
+  }
+  fs.rmSync(edgePidFile, { force: true });
+}
 if (fs.existsSync(pidFile)) {
   const pid = Number(fs.readFileSync(pidFile, 'utf8'));
   try {
@@ -97,14 +111,48 @@ const userPassword = randomBytes(18).toString('base64url');
 await call('POST', '/admin/users', { username: 'bench', password: userPassword, roles: [{ department: 'Bench', role: 'reader' }, { department: 'Bench', role: 'writer' }] }, admin);
 const token = (await call('POST', '/auth/token', { username: 'bench', password: userPassword })).access_token;
 
+let edgeEnv = '';
+if (viaEdge) {
+  // The bundle `tresor device bundle --edge` would write, from the certificate just issued.
+  const { writeEdgeBundle } = await import(path.join(repo, 'dist/src/edge/bundle.js'));
+  const edgeDir = path.join(work, 'edge');
+  fs.rmSync(edgeDir, { recursive: true, force: true });
+  const config = await writeEdgeBundle(edgeDir, {
+    edgeName: 'BENCH',
+    aeTitle: 'BENCHSCU',
+    certificatePem: cert.certificate,
+    privateKeyPem: cert.privateKey,
+    caPem: cert.ca,
+    tresor: { host: '127.0.0.1', port: DIMSE_PORT, aeTitle: 'TRESOR' },
+    listen: { host: '127.0.0.1', port: EDGE_PORT },
+    allow: ['127.0.0.1'],
+  });
+  const edgeLog = fs.openSync(path.join(work, 'edge.log'), 'w');
+  const edge = spawn(process.execPath, [path.join(repo, 'dist/src/cli.js'), 'edge', '--config', config, '--log-level', process.env.TRESOR_LOG_LEVEL ?? 'warn'], { detached: true, stdio: ['ignore', edgeLog, edgeLog] });
+  edge.unref();
+  fs.writeFileSync(edgePidFile, String(edge.pid));
+  const net = await import('node:net');
+  for (let i = 0; ; i++) {
+    const up = await new Promise((resolve) => {
+      const s = net.connect({ host: '127.0.0.1', port: EDGE_PORT }, () => (s.destroy(), resolve(true)));
+      s.on('error', () => resolve(false));
+    });
+    if (up) break;
+    if (i > 300) throw new Error(`tresor edge did not start; see ${path.join(work, 'edge.log')}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  // C-STORE throughput through the edge vs direct TLS is the point (issue 12); C-GET/C-MOVE need the harness's socat/TLS storescp.
+  edgeEnv = `PHASES="${process.env.PHASES ?? 'echo cstore cstore_par stow verify'}"\n`;
+}
+
 const env = `# written by scripts/bench-provision.mjs (contains a bearer token: do not commit)
-TARGET_NAME=tresor
+TARGET_NAME=${viaEdge ? 'tresor-edge' : 'tresor'}
 DICOM_HOST=127.0.0.1
-DICOM_PORT=${DIMSE_PORT}
+DICOM_PORT=${viaEdge ? EDGE_PORT : DIMSE_PORT}
 DICOM_AET=TRESOR
 CALLING_AET=BENCHSCU
-TLS=1
-TLS_CA=${work}/ca.crt
+TLS=${viaEdge ? 0 : 1}
+${edgeEnv}TLS_CA=${work}/ca.crt
 TLS_CERT=${work}/device.crt
 TLS_KEY=${work}/device.key
 MOVE_DEST_AET=BENCHSCU
@@ -114,7 +162,7 @@ MOVE_DEST_KEY=${work}/device.key
 DICOMWEB_URL=${base}/dicomweb
 AUTH_HEADER="Authorization: Bearer ${token}"
 HTTP_CACERT=${work}/ca.crt
-RESET_CMD="node ${path.join(repo, 'scripts/bench-provision.mjs')} ${work}"
+RESET_CMD="node ${path.join(repo, 'scripts/bench-provision.mjs')} ${work}${viaEdge ? ' --edge' : ''}"
 `;
 fs.writeFileSync(path.join(work, 'target.env'), env, { mode: 0o600 });
 process.stdout.write(`tresor ready (pid ${child.pid}); target: ${path.join(work, 'target.env')}\n`);

@@ -3,7 +3,9 @@
 // the shared harness (../shared/bench/compare.sh): same machine, data set and dcmtk
 // clients. Speed and memory targets live here, never in timed tests.
 //   env: BENCH_DATASET (default /tmp/pacs-bench/ds, generated if missing),
-//        BENCH_TARGETS (default "orthanc-tls tresor"), REPEAT (default 1), plus run.sh knobs.
+//        BENCH_TARGETS (default "orthanc-tls tresor tresor-edge"), REPEAT (default 1), plus run.sh knobs.
+//   tresor-edge: the same Tresor behind `tresor edge` (plain DICOM to the edge, mutual TLS
+//   from the edge): C-STORE through the edge next to direct TLS (issue 12: within 15%).
 // Needs (Debian): orthanc orthanc-dicomweb orthanc-postgresql dcmtk python3-pydicom
 // python3-numpy socat; PostgreSQL on 127.0.0.1:5432 for Orthanc's index.
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -19,13 +21,18 @@ if (!fs.existsSync(path.join(bench, 'compare.sh'))) throw new Error(`benchmark h
 if (!fs.existsSync(path.join(dataset, 'manifest.json'))) {
   execFileSync('/usr/bin/python3', [path.join(bench, 'gen-dataset.py'), dataset, '--studies', '20', '--series', '2', '--instances', '50', '--seed', '7'], { stdio: 'inherit' });
 }
-execFileSync(process.execPath, [path.join(repo, 'scripts/bench-provision.mjs'), work], { stdio: 'inherit' });
-const targets = (process.env.BENCH_TARGETS ?? 'orthanc-tls tresor').split(/\s+/).filter(Boolean).map((t) => (t === 'tresor' ? path.join(work, 'target.env') : t));
+const workEdge = '/tmp/pacs-bench/tresor-edge';
+const names = (process.env.BENCH_TARGETS ?? 'orthanc-tls tresor tresor-edge').split(/\s+/).filter(Boolean);
+if (names.includes('tresor')) execFileSync(process.execPath, [path.join(repo, 'scripts/bench-provision.mjs'), work], { stdio: 'inherit' });
+if (names.includes('tresor-edge')) execFileSync(process.execPath, [path.join(repo, 'scripts/bench-provision.mjs'), workEdge, '--edge'], { stdio: 'inherit' });
+const targets = names.map((t) => (t === 'tresor' ? path.join(work, 'target.env') : t === 'tresor-edge' ? path.join(workEdge, 'target.env') : t));
 const r = spawnSync(path.join(bench, 'compare.sh'), [dataset, ...targets], { stdio: 'inherit', env: { ...process.env, REPEAT: process.env.REPEAT ?? '1' } });
-// Stop the Tresor we started.
-try {
-  process.kill(Number(fs.readFileSync(path.join(work, 'tresor.pid'), 'utf8')), 'SIGTERM');
-} catch {
-  /* already gone */
+// Stop the Tresors (and the edge) we started.
+for (const pidFile of [path.join(work, 'tresor.pid'), path.join(workEdge, 'edge.pid'), path.join(workEdge, 'tresor.pid')]) {
+  try {
+    process.kill(Number(fs.readFileSync(pidFile, 'utf8')), 'SIGTERM');
+  } catch {
+    /* already gone */
+  }
 }
 process.exit(r.status ?? 1);

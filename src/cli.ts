@@ -88,6 +88,16 @@ withSettings(audit.command('verify').description('check the hash chain of the au
   }
 });
 
+program
+  .command('edge')
+  .description('run the DICOM TLS gateway for devices without TLS (see README: tresor edge)')
+  .requiredOption('--config <file>', 'edge.json, e.g. from `tresor device bundle AE --edge`')
+  .option('--log-level <level>', 'pino log level', 'info')
+  .action(async (opts: { config: string; logLevel: string }) => {
+    const { runEdge } = await import('./edge/run.js');
+    await runEdge(opts.config, opts.logLevel);
+  });
+
 program.parseAsync(process.argv).catch((e) => {
   process.stderr.write(`tresor: ${e instanceof Error ? e.message : String(e)}\n`);
   process.exit(1);

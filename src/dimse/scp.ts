@@ -17,6 +17,7 @@ import { authenticateAssociation, uniformDelay, type AssociationDecision } from 
 import { DimseConnection, type DcmMessage, type DcmPresentationContext } from './protocol/connection.js';
 import { Exchange, SERVICE_BY_FIELD, type AssociationScope } from './exchange.js';
 import type { CloseReason } from './protocol/guard.js';
+import { edgeOf } from '../edge/announce.js';
 import { handleEcho } from './handlers/echo.js';
 import { handleFind } from './handlers/find.js';
 import { handleGet } from './handlers/get.js';
@@ -129,6 +130,9 @@ export class TresorScp extends DimseConnection {
       decision = { ok: false, reason: 'max-pdu-too-small', rejection: { result: RejectCode.ResultPermanent, source: RejectCode.SourcePresentation, reason: RejectCode.LocalLimitExceeded }, audit: { ...decision.audit, reason: 'max-pdu-too-small' } };
     }
 
+    // Came through `tresor edge`: self-declared by the edge, recorded for visibility only (edge/announce.ts).
+    const edge = edgeOf(rq.implementationVersion);
+    if (edge) decision.audit.edge = edge;
     if (!decision.ok) {
       this.log.info({ callingAe: rq.callingAe, reason: decision.reason }, 'dimse association rejected');
       void this.audit('denied', decision.audit, null).catch((e) => this.log.error({ err: String(e) }, 'audit failed'));

@@ -1,0 +1,33 @@
+// `tresor edge --config FILE`: load and check edge.json, start the listeners (one log
+// line says where), stop on SIGTERM/SIGINT. A bad config is one line per problem on
+// stderr and exit code 2, like `tresor serve`.
+
+import { createLogger } from '../log.js';
+import { EdgeConfigError, loadEdgeConfig } from './config.js';
+import { startEdge } from './edge.js';
+
+export async function runEdge(configFile: string, logLevel: string): Promise<void> {
+  let cfg;
+  try {
+    cfg = await loadEdgeConfig(configFile);
+  } catch (e) {
+    if (e instanceof EdgeConfigError) {
+      process.stderr.write(`${e.message}\n`);
+      process.exit(2);
+    }
+    throw e;
+  }
+  const logger = createLogger(logLevel).child({ service: 'tresor-edge' });
+  const edge = await startEdge(cfg, logger);
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'edge shutting down');
+    setTimeout(() => process.exit(1), 10_000).unref();
+    await edge.close().catch(() => undefined);
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}
