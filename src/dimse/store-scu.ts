@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import { fingerprintOfDer } from './association.js';
 import { DimseConnection, type DcmMessage, type DcmPresentationContext } from './protocol/connection.js';
 import type { GuardLimits } from './protocol/guard.js';
+import { socketReady } from '../lib/socket-connect.js';
 import { BCP195_CIPHERS } from './protocol/listener.js';
 import { PcResult, serviceKind } from './protocol/negotiation.js';
 import { AbortReasonCode, PduType } from './protocol/pdu.js';
@@ -127,37 +128,27 @@ export class StoreScu extends DimseConnection {
 
 /** TCP + TLS + A-ASSOCIATE to a move destination, within `connectTimeoutMs`. */
 export async function connectStoreScu(o: StoreScuOptions): Promise<StoreScu> {
-  const socket = await new Promise<tls.TLSSocket>((resolve, reject) => {
-    const s = tls.connect({
-      host: o.host,
-      port: o.port,
-      key: o.pki.serverKeyPem,
-      cert: o.pki.serverCertPem,
-      ca: o.pki.caCertPem,
-      minVersion: 'TLSv1.2',
-      ciphers: BCP195_CIPHERS,
-      rejectUnauthorized: true,
-      // Devices are identified by their certificate, not by a host name in it: the registered
-      // certificate when the record pins one, else a certificate of Tresor's CA for that AE title.
-      checkServerIdentity: (_host, cert) => {
-        if (o.fingerprint256) return fingerprintOfDer(cert.raw) === o.fingerprint256 ? undefined : new Error('destination certificate is not the registered one');
-        const cn = cert.subject?.CN;
-        return (Array.isArray(cn) ? cn : [cn]).includes(o.calledAe) ? undefined : new Error('destination certificate is not issued to its AE title');
-      },
-    });
-    const timer = setTimeout(() => {
-      s.destroy();
-      reject(new Error('connection to the destination timed out'));
-    }, o.connectTimeoutMs);
-    s.once('secureConnect', () => {
-      clearTimeout(timer);
-      s.setNoDelay(true);
-      resolve(s);
-    });
-    s.once('error', (e: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      reject(new Error(`cannot reach the destination (${e.code ?? e.message})`));
-    });
+  const s = tls.connect({
+    host: o.host,
+    port: o.port,
+    key: o.pki.serverKeyPem,
+    cert: o.pki.serverCertPem,
+    ca: o.pki.caCertPem,
+    minVersion: 'TLSv1.2',
+    ciphers: BCP195_CIPHERS,
+    rejectUnauthorized: true,
+    // Devices are identified by their certificate, not by a host name in it: the registered
+    // certificate when the record pins one, else a certificate of Tresor's CA for that AE title.
+    checkServerIdentity: (_host, cert) => {
+      if (o.fingerprint256) return fingerprintOfDer(cert.raw) === o.fingerprint256 ? undefined : new Error('destination certificate is not the registered one');
+      const cn = cert.subject?.CN;
+      return (Array.isArray(cn) ? cn : [cn]).includes(o.calledAe) ? undefined : new Error('destination certificate is not issued to its AE title');
+    },
+  });
+  const socket = await socketReady(s, 'secureConnect', {
+    timeoutMs: o.connectTimeoutMs,
+    onTimeout: () => new Error('connection to the destination timed out'),
+    onError: (e) => new Error(`cannot reach the destination (${e.code ?? e.message})`),
   });
   const scu = new StoreScu(socket, { ...o.limits, artimMs: o.connectTimeoutMs }, o.log);
   try {

@@ -14,6 +14,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import type { Logger } from 'pino';
 import type { GuardLimits } from '../dimse/protocol/guard.js';
+import { socketReady } from '../lib/socket-connect.js';
 import { BCP195_CIPHERS, listenTls, type TlsListener } from '../dimse/protocol/listener.js';
 import { RejectCode, type AssociateRq } from '../dimse/protocol/pdu.js';
 import { edgeVersionName } from './announce.js';
@@ -47,52 +48,31 @@ function isTlsIdentityError(e: NodeJS.ErrnoException): boolean {
 }
 
 function connectTls(cfg: EdgeConfig, d: EdgeDevice): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const t = cfg.tresor;
-    const s = tls.connect({
-      host: t.host,
-      port: t.port,
-      servername: net.isIP(t.serverName) ? undefined : t.serverName,
-      key: d.keyPem,
-      cert: d.certPem,
-      ca: t.caPem,
-      minVersion: 'TLSv1.2',
-      ciphers: BCP195_CIPHERS,
-      rejectUnauthorized: true,
-      checkServerIdentity: (_host, cert) => tls.checkServerIdentity(t.serverName, cert),
-    });
-    const timer = setTimeout(() => {
-      s.destroy();
-      reject(new ConnectError('Tresor did not complete the TLS handshake in time', UNREACHABLE_REJECTION));
-    }, cfg.timeouts.connectMs);
-    s.once('secureConnect', () => {
-      clearTimeout(timer);
-      s.setNoDelay(true);
-      resolve(s);
-    });
-    s.once('error', (e: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      reject(new ConnectError(`cannot reach Tresor (${e.code ?? e.message})`, isTlsIdentityError(e) ? TLS_REJECTION : UNREACHABLE_REJECTION));
-    });
+  const t = cfg.tresor;
+  const s = tls.connect({
+    host: t.host,
+    port: t.port,
+    servername: net.isIP(t.serverName) ? undefined : t.serverName,
+    key: d.keyPem,
+    cert: d.certPem,
+    ca: t.caPem,
+    minVersion: 'TLSv1.2',
+    ciphers: BCP195_CIPHERS,
+    rejectUnauthorized: true,
+    checkServerIdentity: (_host, cert) => tls.checkServerIdentity(t.serverName, cert),
+  });
+  return socketReady(s, 'secureConnect', {
+    timeoutMs: cfg.timeouts.connectMs,
+    onTimeout: () => new ConnectError('Tresor did not complete the TLS handshake in time', UNREACHABLE_REJECTION),
+    onError: (e) => new ConnectError(`cannot reach Tresor (${e.code ?? e.message})`, isTlsIdentityError(e) ? TLS_REJECTION : UNREACHABLE_REJECTION),
   });
 }
 
 function connectPlain(target: { host: string; port: number }, timeoutMs: number): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect({ host: target.host, port: target.port });
-    const timer = setTimeout(() => {
-      s.destroy();
-      reject(new ConnectError('the device did not accept the connection in time', UNREACHABLE_REJECTION));
-    }, timeoutMs);
-    s.once('connect', () => {
-      clearTimeout(timer);
-      s.setNoDelay(true);
-      resolve(s);
-    });
-    s.once('error', (e: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      reject(new ConnectError(`cannot reach the device (${e.code ?? e.message})`, UNREACHABLE_REJECTION));
-    });
+  return socketReady(net.connect({ host: target.host, port: target.port }), 'connect', {
+    timeoutMs,
+    onTimeout: () => new ConnectError('the device did not accept the connection in time', UNREACHABLE_REJECTION),
+    onError: (e) => new ConnectError(`cannot reach the device (${e.code ?? e.message})`, UNREACHABLE_REJECTION),
   });
 }
 

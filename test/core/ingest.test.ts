@@ -240,8 +240,12 @@ describe('ingest rules and faults (PGlite, filesystem)', () => {
       async put(key, body) {
         // Take part of the stream, write a partial object through the real store, then fail.
         const partial = new PassThrough();
+        // The store attaches its own listeners only after its first await (mkdir): without
+        // this one, an early failure would be an uncaught 'error' under load, not a refusal.
+        partial.on('error', () => undefined);
         let n = 0;
         body.on('data', (c: Buffer) => {
+          if (partial.destroyed) return;
           n += c.length;
           if (n > 1000) {
             body.destroy();
