@@ -119,7 +119,6 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
         query: deps.query,
         retrieve: deps.retrieve,
         deletion: deps.deletion,
-        audit: deps.audit,
         config: { publicUrl: deps.config.publicUrl, limits: deps.config.limits },
         departmentByName: deps.departmentByName,
         stowIdleTimeoutMs: deps.tuning.stowIdleTimeoutMs,

@@ -5,7 +5,8 @@
 // failed. Unknown destination: 0xA801.
 
 import type { Exchange } from '../exchange.js';
-import { SopClass, Ts } from '../protocol/negotiation.js';
+import { TS } from '../../core/dicom/transfer-syntaxes.js';
+import { SopClass } from '../protocol/negotiation.js';
 import { chooseContext, classify, datasetBody, isAnswer, listReadable, retrieveRequestFrom, runSubOperations } from '../retrieval.js';
 import type { StoredInstance } from '../services.js';
 import { DimseStatus } from '../status.js';
@@ -18,8 +19,8 @@ function proposals(instances: StoredInstance[]): { abstractSyntax: string; trans
     out.set(`${i.sopClassUid}|${i.transferSyntaxUid}`, { abstractSyntax: i.sopClassUid, transferSyntaxes: [i.transferSyntaxUid] });
   }
   for (const i of instances) {
-    if (i.transferSyntaxUid !== Ts.ExplicitLittle && i.transferSyntaxUid !== Ts.ImplicitLittle) {
-      out.set(`${i.sopClassUid}|native`, { abstractSyntax: i.sopClassUid, transferSyntaxes: [Ts.ExplicitLittle, Ts.ImplicitLittle] });
+    if (i.transferSyntaxUid !== TS.explicitLittle && i.transferSyntaxUid !== TS.implicitLittle) {
+      out.set(`${i.sopClassUid}|native`, { abstractSyntax: i.sopClassUid, transferSyntaxes: [TS.explicitLittle, TS.implicitLittle] });
     }
   }
   return [...out.values()].slice(0, 128);

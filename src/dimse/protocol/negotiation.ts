@@ -15,13 +15,6 @@ export const SopClass = {
   StudyRootGet: '1.2.840.10008.5.1.4.1.2.2.3',
 } as const;
 
-/**
- * The registry's UIDs under the names handlers/move.ts still reads (it is being
- * edited elsewhere; switch it to TS and drop this). Not a second declaration: the
- * values come from core/dicom/transfer-syntaxes.ts.
- */
-export const Ts = { ImplicitLittle: TS.implicitLittle, ExplicitLittle: TS.explicitLittle } as const;
-
 const KNOWN_STORAGE: ReadonlySet<string> = new Set(Object.values(dimse.constants.StorageClass as unknown as Record<string, string>));
 
 /** Storage SOP classes: the PS3.4 Annex B arc plus the ones dcmjs-dimse lists. */

@@ -3,7 +3,6 @@
 // composition root (deps.ts) builds them.
 
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { AuditEvent } from '../../core/audit.js';
 import type { DeletionService } from '../../core/delete.js';
 import type { IngestService } from '../../core/ingest.js';
 import type { QueryLevel, QueryService } from '../../core/query.js';
@@ -18,10 +17,6 @@ export type IngestLike = Pick<IngestService, 'openTransfer'>;
 export type RetrieveLike = Pick<RetrieveService, 'run'>;
 export type DeletionLike = Pick<DeletionService, 'delete'>;
 
-export interface AuditLike {
-  record(e: AuditEvent): Promise<void>;
-}
-
 export interface DicomwebConfig {
   /** Public base URL (https://host[:port][/path], no trailing slash); links are built from it, never from Host. */
   publicUrl?: string;
@@ -33,8 +28,6 @@ export interface DicomwebOptions {
   query: QueryLike;
   retrieve: RetrieveLike;
   deletion: DeletionLike;
-  /** Unused: the core services write every audit row. Kept until the callers stop passing it. */
-  audit?: AuditLike;
   config: DicomwebConfig;
   /**
    * Sets `request.principal` or throws 401. Leave it out under buildApp: its global
