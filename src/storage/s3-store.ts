@@ -28,17 +28,35 @@
 //
 // Retries are disabled: minio would retry a PUT by re-piping the already consumed
 // body stream. Callers retry whole operations instead.
+//
+// Faults (issue 11 item 3). minio 8.0.7 sets no timeout anywhere (internal/request.mjs
+// calls transport.request(opt) and waits for ever; `setRequestOptions` passes only
+// TLS/agent fields), so every request goes through our own `transport` (a documented
+// Client option) that arms an idle timeout on the request's socket: connecting, sending
+// and waiting for and reading the answer all count, and S3_TIMEOUT_MS without a byte
+// either way destroys the request (ETIMEDOUT). A transfer that keeps moving is never cut.
+// Connection failures, timeouts and S3 5xx become TresorError('blob-store-unavailable')
+// with Retry-After (HTTP 503, DIMSE 0xA700). A PUT that timed out may still complete
+// inside S3 later (a hung server that wakes up): the core keeps its journal entry then,
+// so the sweeper removes the object (core/ingest.ts, core/blob-journal.ts).
+//
+// Recovery: the bucket is checked at start and again whenever S3 answers NoSuchBucket
+// (an S3 restart without persistence, an operator who deleted it): it is created again,
+// as at start, and checked for public access again; a put is then retried once (it
+// reads from a file, so it can). Nothing needs a restart.
 
 import { createHash, randomUUID } from 'node:crypto';
 import { ReadStream } from 'node:fs';
+import http, { type ClientRequest, type IncomingMessage, type RequestOptions } from 'node:http';
+import https from 'node:https';
 import { mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { Client, S3Error } from 'minio';
-import type { S3Config } from '../config.js';
-import { isTresorError, notFound, unavailable } from '../core/errors.js';
+import { isLoopbackHost, type S3Config } from '../config.js';
+import { isTresorError, notFound, TresorError, unavailable } from '../core/errors.js';
 import type { BlobInfo, BlobStore, PutResult } from '../core/ports/blob-store.js';
 import { assertValidKeyPrefix, assertValidObjectKey, isValidObjectKey } from '../core/ports/object-keys.js';
 import { ensurePrivateDir, removeStaleFiles, writeNewFile } from './temp-files.js';
@@ -49,7 +67,23 @@ export interface S3StoreOptions {
   spoolDir?: string;
 }
 
+/** Default idle timeout of one S3 request (S3_TIMEOUT_MS). */
+export const DEFAULT_S3_TIMEOUT_MS = 30_000;
+/** Retry-After for an outage: long enough for S3 to come back, short enough for a modality's queue. */
+const OUTAGE_RETRY_AFTER_S = 30;
+/** GET /readyz must answer quickly even when S3 hangs. */
+const PING_TIMEOUT_MS = 2_000;
+
 export async function createS3BlobStore(cfg: S3Config, options: S3StoreOptions = {}): Promise<BlobStore> {
+  const timeoutMs = cfg.timeoutMs ?? DEFAULT_S3_TIMEOUT_MS;
+  if (!cfg.useSSL && !isLoopbackHost(cfg.endPoint)) {
+    // config.ts refuses this without S3_ALLOW_PLAINTEXT; say it loudly at every start.
+    process.emitWarning(
+      `S3 traffic to ${cfg.endPoint} is NOT encrypted (S3_USE_SSL=false, S3_ALLOW_PLAINTEXT=true): patient data and ` +
+        'request signatures cross the network in clear. Use TLS unless this network is trusted.',
+      { code: 'TRESOR_S3_PLAINTEXT' },
+    );
+  }
   const client = new Client({
     endPoint: cfg.endPoint,
     ...(cfg.port === undefined ? {} : { port: cfg.port }),
@@ -59,20 +93,49 @@ export async function createS3BlobStore(cfg: S3Config, options: S3StoreOptions =
     region: cfg.region,
     partSize: cfg.partSize,
     retryOptions: { disableRetry: true },
+    transport: timedTransport(cfg.useSSL ? https : http, timeoutMs),
   });
   const bucket = cfg.bucket;
   const where = `S3 bucket "${bucket}" at ${cfg.endPoint}${cfg.port === undefined ? '' : `:${cfg.port}`}`;
 
-  try {
-    if (!(await client.bucketExists(bucket))) {
-      await client.makeBucket(bucket, cfg.region).catch((e: unknown) => {
-        if (s3Code(e) !== 'BucketAlreadyOwnedByYou') throw e; // lost a race with another instance
-      });
+  /** Creates the bucket when absent and refuses a public one (at start, and after NoSuchBucket). */
+  async function ensureBucket(): Promise<void> {
+    try {
+      if (!(await client.bucketExists(bucket))) {
+        await client.makeBucket(bucket, cfg.region).catch((e: unknown) => {
+          if (s3Code(e) !== 'BucketAlreadyOwnedByYou') throw e; // lost a race with another instance
+        });
+      }
+    } catch (e) {
+      throw unavailable('s3-unavailable', `cannot open ${where}`, e);
     }
-  } catch (e) {
-    throw unavailable('s3-unavailable', `cannot open ${where}`, e);
+    await refusePublicBucket(client, bucket, where);
   }
-  await refusePublicBucket(client, bucket, where);
+  await ensureBucket();
+  /** Set when S3 said NoSuchBucket: the next operation checks (and creates) the bucket first. */
+  let bucketLost = false;
+  let recheck: Promise<void> | undefined;
+  async function bucketReady(): Promise<void> {
+    if (!bucketLost) return;
+    recheck ??= ensureBucket()
+      .then(() => void (bucketLost = false))
+      .finally(() => void (recheck = undefined));
+    try {
+      await recheck;
+    } catch (e) {
+      throw isTresorError(e) && e.kind === 'unavailable' ? outage(e.cause ?? e) : e;
+    }
+  }
+  /** Runs one S3 operation; NoSuchBucket marks the bucket for a re-check. */
+  async function op<T>(fn: () => Promise<T>): Promise<T> {
+    await bucketReady();
+    try {
+      return await fn();
+    } catch (e) {
+      if (s3Code(e) === 'NoSuchBucket') bucketLost = true;
+      throw e;
+    }
+  }
 
   let spoolDir: string;
   let ownSpoolDir = false;
@@ -127,7 +190,13 @@ export async function createS3BlobStore(cfg: S3Config, options: S3StoreOptions =
           fh = await open(spooled, 'r');
         }
         uploading = true;
-        return await putFile(key, fh);
+        const handle = fh;
+        try {
+          return await op(() => putFile(key, handle));
+        } catch (e) {
+          if (s3Code(e) !== 'NoSuchBucket') throw e;
+          return await op(() => putFile(key, handle)); // the bucket is back: once more, from the file
+        }
       } catch (e) {
         body.destroy();
         // Before the upload, errors are the source's or the local disk's; keep a
@@ -142,7 +211,7 @@ export async function createS3BlobStore(cfg: S3Config, options: S3StoreOptions =
     async get(key: string): Promise<Readable> {
       assertValidObjectKey(key);
       try {
-        return await client.getObject(bucket, key);
+        return await op(() => client.getObject(bucket, key));
       } catch (e) {
         throw mapS3Error(e);
       }
@@ -151,7 +220,7 @@ export async function createS3BlobStore(cfg: S3Config, options: S3StoreOptions =
     async stat(key: string): Promise<BlobInfo | null> {
       assertValidObjectKey(key);
       try {
-        const st = await client.statObject(bucket, key);
+        const st = await op(() => client.statObject(bucket, key));
         return { size: st.size };
       } catch (e) {
         if (isS3NotFound(e)) return null;
@@ -162,7 +231,7 @@ export async function createS3BlobStore(cfg: S3Config, options: S3StoreOptions =
     async delete(key: string): Promise<void> {
       assertValidObjectKey(key);
       try {
-        await client.removeObject(bucket, key); // S3 DELETE of an absent key is a 204
+        await op(() => client.removeObject(bucket, key)); // S3 DELETE of an absent key is a 204
       } catch (e) {
         if (!isS3NotFound(e)) throw mapS3Error(e);
       }
@@ -172,6 +241,7 @@ export async function createS3BlobStore(cfg: S3Config, options: S3StoreOptions =
       return (async function* () {
         assertValidKeyPrefix(prefix); // lazily, like every other failure of list()
         try {
+          await bucketReady();
           for await (const item of client.listObjectsV2(bucket, prefix, true)) {
             if (isValidObjectKey(item.name)) yield item.name;
           }
@@ -179,6 +249,27 @@ export async function createS3BlobStore(cfg: S3Config, options: S3StoreOptions =
           throw mapS3Error(e);
         }
       })();
+    },
+
+    async ping(): Promise<void> {
+      // HEAD bucket under a short deadline of its own (the request timeout may be long).
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(Object.assign(new Error('S3 did not answer HEAD bucket in time'), { code: 'ETIMEDOUT' })), PING_TIMEOUT_MS);
+      });
+      try {
+        await Promise.race([
+          (async () => {
+            if (!(await client.bucketExists(bucket))) bucketLost = true;
+            await bucketReady();
+          })(),
+          deadline,
+        ]);
+      } catch (e) {
+        throw mapS3Error(e);
+      } finally {
+        clearTimeout(timer);
+      }
     },
 
     async close(): Promise<void> {
@@ -211,6 +302,43 @@ async function refusePublicBucket(client: Client, bucket: string, where: string)
         '(e.g. `mc anonymous set none <alias>/<bucket>`) and start again.',
     );
   }
+  await refusePublicAcl(client, bucket, where);
+}
+
+/**
+ * The other way a bucket is public: its ACL grants to the AllUsers or AuthenticatedUsers
+ * group (any AWS account at all), e.g. a canned `public-read` ACL. Same leniency as for
+ * the policy: a server without GetBucketAcl or a key not allowed to read it passes.
+ */
+async function refusePublicAcl(client: Client, bucket: string, where: string): Promise<void> {
+  let acl: string;
+  try {
+    const res = await client.makeRequestAsync({ method: 'GET', bucketName: bucket, query: 'acl' });
+    const chunks: Buffer[] = [];
+    for await (const c of res) chunks.push(c as Buffer);
+    acl = Buffer.concat(chunks).toString('utf8');
+  } catch (e) {
+    const code = s3Code(e);
+    if (code && ['NotImplemented', 'MethodNotAllowed', 'AccessDenied'].includes(code)) return;
+    throw unavailable('s3-unavailable', `cannot read the ACL of ${where}`, e);
+  }
+  const group = publicAclGroup(acl);
+  if (group) {
+    throw new Error(
+      `${where} has an ACL that grants access to ${group}. Tresor stores patient data and refuses to use a ` +
+        'public bucket: make the ACL private (e.g. `aws s3api put-bucket-acl --bucket <bucket> --acl private`) and start again.',
+    );
+  }
+}
+
+/** The public group an S3 AccessControlPolicy (XML) grants anything to, or null. */
+export function publicAclGroup(aclXml: string): string | null {
+  for (const m of aclXml.matchAll(/<URI>\s*([^<]+?)\s*<\/URI>/g)) {
+    const uri = m[1];
+    if (/\/groups\/global\/AllUsers$/.test(uri)) return 'everyone (AllUsers)';
+    if (/\/groups\/global\/AuthenticatedUsers$/.test(uri)) return 'every AWS account (AuthenticatedUsers)';
+  }
+  return null;
 }
 
 /** True when an S3 bucket policy (JSON) allows anything to anyone. Unreadable policies count as public. */
@@ -275,10 +403,29 @@ function mapS3Error(e: unknown): unknown {
   if (isTresorError(e)) return e;
   if (isS3NotFound(e)) return notFound('object-not-found');
   const code = s3Code(e) ?? '';
-  if (e instanceof S3Error || NETWORK_CODES.has(code) || /CERT|TLS|SSL/.test(code)) {
-    return unavailable('s3-unavailable', 'object storage is unavailable', e);
-  }
+  if (e instanceof S3Error || NETWORK_CODES.has(code) || /CERT|TLS|SSL/.test(code) || isHttp5xx(e)) return outage(e);
   return e;
+}
+
+/** The blob store cannot serve us now: HTTP 503 + Retry-After, DIMSE 0xA700. */
+function outage(cause: unknown): TresorError {
+  return new TresorError('blob-store-unavailable', 'object storage is unavailable; try again later', { cause, retryAfterSeconds: OUTAGE_RETRY_AFTER_S });
+}
+
+/** minio 8 reports some S3 5xx answers as plain Errors ("Retryable HTTP status: 503", "Request failed after ..."). */
+const isHttp5xx = (e: unknown) => e instanceof Error && /HTTP status: 5\d\d|Request failed after/.test(e.message);
+
+/** An http/https module whose requests carry an idle timeout (see the top of this file). */
+function timedTransport(base: typeof http | typeof https, timeoutMs: number): Pick<typeof http, 'request'> {
+  // minio calls transport.request(options, callback) only (internal/request.mjs).
+  const request = (opt: RequestOptions, cb?: (res: IncomingMessage) => void): ClientRequest => {
+    const req = base.request(opt, cb);
+    req.setTimeout(timeoutMs, () => {
+      req.destroy(Object.assign(new Error(`S3 sent nothing for ${timeoutMs} ms (S3_TIMEOUT_MS)`), { code: 'ETIMEDOUT' }));
+    });
+    return req;
+  };
+  return { request: request as typeof http.request };
 }
 
 /** Spool disk full → unavailable; source-stream errors pass through unchanged. */
