@@ -60,7 +60,9 @@ export interface StartMotoOptions {
 }
 
 export async function startMotoServer(options: StartMotoOptions = {}): Promise<MotoServer> {
-  let { child, port } = await spawnMoto(0);
+  const first = await spawnMoto(0);
+  const port = first.port;
+  let child = first.child;
   const bucket = `tresor-moto-${randomBytes(6).toString('hex')}`;
   const server: MotoServer = {
     config: {
