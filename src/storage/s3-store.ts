@@ -246,6 +246,7 @@ export async function createS3BlobStore(cfg: S3Config, options: S3StoreOptions =
             if (isValidObjectKey(item.name)) yield item.name;
           }
         } catch (e) {
+          if (s3Code(e) === 'NoSuchBucket') bucketLost = true;
           throw mapS3Error(e);
         }
       })();
@@ -287,13 +288,14 @@ export async function createS3BlobStore(cfg: S3Config, options: S3StoreOptions =
  * there is nothing we can check.
  */
 async function refusePublicBucket(client: Client, bucket: string, where: string): Promise<void> {
-  let policy: string;
+  let policy = '';
   try {
     policy = await client.getBucketPolicy(bucket);
   } catch (e) {
     const code = s3Code(e);
-    if (code && ['NoSuchBucketPolicy', 'NotImplemented', 'MethodNotAllowed', 'AccessDenied'].includes(code)) return;
-    throw unavailable('s3-unavailable', `cannot read the policy of ${where}`, e);
+    if (!(code && ['NoSuchBucketPolicy', 'NotImplemented', 'MethodNotAllowed', 'AccessDenied'].includes(code))) {
+      throw unavailable('s3-unavailable', `cannot read the policy of ${where}`, e);
+    }
   }
   if (grantsPublicAccess(policy)) {
     throw new Error(

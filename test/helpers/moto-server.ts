@@ -120,7 +120,7 @@ async function spawnMoto(port: number): Promise<{ child: ChildProcess; port: num
 /** Starts one command and waits (bounded) for werkzeug's "Running on http://127.0.0.1:PORT". */
 function spawnOne(cmd: string, args: string[]): Promise<{ child: ChildProcess; port: number }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PYTHONUNBUFFERED: '1' } });
     let out = '';
     let settled = false;
     const finish = (err: Error | null, port?: number) => {
