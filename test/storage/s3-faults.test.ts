@@ -233,7 +233,7 @@ describe('S3 faults (moto_server)', () => {
     await expectStoredIdentical(await stow(b), b);
   }, 90_000);
 
-  it('uploads an object above S3_PART_SIZE as a streamed multipart upload (minio's signer), byte-identical on read, nothing left pending', async () => {
+  it('uploads an object above S3_PART_SIZE as a streamed multipart upload (the minio signer), byte-identical on read, nothing left pending', async () => {
     const store = await createS3BlobStore({ ...moto.config, bucket: `${moto.config.bucket}-mp`, partSize: 5 * 1024 * 1024 });
     try {
       const big = randomBytes(12 * 1024 * 1024 + 123);
