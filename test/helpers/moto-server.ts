@@ -19,12 +19,16 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
+import os from 'node:os';
+import path from 'node:path';
 import type { S3Config } from '../../src/config.js';
 
 /** How to start moto, tried in order. */
 const COMMANDS: [string, string[]][] = [
   ['moto_server', []],
   ['python3', ['-m', 'moto.server']],
+  // pyenv's shim, for a PATH without pyenv (where the machine image installed moto).
+  [path.join(os.homedir(), '.pyenv', 'shims', 'moto_server'), []],
 ];
 
 export const MOTO_MISSING =

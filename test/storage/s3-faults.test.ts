@@ -107,7 +107,7 @@ describe('S3 faults (moto_server)', () => {
     ct = { keyPath: path.join(dir, 'CT01.key'), certPath: path.join(dir, 'CT01.crt') };
     await fs.writeFile(ct.keyPath, issued.privateKey!, { mode: 0o600 });
     await fs.writeFile(ct.certPath, issued.certificate);
-  }, 60_000);
+  }, 180_000);
 
   afterAll(async () => {
     await Promise.allSettled([dimse?.close(), app?.close()]);
@@ -169,7 +169,7 @@ describe('S3 faults (moto_server)', () => {
     await waitFor('/readyz 200 after S3 came back', async () => (await ready()) === 200);
     await expectStoredIdentical(await stow(bytes), bytes);
     expect(await instances()).toBe(before + 1);
-  }, 90_000);
+  }, 180_000);
 
   it('S3 hung (SIGSTOP): the client gets an answer within the timeout; after SIGCONT nothing or the complete object, and the re-send succeeds', async () => {
     const bytes = await freshInstance();
@@ -190,7 +190,7 @@ describe('S3 faults (moto_server)', () => {
     await expectNoUntrackedObjects(bytes.length);
     await expectStoredIdentical(await stow(bytes), bytes);
     // And the sweeper removes what the timed-out upload may have left (journal, core/blob-journal.ts).
-  }, 90_000);
+  }, 180_000);
 
   it('DIMSE C-STORE during an outage answers 0xA700 (Out of Resources), and stores once S3 is back', async () => {
     const file = path.join(dir, 'dimse.dcm');
@@ -211,7 +211,7 @@ describe('S3 faults (moto_server)', () => {
     expect(ok.code, ok.stdout + ok.stderr).toBe(0);
     expect(ok.stdout + ok.stderr).toMatch(/Success/);
     expect(await instances()).toBe(before + 1);
-  }, 90_000);
+  }, 180_000);
 
   it('bucket deleted under a running server: re-created on the next store, and re-created by an operator works too', async () => {
     const admin = new Client({ endPoint: '127.0.0.1', port: moto.port, useSSL: false, accessKey: 'testing', secretKey: 'testing' });
@@ -231,7 +231,7 @@ describe('S3 faults (moto_server)', () => {
     await admin.makeBucket(moto.config.bucket, 'us-east-1');
     const b = await freshInstance();
     await expectStoredIdentical(await stow(b), b);
-  }, 90_000);
+  }, 180_000);
 
   it('uploads an object above S3_PART_SIZE as a streamed multipart upload (the minio signer), byte-identical on read, nothing left pending', async () => {
     const store = await createS3BlobStore({ ...moto.config, bucket: `${moto.config.bucket}-mp`, partSize: 5 * 1024 * 1024 });
@@ -262,7 +262,7 @@ describe('S3 faults (moto_server)', () => {
     } finally {
       await store.close();
     }
-  }, 90_000);
+  }, 180_000);
 
   it('refuses to start on a bucket that is public through its ACL', async () => {
     const bucket = `${moto.config.bucket}-acl`;
@@ -274,7 +274,7 @@ describe('S3 faults (moto_server)', () => {
     await expect(createS3BlobStore({ ...moto.config, bucket })).rejects.toThrow(/AuthenticatedUsers/);
     await admin.makeRequestAsync({ method: 'PUT', bucketName: bucket, query: 'acl', headers: { 'x-amz-acl': 'private' } });
     await (await createS3BlobStore({ ...moto.config, bucket })).close();
-  }, 60_000);
+  }, 180_000);
 });
 
 describe('plaintext S3 (issue 14 item 5)', () => {
