@@ -15,6 +15,10 @@ export interface S3Config {
   region: string;
   /** Objects up to this size go up in one PUT (see storage/s3-store.ts). */
   partSize: number;
+  /** Idle timeout of every S3 request in ms (S3_TIMEOUT_MS; default 30 s, see storage/s3-store.ts). */
+  timeoutMs?: number;
+  /** S3_ALLOW_PLAINTEXT: plain HTTP to a non-loopback endpoint was explicitly allowed. */
+  allowPlaintext?: boolean;
 }
 
 export interface Config {
@@ -67,6 +71,8 @@ export const SETTINGS = {
   s3Bucket: { env: 'S3_BUCKET', flag: 's3-bucket' },
   s3Region: { env: 'S3_REGION', flag: 's3-region' },
   s3PartSize: { env: 'S3_PART_SIZE', flag: 's3-part-size' },
+  s3TimeoutMs: { env: 'S3_TIMEOUT_MS', flag: 's3-timeout-ms' },
+  s3AllowPlaintext: { env: 'S3_ALLOW_PLAINTEXT', flag: 's3-allow-plaintext' },
   tlsCert: { env: 'TRESOR_TLS_CERT', flag: 'tls-cert' },
   tlsKey: { env: 'TRESOR_TLS_KEY', flag: 'tls-key' },
   tlsCa: { env: 'TRESOR_TLS_CA', flag: 'tls-ca' },
@@ -158,7 +164,18 @@ export function loadConfig(flags: RawSettings = {}, env: NodeJS.ProcessEnv = pro
       bucket,
       region: raw.s3Region ?? 'us-east-1',
       partSize: int('s3PartSize', 5 * GiB, 5 * MiB, 5 * GiB),
+      timeoutMs: int('s3TimeoutMs', 30_000, 100, 600_000),
+      allowPlaintext: bool('s3AllowPlaintext', false),
     };
+    // Patient data and the S3 secret's signatures must not cross a network in clear:
+    // plain HTTP only to this host, unless the operator says so explicitly.
+    if (!s3.useSSL && s3.endPoint && !isLoopbackHost(s3.endPoint) && !s3.allowPlaintext) {
+      problems.push(
+        `${label('s3UseSsl')} is false but ${label('s3Endpoint')} "${s3.endPoint}" is not a loopback address: ` +
+          `patient data would cross the network unencrypted. Use TLS (${SETTINGS.s3UseSsl.env}=true), or, only on a ` +
+          `network you trust, set ${label('s3AllowPlaintext')}=true`,
+      );
+    }
   }
 
   const tls = { cert: raw.tlsCert, key: raw.tlsKey, ca: raw.tlsCa };
@@ -212,6 +229,12 @@ export function loadConfig(flags: RawSettings = {}, env: NodeJS.ProcessEnv = pro
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return deepFreeze(config);
+}
+
+/** Loopback S3 endpoints may be spoken to in plain HTTP: the bytes never leave this host. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

@@ -85,6 +85,7 @@ export const REASONS = {
   // --- unavailable: ours, or a dependency's; the caller may try again -------------------
   'bad-image-pixel-module': spec('unavailable'),
   'blob-missing': spec('unavailable'),
+  'blob-store-unavailable': spec('unavailable'),
   'blob-truncated': spec('unavailable'),
   'bot-unread': spec('unavailable'),
   'ca-key-unavailable': spec('unavailable'),

@@ -14,7 +14,7 @@ import { pipeline } from 'node:stream/promises';
 import { assertCan, scope } from './access.js';
 import type { AuditDoor, AuditLog } from './audit.js';
 import { createStoreTransfer, type StoreTransfer } from './audit-transfer.js';
-import { conflict, forbidden, invalid, tooLarge } from './errors.js';
+import { conflict, forbidden, invalid, isTresorError, tooLarge } from './errors.js';
 import { firstInt, firstString, pick, toDicomJson, type DicomJson } from './dicom/json.js';
 import { SERIES_LEVEL_TAGS, STUDY_LEVEL_TAGS, TAG } from './dicom/levels.js';
 import { parsePart10File, type ParsedObject } from './dicom/parse.js';
@@ -188,7 +188,11 @@ export function createIngestService(d: IngestDeps): IngestService {
       try {
         ({ size: storedSize, sha256 } = await d.blobs.put(key, storedBytes(file, zeroPreamble)));
       } catch (e) {
-        await removeBlob(key);
+        // An outage (timeout, S3 hung or gone) may still complete the upload inside the
+        // store later, and a delete now would only wait for another timeout: leave the
+        // journal entry, so the sweeper (core/blob-journal.ts) removes such a late object.
+        // No row ever points to it, so a re-send stores afresh.
+        if (!(isTresorError(e) && e.kind === 'unavailable')) await removeBlob(key);
         throw e;
       }
       let outcome: InsertOutcome;

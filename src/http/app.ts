@@ -20,7 +20,7 @@ import type { HttpsOptions } from './tls.js';
 /** The part of Deps the HTTP front door uses. */
 export type AppDeps = Pick<
   Deps,
-  'config' | 'logger' | 'db' | 'identity' | 'audit' | 'ingest' | 'query' | 'retrieve' | 'deletion' | 'departmentByName' | 'tuning'
+  'config' | 'logger' | 'db' | 'identity' | 'audit' | 'ingest' | 'query' | 'retrieve' | 'deletion' | 'departmentByName' | 'tuning' | 'blobs'
 >;
 
 export interface BuildAppOptions {
@@ -107,7 +107,7 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
 
   // Readiness for GET /healthz: the database answers.
   const health = async () => void (await deps.db.raw('select 1'));
-  await app.register(healthRoutes, { check: health });
+  await app.register(healthRoutes, { check: health, ready: { database: health, 'blob-store': () => deps.blobs.ping() } });
   await app.register(authRoutes, { identity: deps.identity, rateLimit: opts.authRateLimit ?? { max: 30, timeWindowMs: 60_000 } });
   await app.register(adminRoutes, { identity: deps.identity });
   // Every DICOMweb route is authenticated by the global hook (registerAuth): no

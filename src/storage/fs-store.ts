@@ -6,10 +6,10 @@
 // either complete under its key or absent, never partial.
 
 import { randomUUID } from 'node:crypto';
-import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { access, constants, mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { notFound, unavailable } from '../core/errors.js';
+import { isTresorError, notFound, unavailable } from '../core/errors.js';
 import type { BlobInfo, BlobStore, PutResult } from '../core/ports/blob-store.js';
 import { assertValidKeyPrefix, assertValidObjectKey, isValidObjectKey } from '../core/ports/object-keys.js';
 import { fsyncDir } from '../lib/fs-atomic.js';
@@ -123,6 +123,15 @@ export async function createFsBlobStore(rootDir: string): Promise<BlobStore> {
         assertValidKeyPrefix(prefix); // lazily, like every other failure of list()
         if (overlaps('objects/', prefix)) yield* walk('objects', 2, prefix);
       })();
+    },
+
+    async ping(): Promise<void> {
+      try {
+        await access(path.join(root, 'objects'), constants.W_OK | constants.X_OK);
+      } catch (e) {
+        const mapped = mapFsError(e);
+        throw isTresorError(mapped) ? mapped : unavailable('storage-unavailable', 'object storage is unavailable', e);
+      }
     },
 
     async close(): Promise<void> {},

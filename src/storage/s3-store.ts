@@ -21,24 +21,42 @@
 // A single PUT implies: objects up to 5 GiB (S3's single-PUT limit; partSize is
 // capped there by config), no resumable uploads (a failed put is redone from the
 // start by the caller), and atomic visibility: S3 never exposes a partial PUT.
-// Objects above partSize (only when an operator lowers S3_PART_SIZE) go through
-// minio's multipart upload, which holds one part (partSize bytes) in memory per
-// upload and needs ListMultipartUploads - s3rver, the test server, lacks it, which
-// is why the default partSize is 5 GiB.
+// Objects above partSize (only when an operator lowers S3_PART_SIZE) go up as a
+// multipart upload, streamed part by part from the same file (putMultipart below;
+// tested against moto_server - s3rver has no multipart support, which is why the
+// default partSize is 5 GiB).
 //
 // Retries are disabled: minio would retry a PUT by re-piping the already consumed
 // body stream. Callers retry whole operations instead.
+//
+// Faults (issue 11 item 3). minio 8.0.7 sets no timeout anywhere (internal/request.mjs
+// calls transport.request(opt) and waits for ever; `setRequestOptions` passes only
+// TLS/agent fields), so every request goes through our own `transport` (a documented
+// Client option) that arms an idle timeout on the request's socket: connecting, sending
+// and waiting for and reading the answer all count, and S3_TIMEOUT_MS without a byte
+// either way destroys the request (ETIMEDOUT). A transfer that keeps moving is never cut.
+// Connection failures, timeouts and S3 5xx become TresorError('blob-store-unavailable')
+// with Retry-After (HTTP 503, DIMSE 0xA700). A PUT that timed out may still complete
+// inside S3 later (a hung server that wakes up): the core keeps its journal entry then,
+// so the sweeper removes the object (core/ingest.ts, core/blob-journal.ts).
+//
+// Recovery: the bucket is checked at start and again whenever S3 answers NoSuchBucket
+// (an S3 restart without persistence, an operator who deleted it): it is created again,
+// as at start, and checked for public access again; a put is then retried once (it
+// reads from a file, so it can). Nothing needs a restart.
 
 import { createHash, randomUUID } from 'node:crypto';
 import { ReadStream } from 'node:fs';
+import http, { type ClientRequest, type IncomingMessage, type RequestOptions } from 'node:http';
+import https from 'node:https';
 import { mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { Client, S3Error } from 'minio';
-import type { S3Config } from '../config.js';
-import { isTresorError, notFound, unavailable } from '../core/errors.js';
+import { isLoopbackHost, type S3Config } from '../config.js';
+import { isTresorError, notFound, TresorError, unavailable } from '../core/errors.js';
 import type { BlobInfo, BlobStore, PutResult } from '../core/ports/blob-store.js';
 import { assertValidKeyPrefix, assertValidObjectKey, isValidObjectKey } from '../core/ports/object-keys.js';
 import { ensurePrivateDir, removeStaleFiles, writeNewFile } from './temp-files.js';
@@ -49,7 +67,23 @@ export interface S3StoreOptions {
   spoolDir?: string;
 }
 
+/** Default idle timeout of one S3 request (S3_TIMEOUT_MS). */
+export const DEFAULT_S3_TIMEOUT_MS = 30_000;
+/** Retry-After for an outage: long enough for S3 to come back, short enough for a modality's queue. */
+const OUTAGE_RETRY_AFTER_S = 30;
+/** GET /readyz must answer quickly even when S3 hangs. */
+const PING_TIMEOUT_MS = 2_000;
+
 export async function createS3BlobStore(cfg: S3Config, options: S3StoreOptions = {}): Promise<BlobStore> {
+  const timeoutMs = cfg.timeoutMs ?? DEFAULT_S3_TIMEOUT_MS;
+  if (!cfg.useSSL && !isLoopbackHost(cfg.endPoint)) {
+    // config.ts refuses this without S3_ALLOW_PLAINTEXT; say it loudly at every start.
+    process.emitWarning(
+      `S3 traffic to ${cfg.endPoint} is NOT encrypted (S3_USE_SSL=false, S3_ALLOW_PLAINTEXT=true): patient data and ` +
+        'request signatures cross the network in clear. Use TLS unless this network is trusted.',
+      { code: 'TRESOR_S3_PLAINTEXT' },
+    );
+  }
   const client = new Client({
     endPoint: cfg.endPoint,
     ...(cfg.port === undefined ? {} : { port: cfg.port }),
@@ -59,20 +93,49 @@ export async function createS3BlobStore(cfg: S3Config, options: S3StoreOptions =
     region: cfg.region,
     partSize: cfg.partSize,
     retryOptions: { disableRetry: true },
+    transport: timedTransport(cfg.useSSL ? https : http, timeoutMs),
   });
   const bucket = cfg.bucket;
   const where = `S3 bucket "${bucket}" at ${cfg.endPoint}${cfg.port === undefined ? '' : `:${cfg.port}`}`;
 
-  try {
-    if (!(await client.bucketExists(bucket))) {
-      await client.makeBucket(bucket, cfg.region).catch((e: unknown) => {
-        if (s3Code(e) !== 'BucketAlreadyOwnedByYou') throw e; // lost a race with another instance
-      });
+  /** Creates the bucket when absent and refuses a public one (at start, and after NoSuchBucket). */
+  async function ensureBucket(): Promise<void> {
+    try {
+      if (!(await client.bucketExists(bucket))) {
+        await client.makeBucket(bucket, cfg.region).catch((e: unknown) => {
+          if (s3Code(e) !== 'BucketAlreadyOwnedByYou') throw e; // lost a race with another instance
+        });
+      }
+    } catch (e) {
+      throw unavailable('s3-unavailable', `cannot open ${where}`, e);
     }
-  } catch (e) {
-    throw unavailable('s3-unavailable', `cannot open ${where}`, e);
+    await refusePublicBucket(client, bucket, where);
   }
-  await refusePublicBucket(client, bucket, where);
+  await ensureBucket();
+  /** Set when S3 said NoSuchBucket: the next operation checks (and creates) the bucket first. */
+  let bucketLost = false;
+  let recheck: Promise<void> | undefined;
+  async function bucketReady(): Promise<void> {
+    if (!bucketLost) return;
+    recheck ??= ensureBucket()
+      .then(() => void (bucketLost = false))
+      .finally(() => void (recheck = undefined));
+    try {
+      await recheck;
+    } catch (e) {
+      throw isTresorError(e) && e.kind === 'unavailable' ? outage(e.cause ?? e) : e;
+    }
+  }
+  /** Runs one S3 operation; NoSuchBucket marks the bucket for a re-check. */
+  async function op<T>(fn: () => Promise<T>): Promise<T> {
+    await bucketReady();
+    try {
+      return await fn();
+    } catch (e) {
+      if (s3Code(e) === 'NoSuchBucket') bucketLost = true;
+      throw e;
+    }
+  }
 
   let spoolDir: string;
   let ownSpoolDir = false;
@@ -89,7 +152,7 @@ export async function createS3BlobStore(cfg: S3Config, options: S3StoreOptions =
   async function putFile(key: string, fh: FileHandle): Promise<PutResult> {
     const { size, md5, sha256 } = await digest(fh);
     if (size > cfg.partSize) {
-      await client.putObject(bucket, key, fh.createReadStream({ start: 0, autoClose: false }), size);
+      await putMultipart(key, fh, size);
       return { size, sha256 };
     }
     const res = await client.makeRequestStreamAsync(
@@ -107,6 +170,68 @@ export async function createS3BlobStore(cfg: S3Config, options: S3StoreOptions =
     res.resume();
     await finished(res);
     return { size, sha256 };
+  }
+
+  /**
+   * Multipart upload of a file above partSize, each part streamed from the file with its
+   * own Content-MD5 (and signed SHA-256 over HTTP), so memory stays at one 64 KiB chunk.
+   * Not minio's putObject: in minio 8.0.7 uploadStream numbers parts from 2 and, against
+   * moto_server, sent one part of three and failed on completion (read in
+   * dist/esm/internal/client.mjs uploadStream: `partNumber++` before the upload). On any
+   * failure the upload is aborted, so S3 keeps no orphaned parts (best effort: an abort
+   * during an outage fails too, and the bucket's lifecycle rule for incomplete uploads, if
+   * any, is the backstop). S3 shows the object only after completion: never a partial one.
+   */
+  async function putMultipart(key: string, fh: FileHandle, size: number): Promise<void> {
+    const uploadId = await client.initiateNewMultipartUpload(bucket, key, { 'Content-Type': 'application/octet-stream' });
+    try {
+      const etags: { part: number; etag: string }[] = [];
+      for (let part = 1, start = 0; start < size; part++, start += cfg.partSize) {
+        const end = Math.min(size, start + cfg.partSize) - 1; // inclusive, as fs streams count
+        const { md5, sha256 } = await digest(fh, start, end);
+        const res = await client.makeRequestStreamAsync(
+          {
+            method: 'PUT',
+            bucketName: bucket,
+            objectName: key,
+            query: `partNumber=${part}&uploadId=${encodeURIComponent(uploadId)}`,
+            headers: { 'Content-Length': String(end - start + 1), 'Content-MD5': md5 },
+          },
+          fh.createReadStream({ start, end, autoClose: false }),
+          client.enableSHA256 ? sha256 : '',
+          [200],
+          cfg.region,
+        );
+        res.resume();
+        await finished(res);
+        etags.push({ part, etag: String(res.headers.etag ?? '').replace(/^"|"$/g, '') });
+      }
+      await completeMultipart(key, uploadId, etags);
+    } catch (e) {
+      await client.abortMultipartUpload(bucket, key, uploadId).catch(() => undefined);
+      throw e;
+    }
+  }
+
+  /**
+   * CompleteMultipartUpload, answered by hand: minio's parser reads only a
+   * <CompleteMultipartUploadResult> root and throws a TypeError on moto_server's
+   * <CompleteMultipartUploadResponse>. S3 may answer 200 with an <Error> body
+   * (documented for CompleteMultipartUpload): that is a failure.
+   */
+  async function completeMultipart(key: string, uploadId: string, etags: { part: number; etag: string }[]): Promise<void> {
+    const xml =
+      '<CompleteMultipartUpload>' +
+      etags.map((e) => `<Part><PartNumber>${e.part}</PartNumber><ETag>"${e.etag.replace(/[^0-9a-fA-F-]/g, '')}"</ETag></Part>`).join('') +
+      '</CompleteMultipartUpload>';
+    const res = await client.makeRequestAsync({ method: 'POST', bucketName: bucket, objectName: key, query: `uploadId=${encodeURIComponent(uploadId)}` }, xml);
+    const chunks: Buffer[] = [];
+    for await (const c of res) chunks.push(c as Buffer);
+    const body = Buffer.concat(chunks).toString('utf8');
+    const failed = /<Error>[\s\S]*?<Code>([^<]*)<\/Code>/.exec(body);
+    if (failed || !/<ETag>/.test(body)) {
+      throw Object.assign(new S3Error(`CompleteMultipartUpload failed: ${failed?.[1] ?? 'unexpected answer'}`), { code: failed?.[1] ?? 'InternalError' });
+    }
   }
 
   return {
@@ -127,7 +252,13 @@ export async function createS3BlobStore(cfg: S3Config, options: S3StoreOptions =
           fh = await open(spooled, 'r');
         }
         uploading = true;
-        return await putFile(key, fh);
+        const handle = fh;
+        try {
+          return await op(() => putFile(key, handle));
+        } catch (e) {
+          if (s3Code(e) !== 'NoSuchBucket') throw e;
+          return await op(() => putFile(key, handle)); // the bucket is back: once more, from the file
+        }
       } catch (e) {
         body.destroy();
         // Before the upload, errors are the source's or the local disk's; keep a
@@ -142,7 +273,7 @@ export async function createS3BlobStore(cfg: S3Config, options: S3StoreOptions =
     async get(key: string): Promise<Readable> {
       assertValidObjectKey(key);
       try {
-        return await client.getObject(bucket, key);
+        return await op(() => client.getObject(bucket, key));
       } catch (e) {
         throw mapS3Error(e);
       }
@@ -151,7 +282,7 @@ export async function createS3BlobStore(cfg: S3Config, options: S3StoreOptions =
     async stat(key: string): Promise<BlobInfo | null> {
       assertValidObjectKey(key);
       try {
-        const st = await client.statObject(bucket, key);
+        const st = await op(() => client.statObject(bucket, key));
         return { size: st.size };
       } catch (e) {
         if (isS3NotFound(e)) return null;
@@ -162,7 +293,7 @@ export async function createS3BlobStore(cfg: S3Config, options: S3StoreOptions =
     async delete(key: string): Promise<void> {
       assertValidObjectKey(key);
       try {
-        await client.removeObject(bucket, key); // S3 DELETE of an absent key is a 204
+        await op(() => client.removeObject(bucket, key)); // S3 DELETE of an absent key is a 204
       } catch (e) {
         if (!isS3NotFound(e)) throw mapS3Error(e);
       }
@@ -172,13 +303,36 @@ export async function createS3BlobStore(cfg: S3Config, options: S3StoreOptions =
       return (async function* () {
         assertValidKeyPrefix(prefix); // lazily, like every other failure of list()
         try {
+          await bucketReady();
           for await (const item of client.listObjectsV2(bucket, prefix, true)) {
             if (isValidObjectKey(item.name)) yield item.name;
           }
         } catch (e) {
+          if (s3Code(e) === 'NoSuchBucket') bucketLost = true;
           throw mapS3Error(e);
         }
       })();
+    },
+
+    async ping(): Promise<void> {
+      // HEAD bucket under a short deadline of its own (the request timeout may be long).
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(Object.assign(new Error('S3 did not answer HEAD bucket in time'), { code: 'ETIMEDOUT' })), PING_TIMEOUT_MS);
+      });
+      try {
+        await Promise.race([
+          (async () => {
+            if (!(await client.bucketExists(bucket))) bucketLost = true;
+            await bucketReady();
+          })(),
+          deadline,
+        ]);
+      } catch (e) {
+        throw mapS3Error(e);
+      } finally {
+        clearTimeout(timer);
+      }
     },
 
     async close(): Promise<void> {
@@ -196,13 +350,14 @@ export async function createS3BlobStore(cfg: S3Config, options: S3StoreOptions =
  * there is nothing we can check.
  */
 async function refusePublicBucket(client: Client, bucket: string, where: string): Promise<void> {
-  let policy: string;
+  let policy = '';
   try {
     policy = await client.getBucketPolicy(bucket);
   } catch (e) {
     const code = s3Code(e);
-    if (code && ['NoSuchBucketPolicy', 'NotImplemented', 'MethodNotAllowed', 'AccessDenied'].includes(code)) return;
-    throw unavailable('s3-unavailable', `cannot read the policy of ${where}`, e);
+    if (!(code && ['NoSuchBucketPolicy', 'NotImplemented', 'MethodNotAllowed', 'AccessDenied'].includes(code))) {
+      throw unavailable('s3-unavailable', `cannot read the policy of ${where}`, e);
+    }
   }
   if (grantsPublicAccess(policy)) {
     throw new Error(
@@ -211,6 +366,43 @@ async function refusePublicBucket(client: Client, bucket: string, where: string)
         '(e.g. `mc anonymous set none <alias>/<bucket>`) and start again.',
     );
   }
+  await refusePublicAcl(client, bucket, where);
+}
+
+/**
+ * The other way a bucket is public: its ACL grants to the AllUsers or AuthenticatedUsers
+ * group (any AWS account at all), e.g. a canned `public-read` ACL. Same leniency as for
+ * the policy: a server without GetBucketAcl or a key not allowed to read it passes.
+ */
+async function refusePublicAcl(client: Client, bucket: string, where: string): Promise<void> {
+  let acl: string;
+  try {
+    const res = await client.makeRequestAsync({ method: 'GET', bucketName: bucket, query: 'acl' });
+    const chunks: Buffer[] = [];
+    for await (const c of res) chunks.push(c as Buffer);
+    acl = Buffer.concat(chunks).toString('utf8');
+  } catch (e) {
+    const code = s3Code(e);
+    if (code && ['NotImplemented', 'MethodNotAllowed', 'AccessDenied'].includes(code)) return;
+    throw unavailable('s3-unavailable', `cannot read the ACL of ${where}`, e);
+  }
+  const group = publicAclGroup(acl);
+  if (group) {
+    throw new Error(
+      `${where} has an ACL that grants access to ${group}. Tresor stores patient data and refuses to use a ` +
+        'public bucket: make the ACL private (e.g. `aws s3api put-bucket-acl --bucket <bucket> --acl private`) and start again.',
+    );
+  }
+}
+
+/** The public group an S3 AccessControlPolicy (XML) grants anything to, or null. */
+export function publicAclGroup(aclXml: string): string | null {
+  for (const m of aclXml.matchAll(/<URI>\s*([^<]+?)\s*<\/URI>/g)) {
+    const uri = m[1];
+    if (/\/groups\/global\/AllUsers$/.test(uri)) return 'everyone (AllUsers)';
+    if (/\/groups\/global\/AuthenticatedUsers$/.test(uri)) return 'every AWS account (AuthenticatedUsers)';
+  }
+  return null;
 }
 
 /** True when an S3 bucket policy (JSON) allows anything to anyone. Unreadable policies count as public. */
@@ -243,11 +435,11 @@ function wholeFilePath(body: Readable): string | null {
   return s.path;
 }
 
-async function digest(fh: FileHandle): Promise<{ size: number; md5: string; sha256: string }> {
+async function digest(fh: FileHandle, start = 0, end?: number): Promise<{ size: number; md5: string; sha256: string }> {
   const md5 = createHash('md5');
   const sha256 = createHash('sha256');
   let size = 0;
-  for await (const chunk of fh.createReadStream({ start: 0, autoClose: false })) {
+  for await (const chunk of fh.createReadStream({ start, ...(end === undefined ? {} : { end }), autoClose: false })) {
     md5.update(chunk as Buffer);
     sha256.update(chunk as Buffer);
     size += (chunk as Buffer).length;
@@ -275,10 +467,29 @@ function mapS3Error(e: unknown): unknown {
   if (isTresorError(e)) return e;
   if (isS3NotFound(e)) return notFound('object-not-found');
   const code = s3Code(e) ?? '';
-  if (e instanceof S3Error || NETWORK_CODES.has(code) || /CERT|TLS|SSL/.test(code)) {
-    return unavailable('s3-unavailable', 'object storage is unavailable', e);
-  }
+  if (e instanceof S3Error || NETWORK_CODES.has(code) || /CERT|TLS|SSL/.test(code) || isHttp5xx(e)) return outage(e);
   return e;
+}
+
+/** The blob store cannot serve us now: HTTP 503 + Retry-After, DIMSE 0xA700. */
+function outage(cause: unknown): TresorError {
+  return new TresorError('blob-store-unavailable', 'object storage is unavailable; try again later', { cause, retryAfterSeconds: OUTAGE_RETRY_AFTER_S });
+}
+
+/** minio 8 reports some S3 5xx answers as plain Errors ("Retryable HTTP status: 503", "Request failed after ..."). */
+const isHttp5xx = (e: unknown) => e instanceof Error && /HTTP status: 5\d\d|Request failed after/.test(e.message);
+
+/** An http/https module whose requests carry an idle timeout (see the top of this file). */
+function timedTransport(base: typeof http | typeof https, timeoutMs: number): Pick<typeof http, 'request'> {
+  // minio calls transport.request(options, callback) only (internal/request.mjs).
+  const request = (opt: RequestOptions, cb?: (res: IncomingMessage) => void): ClientRequest => {
+    const req = base.request(opt, cb);
+    req.setTimeout(timeoutMs, () => {
+      req.destroy(Object.assign(new Error(`S3 sent nothing for ${timeoutMs} ms (S3_TIMEOUT_MS)`), { code: 'ETIMEDOUT' }));
+    });
+    return req;
+  };
+  return { request: request as typeof http.request };
 }
 
 /** Spool disk full → unavailable; source-stream errors pass through unchanged. */

@@ -383,3 +383,33 @@ describe('createBlobStore', () => {
     }
   });
 });
+
+describe('readiness ping (GET /readyz)', () => {
+  it('filesystem: answers while the object directory is there, refuses with unavailable once it is gone', async () => {
+    const d = await mkdtemp(path.join(os.tmpdir(), 'tresor-storage-ping-'));
+    const store = await createFsBlobStore(d);
+    try {
+      await store.ping();
+      await rm(d, { recursive: true, force: true });
+      await expect(store.ping()).rejects.toMatchObject({ kind: 'unavailable', reason: 'storage-unavailable' });
+    } finally {
+      await store.close();
+      await rm(d, { recursive: true, force: true });
+    }
+  });
+
+  it('S3: answers while the server does, refuses with blob-store-unavailable once it is stopped', async () => {
+    const s3 = await startS3Server();
+    const store = await createS3BlobStore(s3.config);
+    let stopped = false;
+    try {
+      await store.ping();
+      await s3.stop();
+      stopped = true;
+      await expect(store.ping()).rejects.toMatchObject({ kind: 'unavailable', reason: 'blob-store-unavailable', retryAfterSeconds: 30 });
+    } finally {
+      await store.close();
+      if (!stopped) await s3.stop();
+    }
+  });
+});

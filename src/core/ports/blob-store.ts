@@ -25,6 +25,12 @@ export interface BlobStore {
   delete(key: string): Promise<void>;
   /** Every key under `prefix` (for orphan checks and tests). */
   list(prefix: string): AsyncIterable<string>;
+  /**
+   * Resolves when the store can serve requests now (readiness, GET /readyz), within a
+   * short bounded time; rejects with TresorError('unavailable') otherwise. Cheap: one
+   * request or one stat, no data.
+   */
+  ping(): Promise<void>;
   /** Releases resources. */
   close(): Promise<void>;
 }

@@ -18,12 +18,22 @@ export const WARNING_COERCED = 0xb000;
 
 export type PartOutcome =
   | { ok: true; sopClassUid: string; sopInstanceUid: string; studyUid: string; seriesUid: string; warning?: number }
-  | { ok: false; sopClassUid?: string; sopInstanceUid?: string; reason: number; conflict: boolean };
+  | { ok: false; sopClassUid?: string; sopInstanceUid?: string; reason: number; conflict: boolean; retryAfterSeconds?: number };
 
-/** Which Failure Reason a refused part gets; `conflict` marks refusals that are 409 material. */
-export function failureOf(e: unknown): { reason: number; conflict: boolean } {
+/** Retry-After when an outage gives no figure of its own (RFC 9110 §10.2.3). */
+const DEFAULT_RETRY_AFTER_S = 30;
+
+/**
+ * Which Failure Reason a refused part gets; `conflict` marks refusals that are 409
+ * material; `retryAfterSeconds` marks an outage (blob store or database unavailable):
+ * nothing was stored and the same request may succeed later.
+ */
+export function failureOf(e: unknown): { reason: number; conflict: boolean; retryAfterSeconds?: number } {
   if (!isTresorError(e)) return { reason: FAILURE.processing, conflict: false };
   switch (e.kind) {
+    case 'unavailable':
+      // PS3.18 Table I.2-2 / PS3.4 B.2.3: A700 Refused: Out of Resources, i.e. "try again".
+      return { reason: FAILURE.outOfResources, conflict: false, retryAfterSeconds: e.retryAfterSeconds ?? DEFAULT_RETRY_AFTER_S };
     case 'too-large':
       return { reason: FAILURE.outOfResources, conflict: false };
     case 'forbidden':
@@ -81,10 +91,22 @@ export function stowResponse(outcomes: PartOutcome[], studyUrl: string | undefin
   return ds;
 }
 
-/** PS3.18 Table 10.5.3-1: 200 all stored; 202 some stored or warnings; 409 none stored. */
+/**
+ * PS3.18 Table 10.5.3-1: 200 all stored; 202 some stored or warnings; 409 none stored;
+ * 503 none stored and every failure an outage (PS3.18 §8.6.1.2 / RFC 9110 §15.6.4: the
+ * client retries after Retry-After, see stowHeaders).
+ */
 export function stowStatus(outcomes: PartOutcome[]): number {
   const stored = outcomes.filter((o) => o.ok);
   if (stored.length === outcomes.length) return stored.some((o) => o.ok && o.warning !== undefined) ? 202 : 200;
   if (stored.length > 0) return 202;
+  if (outcomes.every((o) => !o.ok && o.retryAfterSeconds !== undefined)) return 503;
   return 409;
+}
+
+/** Headers of the response beyond its content type: Retry-After on a 503. */
+export function stowHeaders(outcomes: PartOutcome[]): Record<string, string> {
+  if (stowStatus(outcomes) !== 503) return {};
+  const after = Math.max(...outcomes.map((o) => (o.ok ? 0 : (o.retryAfterSeconds ?? 0))));
+  return { 'retry-after': String(after) };
 }

@@ -18,7 +18,7 @@ import { invalid, isTresorError, tooLarge, TresorError } from '../../core/errors
 import { DEPARTMENT_RE } from '../../core/identity/names.js';
 import type { IngestTransfer } from '../../core/ingest.js';
 import { principalOf, problem } from './errors.js';
-import { failureOf, FAILURE, stowResponse, stowStatus, WARNING_COERCED, type PartOutcome } from './stow-response.js';
+import { failureOf, FAILURE, stowHeaders, stowResponse, stowStatus, WARNING_COERCED, type PartOutcome } from './stow-response.js';
 import { instanceUrl, studyUrl } from './urls.js';
 import { IdleTimeoutError, parseMultipart, parseMultipartContentType, type Part } from './multipart.js';
 import type { DicomwebContext } from './context.js';
@@ -121,7 +121,7 @@ export function registerStowRoutes(app: FastifyInstance, ctx: DicomwebContext): 
     const okStudies = new Set(outcomes.flatMap((o) => (o.ok ? [o.studyUid] : [])));
     const studyLink = params.study ? studyUrl(ctx.urls, params.study) : okStudies.size === 1 ? studyUrl(ctx.urls, [...okStudies][0]) : undefined;
     const body = stowResponse(outcomes, studyLink, (o) => instanceUrl(ctx.urls, o.studyUid, o.seriesUid, o.sopInstanceUid));
-    return reply.code(stowStatus(outcomes)).header('content-type', 'application/dicom+json').send(JSON.stringify(body));
+    return reply.code(stowStatus(outcomes)).headers(stowHeaders(outcomes)).header('content-type', 'application/dicom+json').send(JSON.stringify(body));
   };
 
   app.post('/studies', handler);
@@ -192,6 +192,6 @@ async function storeOne(ctx: DicomwebContext, transfer: IngestTransfer, part: Pa
     if (broken) throw broken instanceof TresorError ? broken : invalid('bad-multipart', 'The multipart body is malformed.');
     const f = failureOf(e);
     const ids = peek();
-    return { ok: false, reason: f.reason, conflict: f.conflict, sopClassUid: ids.sopClassUid, sopInstanceUid: ids.sopInstanceUid };
+    return { ok: false, ...f, sopClassUid: ids.sopClassUid, sopInstanceUid: ids.sopInstanceUid };
   }
 }
