@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# `npm test` runs this first (pretest): the tests talk to real dcmtk tools, the pydicom
+# sample files, socat/stunnel and a real S3 server (moto_server). On a Debian machine as
+# root it installs the missing Debian packages; otherwise it fails at once naming them.
+set -euo pipefail
+pkgs=(dcmtk python3-pydicom socat stunnel4 openssl)
+missing=()
+for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing Debian packages the tests need: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "the tests need these Debian packages: ${missing[*]} (as root: apt-get install -y ${missing[*]})" >&2
+    exit 1
+  fi
+fi
+for t in echoscu storescu findscu getscu movescu storescp socat openssl; do
+  command -v "$t" >/dev/null || { echo "required tool missing: $t (apt-get install -y dcmtk socat openssl)" >&2; exit 1; }
+done
+test -d /usr/lib/python3/dist-packages/pydicom/data/test_files || { echo "pydicom sample files missing (apt-get install -y python3-pydicom)" >&2; exit 1; }
+command -v moto_server >/dev/null || python3 -c 'import moto.server' 2>/dev/null || test -x "$HOME/.pyenv/shims/moto_server" || {
+  echo "moto_server missing (S3 fault tests): pip install 'moto[server]==5.2.1'" >&2; exit 1; }
