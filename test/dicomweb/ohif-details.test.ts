@@ -1,0 +1,138 @@
+// Issue 9, "DICOMweb details found with OHIF in Chromium": what OHIF 3.13 tripped over,
+// over real HTTPS with the real app on every pydicom sample — QIDO results without
+// empty attributes that viewers dereference, comma-separated value lists, and /metadata
+// that follows PS3.18 F.2 to the letter.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import dcmjs from 'dcmjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { silenceDcmjs } from '../../src/core/dicom/dcmjs-quiet.js';
+import type { Db } from '../../src/db/knex.js';
+import type { Pki } from '../../src/pki/ca.js';
+import { databasesUnderTest } from '../helpers/db.js';
+import { multipart, raw, startDicomwebServer, type DicomwebServer } from '../helpers/dicomweb.js';
+import { testPki } from '../helpers/http.js';
+import { BROKEN_SAMPLES, sampleFiles } from '../helpers/samples.js';
+
+silenceDcmjs(dcmjs);
+
+interface Sample {
+  name: string;
+  bytes: Buffer;
+  study: string;
+  series: string;
+  sop: string;
+  modality: string;
+}
+
+function readSample(file: string): Sample | null {
+  const bytes = fs.readFileSync(file);
+  try {
+    const d = dcmjs.data.DicomMessage.readFile(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length), { ignoreErrors: true });
+    const s = (t: string) => String(d.dict[t]?.Value?.[0] ?? '').replace(/\0/g, '').trim();
+    return { name: path.basename(file), bytes, study: s('0020000D'), series: s('0020000E'), sop: s('00080018'), modality: s('00080060') };
+  } catch {
+    return null;
+  }
+}
+
+const samples = sampleFiles()
+  .filter((f) => !BROKEN_SAMPLES[path.basename(f)])
+  .map(readSample)
+  .filter((x): x is Sample => x !== null);
+
+/**
+ * OHIF 3.13.2's study-list mapping (extensions/default/src/DicomWebDataSource/qido.js,
+ * getModalities), transcribed: it reads ModalitiesInStudy.Value.length whenever the
+ * attribute is present, which is what crashed the list.
+ */
+function ohifGetModalities(Modality: any, ModalitiesInStudy: any): unknown {
+  if (!Modality && !ModalitiesInStudy) return {};
+  const modalities = Modality || { vr: 'CS', Value: [] };
+  if (ModalitiesInStudy) {
+    if (modalities.vr && modalities.vr === ModalitiesInStudy.vr) {
+      for (let i = 0; i < ModalitiesInStudy.Value.length; i++) {
+        const value = ModalitiesInStudy.Value[i];
+        if (modalities.Value.indexOf(value) === -1) modalities.Value.push(value);
+      }
+    } else return ModalitiesInStudy;
+  }
+  return modalities;
+}
+
+for (const dbu of databasesUnderTest()) {
+  describe(`DICOMweb details found with OHIF, on ${dbu.name}`, () => {
+    let t: { db: Db; close(): Promise<void> };
+    let pki: Pki;
+    let s: DicomwebServer;
+    let token: string;
+    let writer: string;
+    /** SOP Instance UID → the sample stored under it. */
+    const stored = new Map<string, Sample>();
+    const get = (p: string, accept = 'application/dicom+json') => raw(s.url, s.ca, 'GET', p, { token, headers: { accept } });
+
+    beforeAll(async () => {
+      t = await dbu.open();
+      pki = await testPki();
+      s = await startDicomwebServer({ db: t.db, pki });
+      await s.department('radiology');
+      writer = await s.user('rad-writer', [{ department: 'radiology', role: 'writer' }]);
+      token = await s.user('rad-reader', [{ department: 'radiology', role: 'reader' }]);
+      for (const smp of samples) {
+        const m = multipart([{ body: smp.bytes }]);
+        const r = await raw(s.url, s.ca, 'POST', '/dicomweb/studies', { token: writer, headers: { 'content-type': m.contentType, accept: 'application/dicom+json' }, body: m.body });
+        if (r.status === 200) stored.set(smp.sop, stored.get(smp.sop) ?? smp);
+        else expect(r.status, `${smp.name}: ${r.text}`).toBe(409); // a re-send of a stored SOP Instance UID
+      }
+    }, 600_000);
+    afterAll(async () => {
+      await s?.close();
+      await t?.close();
+    });
+
+    // ---- 1. QIDO: no empty attribute that viewers read unguarded ----
+
+    it('the unfiltered study list leaves out an empty ModalitiesInStudy, keeps Type R keys zero-length, and OHIF maps every study', async () => {
+      const r = await get('/dicomweb/studies');
+      expect(r.status).toBe(200);
+      const list = r.json as any[];
+      const studies = new Set([...stored.values()].map((x) => x.study));
+      expect(list.length).toBe(studies.size);
+      const withModality = new Set([...stored.values()].filter((x) => x.modality).map((x) => x.study));
+      const without = [...studies].filter((st) => !withModality.has(st));
+      expect(without.length, 'the samples hold studies without any Modality').toBeGreaterThan(0);
+      for (const m of list) {
+        const uid = m['0020000D'].Value[0];
+        expect(() => ohifGetModalities(m['00080060'], m['00080061']), uid).not.toThrow();
+        if (withModality.has(uid)) expect(m['00080061'].Value.length, uid).toBeGreaterThan(0);
+        else expect(m['00080061'], uid).toBeUndefined();
+        // Type R keys of PS3.18 Table 10.6.3-3 stay, zero-length when unknown (F.2.5: no "Value").
+        for (const tag of ['00080020', '00080050', '00080090', '00100010', '00100020', '00201206', '00201208']) {
+          expect(m[tag], `${uid} ${tag}`).toBeDefined();
+          if ('Value' in m[tag]) expect(m[tag].Value.length, `${uid} ${tag}`).toBeGreaterThan(0);
+        }
+      }
+    });
+
+    it('instance and series results leave out the Type C keys that are not known (Rows, Columns, Series Description…)', async () => {
+      const list = (await get('/dicomweb/instances?limit=1000')).json as any[];
+      expect(list.length).toBe(stored.size);
+      let noRows = 0;
+      for (const m of list) {
+        for (const [tag, el] of Object.entries<any>(m)) {
+          if (['00280008', '00280010', '00280011', '00280100', '0008103E', '00080201'].includes(tag)) {
+            expect(el.Value?.length, `${tag} present only with a value`).toBeGreaterThan(0);
+          }
+        }
+        if (!m['00280010']) noRows++;
+      }
+      expect(noRows, 'some samples are not images').toBeGreaterThan(0);
+      // Asked for by name, an unknown key is still returned zero-length (PS3.18 §10.6.3.3: the
+      // attributes passed as includefield are returned).
+      const asked = (await get('/dicomweb/instances?limit=1000&includefield=00280010')).json as any[];
+      expect(asked.every((m) => m['00280010'] !== undefined)).toBe(true);
+      expect(asked.some((m) => m['00280010'].Value === undefined)).toBe(true);
+    });
+  });
+}
