@@ -134,5 +134,32 @@ for (const dbu of databasesUnderTest()) {
       expect(asked.every((m) => m['00280010'] !== undefined)).toBe(true);
       expect(asked.some((m) => m['00280010'].Value === undefined)).toBe(true);
     });
+
+    // ---- 2. Comma-separated value lists ----
+
+    it('ModalitiesInStudy=CT,MR is the list CT\\MR (PS3.18 §8.3.4.1), also with spaces, and a comma list works for other list-matchable VRs', async () => {
+      const uids = (list: any[]) => list.map((m) => m['0020000D'].Value[0]).sort();
+      const backslash = await get(`/dicomweb/studies?ModalitiesInStudy=${encodeURIComponent('CT\\MR')}`);
+      const comma = await get('/dicomweb/studies?ModalitiesInStudy=CT,MR');
+      const spaced = await get(`/dicomweb/studies?ModalitiesInStudy=${encodeURIComponent('CT, MR')}`);
+      const want = [...new Set([...stored.values()].filter((x) => x.modality === 'CT' || x.modality === 'MR').map((x) => x.study))].sort();
+      expect(want.length).toBeGreaterThan(1);
+      expect(uids(backslash.json)).toEqual(want);
+      expect(uids(comma.json)).toEqual(want);
+      expect(uids(spaced.json)).toEqual(want);
+      // Modality (CS) at the series level, and a date list (DA).
+      const series = (await get('/dicomweb/series?Modality=CT,MR&limit=1000')).json as any[];
+      const wantSeries = new Set([...stored.values()].filter((x) => x.modality === 'CT' || x.modality === 'MR').map((x) => x.series));
+      expect(new Set(series.map((m) => m['0020000E'].Value[0]))).toEqual(wantSeries);
+      const all = (await get('/dicomweb/studies')).json as any[];
+      const dates = [...new Set(all.map((m) => m['00080020']?.Value?.[0]).filter(Boolean))].slice(0, 2) as string[];
+      expect(dates.length).toBe(2);
+      const byDates = (await get(`/dicomweb/studies?StudyDate=${dates.join(',')}`)).json as any[];
+      expect(uids(byDates)).toEqual(uids(all.filter((m) => dates.includes(m['00080020']?.Value?.[0]))));
+      // A comma inside a person name or description is text, not a separator.
+      const named = await get(`/dicomweb/studies?PatientName=${encodeURIComponent('CT,MR')}`);
+      expect(named.status).toBe(200);
+      expect(named.json).toEqual([]);
+    });
   });
 }
