@@ -61,6 +61,58 @@ function ohifGetModalities(Modality: any, ModalitiesInStudy: any): unknown {
   return modalities;
 }
 
+const F2_NUMBER_VRS = new Set(['DS', 'FL', 'FD', 'IS', 'SL', 'SS', 'UL', 'US']);
+const F2_VRS = new Set('AE AS AT CS DA DS DT FD FL IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI UL UN UR US UT UV'.split(' '));
+
+/** Every way a data set breaks PS3.18 F.2 (F.2.2 attribute objects, F.2.3 value types, F.2.5 empty values), as "tag: reason". */
+function f2Violations(ds: Record<string, any>, where = ''): string[] {
+  const out: string[] = [];
+  for (const [tag, el] of Object.entries(ds)) {
+    const at = `${where}${tag}`;
+    if (!/^[0-9A-F]{8}$/.test(tag)) out.push(`${at}: key is not 8 upper-case hex digits`);
+    if (!el || typeof el !== 'object' || !F2_VRS.has(el.vr)) {
+      out.push(`${at}: no valid vr`);
+      continue;
+    }
+    const extra = Object.keys(el).filter((k) => !['vr', 'Value', 'BulkDataURI', 'InlineBinary'].includes(k));
+    if (extra.length) out.push(`${at}: unknown members ${extra.join(',')}`);
+    if (['Value', 'BulkDataURI', 'InlineBinary'].filter((k) => k in el).length > 1) out.push(`${at}: more than one of Value/BulkDataURI/InlineBinary`);
+    if ('BulkDataURI' in el && (typeof el.BulkDataURI !== 'string' || !el.BulkDataURI)) out.push(`${at}: empty BulkDataURI`);
+    if ('InlineBinary' in el && (typeof el.InlineBinary !== 'string' || !el.InlineBinary)) out.push(`${at}: empty InlineBinary`);
+    if (!('Value' in el)) continue;
+    const vals = el.Value;
+    if (!Array.isArray(vals) || vals.length === 0) {
+      out.push(`${at}: Value is not a non-empty array (an empty attribute has no Value, F.2.5)`);
+      continue;
+    }
+    vals.forEach((v: unknown, i: number) => {
+      const vi = `${at}[${i}]`;
+      if (el.vr === 'SQ') {
+        if (!v || typeof v !== 'object' || Array.isArray(v)) out.push(`${vi}: sequence item is not an object`);
+        else out.push(...f2Violations(v as Record<string, any>, `${vi}.`));
+        return;
+      }
+      if (v === null) {
+        if (vals.length < 2) out.push(`${vi}: null outside a multi-valued attribute (F.2.5)`);
+        return;
+      }
+      if (F2_NUMBER_VRS.has(el.vr)) {
+        if (typeof v !== 'number' || !Number.isFinite(v)) out.push(`${vi}: ${el.vr} value ${JSON.stringify(v)} is not a number (F.2.3)`);
+      } else if (el.vr === 'SV' || el.vr === 'UV') {
+        if (!(typeof v === 'number' && Number.isInteger(v)) && !(typeof v === 'string' && /^[+-]?\d+$/.test(v))) out.push(`${vi}: ${el.vr} value is not an integer`);
+      } else if (el.vr === 'AT') {
+        if (typeof v !== 'string' || !/^[0-9A-F]{8}$/.test(v)) out.push(`${vi}: AT value ${JSON.stringify(v)} is not 8 hex digits (F.2.3)`);
+      } else if (el.vr === 'PN') {
+        const keys = v && typeof v === 'object' ? Object.keys(v) : [];
+        if (!keys.length || keys.some((k) => !['Alphabetic', 'Ideographic', 'Phonetic'].includes(k) || typeof (v as any)[k] !== 'string' || !(v as any)[k])) {
+          out.push(`${vi}: PN value ${JSON.stringify(v)} is not an object of non-empty component groups (F.2.2.1)`);
+        }
+      } else if (typeof v !== 'string' || v === '') out.push(`${vi}: ${el.vr} value ${JSON.stringify(v)} is not a non-empty string (F.2.3, F.2.5)`);
+    });
+  }
+  return out;
+}
+
 for (const dbu of databasesUnderTest()) {
   describe(`DICOMweb details found with OHIF, on ${dbu.name}`, () => {
     let t: { db: Db; close(): Promise<void> };
@@ -160,6 +212,76 @@ for (const dbu of databasesUnderTest()) {
       const named = await get(`/dicomweb/studies?PatientName=${encodeURIComponent('CT,MR')}`);
       expect(named.status).toBe(200);
       expect(named.json).toEqual([]);
+    });
+    // ---- 3. /metadata per PS3.18 F.2 ----
+
+    it('/metadata of every stored sample follows PS3.18 F.2: no [""] or [null], AT as 8 hex digits, PN objects, numbers for IS/DS', async () => {
+      const studies = [...new Set([...stored.values()].map((x) => x.study))];
+      const problems: string[] = [];
+      let instances = 0;
+      const vrs = new Set<string>();
+      const visit = (ds: Record<string, any>) => {
+        for (const el of Object.values<any>(ds)) {
+          vrs.add(el.vr);
+          if (el.vr === 'SQ') for (const item of el.Value ?? []) visit(item);
+        }
+      };
+      for (const st of studies) {
+        const r = await get(`/dicomweb/studies/${st}/metadata`);
+        expect(r.status, st).toBe(200);
+        for (const ds of r.json as any[]) {
+          instances++;
+          visit(ds);
+          problems.push(...f2Violations(ds).map((p) => `${ds['00080018']?.Value?.[0]} ${p}`));
+        }
+      }
+      expect(instances).toBe(stored.size);
+      expect(problems).toEqual([]);
+      // The check had something to check: the samples carry these VRs.
+      for (const vr of ['AT', 'PN', 'IS', 'DS', 'SQ', 'US', 'FD']) expect(vrs.has(vr), vr).toBe(true);
+      // A multi-frame sample's Frame Increment Pointer, as the issue saw it.
+      for (const [name, want] of [['JPEG2000.dcm', ['00540010', '00540020']], ['rtdose.dcm', ['3004000C']]] as const) {
+        // The instance stored under this sample's SOP Instance UID (a few samples share one).
+        const smp = stored.get(samples.find((x) => x.name === name)?.sop ?? '');
+        expect(smp, name).toBeDefined();
+        const md = (await get(`/dicomweb/studies/${smp!.study}/series/${smp!.series}/instances/${smp!.sop}/metadata`)).json[0];
+        expect(md['00280009'], name).toEqual({ vr: 'AT', Value: want });
+      }
+    });
+
+    it('a row stored the old way ([""], [null], AT integers, PN text, IS strings) is served per F.2, by /metadata and by QIDO', async () => {
+      const smp = [...stored.values()].find((x) => x.modality === 'CT')!;
+      const url = `/dicomweb/studies/${smp.study}/series/${smp.series}/instances/${smp.sop}/metadata`;
+      const [row] = await t.db('instances').where({ sop_instance_uid: smp.sop }).select('metadata');
+      const md = typeof row.metadata === 'string' ? JSON.parse(row.metadata) : row.metadata;
+      const old = {
+        ...md,
+        '00080050': { vr: 'SH', Value: [''] },
+        '00081030': { vr: 'LO', Value: [null] },
+        '00280009': { vr: 'AT', Value: [5505040, 5505056] },
+        '00080090': { vr: 'PN', Value: [''] },
+        '00081050': { vr: 'PN', Value: ['Doe^Jane=\u5c71\u7530', {}] },
+        '00200013': { vr: 'IS', Value: [' 7'] },
+        '00080008': { vr: 'CS', Value: ['ORIGINAL', ''] },
+        '00400275': { vr: 'SQ', Value: [{ '00400009': { vr: 'SH', Value: [''] } }] },
+      };
+      await t.db('instances').where({ sop_instance_uid: smp.sop }).update({ metadata: JSON.stringify(old) });
+      const r = await get(url);
+      expect(r.status).toBe(200);
+      const got = r.json[0];
+      expect(f2Violations(got)).toEqual([]);
+      expect(got['00080050']).toEqual({ vr: 'SH' });
+      expect(got['00081030']).toEqual({ vr: 'LO' });
+      expect(got['00280009']).toEqual({ vr: 'AT', Value: ['00540010', '00540020'] });
+      expect(got['00080090']).toEqual({ vr: 'PN' });
+      expect(got['00081050']).toEqual({ vr: 'PN', Value: [{ Alphabetic: 'Doe^Jane', Ideographic: '\u5c71\u7530' }, null] });
+      expect(got['00200013']).toEqual({ vr: 'IS', Value: [7] });
+      expect(got['00080008']).toEqual({ vr: 'CS', Value: ['ORIGINAL', null] });
+      expect(got['00400275']).toEqual({ vr: 'SQ', Value: [{ '00400009': { vr: 'SH' } }] });
+      // QIDO renders stored JSON too (includefield=all).
+      const q = (await get(`/dicomweb/studies/${smp.study}/series/${smp.series}/instances?SOPInstanceUID=${smp.sop}&includefield=all`)).json[0];
+      expect(f2Violations(q)).toEqual([]);
+      expect(q['00280009']).toEqual({ vr: 'AT', Value: ['00540010', '00540020'] });
     });
   });
 }

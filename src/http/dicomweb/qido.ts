@@ -8,6 +8,7 @@
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { DicomJson } from '../../core/dicom/json.js';
+import { normalizeDicomJson } from '../../core/dicom/json-normalize.js';
 import type { DicomwebContext } from './context.js';
 import { principalOf } from './errors.js';
 import { qidoRequest } from './qido-params.js';
@@ -35,10 +36,12 @@ export function registerQidoRoutes(app: FastifyInstance, ctx: DicomwebContext): 
       const p = principalOf(request);
       const params = request.params as Record<string, string>;
       const req = qidoRequest(level, request.query as Record<string, unknown>, fixedOf(params));
+      // Results carry stored JSON (includefield=all, keys kept in the metadata): rows stored
+      // before ingest normalized are rendered per PS3.18 F.2 here (json-normalize.ts).
       // One audited search (core/query-audit.ts): the identifier's values may be patient
       // names, so the row gets the level and counts only.
       const result = await ctx.deps.query.search(p, req, { via: 'dicomweb', details: params.study ? { studyUid: params.study } : {} });
-      const body = result.matches.map((m) => withRetrieveUrl(level, withoutEmptyModalities(m), ctx));
+      const body = result.matches.map((m) => withRetrieveUrl(level, withoutEmptyModalities(normalizeDicomJson(m)), ctx));
       if (result.truncated) reply.header('warning', TRUNCATION_WARNING);
       return reply.code(200).header('content-type', 'application/dicom+json').send(JSON.stringify(body));
     };
