@@ -7,6 +7,7 @@
 import cors from '@fastify/cors';
 import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
+import type { Http2SecureServer, ServerHttp2Session } from 'node:http2';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Deps } from '../deps.js';
 import { registerAuth } from './auth.js';
@@ -36,9 +37,53 @@ export interface BuildAppOptions {
 
 export const DEFAULT_BODY_LIMIT = 1024 * 1024;
 
+/** The node:http server fields that also govern HTTP/1.1 connections of an HTTP/2 server with allowHTTP1. */
+type Http1Timeouts = { headersTimeout: number; requestTimeout: number; keepAliveTimeout: number; connectionsCheckingInterval: number };
+
+/**
+ * Fastify sets requestTimeout and keepAliveTimeout only on an HTTP/1 server, and
+ * http2.createSecureServer ignores node:http's creation options. With allowHTTP1 Node
+ * handles HTTP/1.1 connections with node:http's own connection code, which reads these
+ * fields from the server, and starts its timeout checks on 'listening' with
+ * connectionsCheckingInterval: so they are set here, before listen (slowloris: headers
+ * within headersTimeout, a whole request within requestTimeout). HTTP/2 streams get the
+ * session idle timeout (http2SessionTimeout), STOW-RS its own idle timer, and Node's
+ * HTTP/2 flood protections (rapid reset, CONTINUATION) stay on.
+ */
+/**
+ * On close, HTTP/2 sessions get GOAWAY (their open streams finish, no new ones start)
+ * and idle HTTP/1.1 keep-alive sockets are closed, as Fastify does for an HTTP/1 server;
+ * on Node 20 an HTTP/2 server would otherwise wait for every idle browser session to time out.
+ */
+function closeGracefullyOnShutdown(app: FastifyInstance): void {
+  const server = app.server as unknown as Http2SecureServer;
+  const sessions = new Set<ServerHttp2Session>();
+  server.on('session', (session: ServerHttp2Session) => {
+    sessions.add(session);
+    session.once('close', () => sessions.delete(session));
+  });
+  app.addHook('preClose', async () => {
+    for (const session of sessions) if (!session.closed && !session.destroyed) session.close();
+    (server as unknown as { closeIdleConnections?: () => void }).closeIdleConnections?.();
+  });
+}
+
+function applyHttp1Timeouts(server: Http1Timeouts, https: HttpsOptions): void {
+  server.headersTimeout = https.headersTimeout ?? 10_000;
+  server.requestTimeout = 600_000;
+  server.keepAliveTimeout = 10_000;
+  server.connectionsCheckingInterval = https.connectionsCheckingInterval ?? 1_000;
+}
+
 export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<FastifyInstance> {
   const app = Fastify({
-    ...(opts.https ? { https: opts.https } : {}),
+    // HTTP/2 with HTTP/1.1 kept, by ALPN (http/tls.ts). request.raw and reply.raw are then
+    // Node's HTTP/2 compatibility objects (streams like IncomingMessage/ServerResponse)
+    // for h2 requests, and the usual ones for HTTP/1.1.
+    // An HTTP/2 connection with no frame either way for 72 s is closed (Fastify's
+    // session.setTimeout), like an idle HTTP/1.1 keep-alive socket below.
+    // (Fastify's option types are per server kind; the instance is typed as one below.)
+    ...((opts.https ? { http2: true, https: { ...opts.https, allowHTTP1: true }, http2SessionTimeout: 72_000 } : {}) as object),
     loggerInstance: deps.logger,
     bodyLimit: opts.bodyLimit ?? DEFAULT_BODY_LIMIT,
     // Request bodies with __proto__ or constructor.prototype are refused, not cleaned.
@@ -70,6 +115,10 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
       },
     },
   }) as unknown as FastifyInstance;
+  if (opts.https) {
+    applyHttp1Timeouts(app.server as unknown as Http1Timeouts, opts.https);
+    closeGracefullyOnShutdown(app);
+  }
 
   if (opts.onRoute) {
     const listener = opts.onRoute;

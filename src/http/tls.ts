@@ -18,7 +18,15 @@ export const TLS12_CIPHERS = [
 
 export const TLS13_CIPHERS = ['TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256'] as const;
 
-export type HttpsOptions = TlsOptions & SecureContextOptions & { allowHTTP1?: boolean };
+/** TLS options, plus the HTTP/2 session settings and the HTTP/1.1 timeouts that app.ts applies to the server. */
+export type HttpsOptions = TlsOptions &
+  SecureContextOptions & {
+    allowHTTP1?: boolean;
+    settings?: { maxConcurrentStreams?: number; maxHeaderListSize?: number };
+    maxHeaderListPairs?: number;
+    headersTimeout?: number;
+    connectionsCheckingInterval?: number;
+  };
 
 export function httpsOptions(pki: Pick<Pki, 'serverCertPem' | 'serverKeyPem'>): HttpsOptions {
   return {
@@ -34,7 +42,16 @@ export function httpsOptions(pki: Pick<Pki, 'serverCertPem' | 'serverKeyPem'>): 
     // No TLS-level renegotiation tricks or session tickets keyed forever: tickets rotate
     // with the process (Node generates a random ticket key at start).
     sessionTimeout: 300,
-    // node:http server options, read only when the server is created: a client must
+    // HTTP/2 (RFC 9113) and HTTP/1.1 on the one port, chosen by ALPN (RFC 7301): Node's
+    // HTTP/2 server offers "h2" and, with allowHTTP1, "http/1.1"; a client without ALPN
+    // gets HTTP/1.1. A viewer asking for 25 frames at once multiplexes them on one
+    // connection instead of queuing behind a browser's six HTTP/1.1 connections.
+    allowHTTP1: true,
+    // HTTP/2 limits per connection: RFC 9113 §6.5.2 recommends allowing at least 100
+    // concurrent streams; header lists as large as Node's HTTP/1.1 parser accepts (16 KiB).
+    settings: { maxConcurrentStreams: 100, maxHeaderListSize: 16 * 1024 },
+    maxHeaderListPairs: 128,
+    // HTTP/1.1 timeouts (app.ts puts them on the server before it listens): a client must
     // send its headers within 10 s (408 otherwise), checked every second so slow
     // clients are cut off promptly rather than up to 30 s late.
     headersTimeout: 10_000,

@@ -500,7 +500,7 @@ describe.each(databasesUnderTest())('query on $name', (dbu) => {
       expect(m['00200013']).toEqual({ vr: 'IS', Value: [1] });
       expect(m['00280010']).toEqual({ vr: 'US', Value: [512] });
       expect(m['00280100']).toEqual({ vr: 'US', Value: [16] });
-      expect(m['00280008']).toEqual({ vr: 'IS' });
+      expect(m['00280008']).toBeUndefined(); // Type C "shall be present if known" (PS3.18 Table 10.6.3-5): left out when unknown
       expect(m['0020000E']).toEqual({ vr: 'UI', Value: ['1.2.3.1.1'] });
       expect(m['7FE00010']).toBeUndefined();
       expect(m['00291010']).toBeUndefined();

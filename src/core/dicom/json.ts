@@ -3,6 +3,7 @@
 // than INLINE_LIMIT become a relative BulkDataURI ("bulkdata/<tag path>") that
 // the DICOMweb front door resolves against the instance's URL (PS3.18 §8.7.4).
 
+import { normalizeDicomJson } from './json-normalize.js';
 import { BINARY_VRS } from './vr.js';
 
 export type DicomJsonElement = { vr: string; Value?: unknown[]; InlineBinary?: string; BulkDataURI?: string };
@@ -55,7 +56,8 @@ export function toDicomJson(dict: Record<string, any>, path: string[] = []): Dic
     const cleaned = values.map((v) => cleanValue(v, [...path, key]));
     out[key] = cleaned.length ? { vr, Value: cleaned } : { vr };
   }
-  return out;
+  // The whole data set once, at the top: stored metadata is DICOM JSON as PS3.18 F.2 writes it.
+  return path.length ? out : normalizeDicomJson(out);
 }
 
 /** First value of an attribute as a string (PN: the Alphabetic group), or undefined. */

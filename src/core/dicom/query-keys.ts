@@ -125,7 +125,13 @@ export function knownLevel(tag: string): KeyLevel | undefined {
 }
 
 // PS3.18 Tables 10.6.3-3, -4, -5: attributes returned without being asked for.
-// RetrieveURL is added by the front door. Tags in IF_PRESENT are left out when empty.
+// RetrieveURL is added by the front door. Tags in IF_PRESENT are left out when empty:
+// they are the tables' Type C rows, "Shall be present if known" (Specific Character
+// Set, Instance Availability, Timezone Offset From UTC, Series Description, Rows,
+// Columns, Bits Allocated, Number of Frames, the Performed Procedure Step and Request
+// Attributes keys). Type R rows (PS3.4 C.2.2.1 Required Keys) stay, zero-length when
+// unknown, which DICOM JSON writes as an element without "Value" (PS3.18 F.2.5).
+// ModalitiesInStudy is the one deliberate exception, made by the QIDO front door (qido.ts).
 export const DEFAULT_RETURN_KEYS: Record<'PATIENT' | 'STUDY' | 'SERIES' | 'IMAGE', readonly string[]> = {
   PATIENT: ['00100010', '00100020', '00100030', '00100040', '00201200', '00201202', '00201204'],
   STUDY: [
@@ -136,7 +142,9 @@ export const DEFAULT_RETURN_KEYS: Record<'PATIENT' | 'STUDY' | 'SERIES' | 'IMAGE
   SERIES: ['00080060', '00080201', '0008103E', '0020000D', '0020000E', '00200011', '00201209', '00400244', '00400245', '00400275'],
   IMAGE: ['00080016', '00080018', '00080056', '00080201', '0020000D', '0020000E', '00200013', '00280008', '00280010', '00280011', '00280100'],
 };
-export const IF_PRESENT: ReadonlySet<string> = new Set(['00080201', '00400244', '00400245', '00400275']);
+export const IF_PRESENT: ReadonlySet<string> = new Set([
+  '00080005', '00080056', '00080201', '0008103E', '00280008', '00280010', '00280011', '00280100', '00400244', '00400245', '00400275',
+]);
 
 /** Keys a query carries that are about the query itself, not a matching or return key. */
 export function isIgnoredKey(tag: string): boolean {

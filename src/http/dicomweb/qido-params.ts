@@ -9,12 +9,15 @@ import dcmjs from 'dcmjs';
 import { invalid } from '../../core/errors.js';
 import type { DicomJson, DicomJsonElement } from '../../core/dicom/json.js';
 import { vrOf } from '../../core/dicom/query-keys.js';
+import { NUMERIC_VRS } from '../../core/dicom/vr.js';
 import type { QueryRequest } from '../../core/query.js';
 import type { QidoLevel } from './types.js';
 
 const TAG_RE = /^[0-9A-Fa-f]{8}$/;
 const RESERVED = new Set(['limit', 'offset', 'fuzzymatching', 'includefield', 'accept', 'charset']);
 const MAX_PARAMS = 128;
+/** VRs whose character repertoire has no comma (PS3.5 Table 6.2-1), so a comma can only separate values. */
+const COMMA_LIST_VRS: ReadonlySet<string> = new Set(['UI', 'CS', 'DA', 'TM', 'DT', 'AS', 'IS', 'DS', ...NUMERIC_VRS]);
 
 /** An attribute ID (keyword or tag) → 8 upper-case hex digits; throws invalid for unknown keywords. */
 export function tagOf(id: string): string {
@@ -97,7 +100,9 @@ function element(tag: string, value: string): DicomJsonElement {
   const vr = vrOf(tag);
   if (value === '') return { vr };
   if (vr === 'SQ') throw invalid('bad-attribute-path', 'A sequence is matched through its attributes.');
-  // UID lists: PS3.18 allows commas; UIDs never contain commas or backslashes.
-  const v = vr === 'UI' ? value.replace(/,/g, '\\') : value;
+  // PS3.18 §8.3.4.1: a comma-separated value is a list of values, as `\` separates them
+  // in a C-FIND identifier. Only where no value can itself hold a comma (PS3.5 Table
+  // 6.2-1 character repertoires): for PN, LO, SH and other text a comma is text.
+  const v = COMMA_LIST_VRS.has(vr) ? value.replace(/,/g, '\\') : value;
   return { vr, Value: [v] };
 }

@@ -8,6 +8,7 @@
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { DicomJson } from '../../core/dicom/json.js';
+import { normalizeDicomJson } from '../../core/dicom/json-normalize.js';
 import type { DicomwebContext } from './context.js';
 import { principalOf } from './errors.js';
 import { qidoRequest } from './qido-params.js';
@@ -19,6 +20,7 @@ const STUDY = '0020000D';
 const SERIES = '0020000E';
 const SOP_INSTANCE = '00080018';
 const RETRIEVE_URL = '00081190';
+const MODALITIES_IN_STUDY = '00080061';
 
 export const TRUNCATION_WARNING = '299 tresor "The number of results exceeded the maximum supported by the server or the limit requested; use offset to get more."';
 
@@ -34,10 +36,12 @@ export function registerQidoRoutes(app: FastifyInstance, ctx: DicomwebContext): 
       const p = principalOf(request);
       const params = request.params as Record<string, string>;
       const req = qidoRequest(level, request.query as Record<string, unknown>, fixedOf(params));
+      // Results carry stored JSON (includefield=all, keys kept in the metadata): rows stored
+      // before ingest normalized are rendered per PS3.18 F.2 here (json-normalize.ts).
       // One audited search (core/query-audit.ts): the identifier's values may be patient
       // names, so the row gets the level and counts only.
       const result = await ctx.deps.query.search(p, req, { via: 'dicomweb', details: params.study ? { studyUid: params.study } : {} });
-      const body = result.matches.map((m) => withRetrieveUrl(level, m, ctx));
+      const body = result.matches.map((m) => withRetrieveUrl(level, withoutEmptyModalities(normalizeDicomJson(m)), ctx));
       if (result.truncated) reply.header('warning', TRUNCATION_WARNING);
       return reply.code(200).header('content-type', 'application/dicom+json').send(JSON.stringify(body));
     };
@@ -48,6 +52,23 @@ export function registerQidoRoutes(app: FastifyInstance, ctx: DicomwebContext): 
   app.get('/studies/:study/series', search('SERIES', (p) => ({ [STUDY]: p.study })));
   app.get('/studies/:study/instances', search('IMAGE', (p) => ({ [STUDY]: p.study })));
   app.get('/studies/:study/series/:series/instances', search('IMAGE', (p) => ({ [STUDY]: p.study, [SERIES]: p.series })));
+}
+
+/**
+ * ModalitiesInStudy (0008,0061) is Type R in PS3.18 Table 10.6.3-3, so the core returns
+ * it zero-length ({"vr":"CS"}, PS3.18 F.2.5) for a study none of whose series has a
+ * Modality. Modality is Type 1 in every General Series module (PS3.3 C.7.3.1), so such a
+ * study holds non-conformant objects and its modalities are simply not known; viewers
+ * read a present ModalitiesInStudy's Value unguarded (OHIF 3.13 getModalities fails on
+ * it and the whole study list is lost). Here — and only here, C-FIND keeps PS3.4's
+ * zero-length return keys — an attribute without a value is left out, the reading of
+ * "not known" that PS3.18 gives the table's Type C rows (query-keys.ts IF_PRESENT).
+ */
+function withoutEmptyModalities(m: DicomJson): DicomJson {
+  const el = m[MODALITIES_IN_STUDY];
+  if (!el || (Array.isArray(el.Value) && el.Value.length > 0)) return m;
+  const { [MODALITIES_IN_STUDY]: _omitted, ...rest } = m;
+  return rest;
 }
 
 /** PS3.18 Tables 10.6.3-3…5: each result carries the URL to retrieve it. */

@@ -52,6 +52,11 @@ const LINGER_BYTES = 16 * 1024 * 1024;
  * 1 GB upload over the limit costs at most LINGER_BYTES.
  */
 function lingerThenClose(req: IncomingMessage): void {
+  // HTTP/2: req.socket is the whole connection, shared by other streams. The unread
+  // body is refused on this stream alone, RST_STREAM(NO_ERROR) after the complete
+  // response (RFC 9113 §8.1).
+  const h2 = (req as { stream?: { close(code?: number): void; destroyed?: boolean } }).stream;
+  if (req.httpVersionMajor === 2) return void (h2 && !h2.destroyed && h2.close(0));
   const socket = req.socket;
   // (app.inject's simulated requests have no real socket to linger on.)
   if (!socket || socket.destroyed || typeof socket.destroy !== 'function') return;

@@ -9,6 +9,7 @@ import { invalid, isTresorError, unavailable } from '../../core/errors.js';
 import { bulkValueAt, readHeaderDict } from '../../core/dicom/pixels/bulkdata.js';
 import { imagePixelModule, parseFrameList } from '../../core/dicom/pixels/frame-plan.js';
 import { transcodeToExplicitLittle } from '../../core/dicom/pixels/transcode.js';
+import { normalizeDicomJson } from '../../core/dicom/json-normalize.js';
 import type { StoredInstance } from '../../core/retrieve.js';
 import type { MediaRange } from './accept.js';
 import type { DicomwebContext } from './context.js';
@@ -120,7 +121,8 @@ export function registerWadoRoutes(app: FastifyInstance, ctx: DicomwebContext): 
     const index = await r.list(retrieveRequestOf(params));
     // Instances are immutable (a SOP Instance UID is stored once, with one sha256):
     // the list of (UID, hash) and the link base identify the representation.
-    const h = createHash('sha256').update(`${ctx.urls.publicUrl ?? ''}${ctx.urls.prefix}\n`);
+    // "f2": the JSON rendering's revision, so caches of the pre-F.2 rendering are not revalidated.
+    const h = createHash('sha256').update(`f2\n${ctx.urls.publicUrl ?? ''}${ctx.urls.prefix}\n`);
     for (const r of index) h.update(`${r.seriesUid}/${r.sopInstanceUid}:${r.sha256}\n`);
     const etag = `"${h.digest('base64url')}"`;
     reply.header('etag', etag).header('cache-control', 'private, no-cache').header('vary', 'Authorization, Accept');
@@ -134,7 +136,8 @@ export function registerWadoRoutes(app: FastifyInstance, ctx: DicomwebContext): 
       yield '[';
       for (let i = 0; i < rows.length; i++) {
         const r = rows[i];
-        yield (i ? ',' : '') + JSON.stringify(withBulkDataUris(r.metadata, instanceUrl(ctx.urls, r.studyUid, r.seriesUid, r.sopInstanceUid)));
+        // PS3.18 F.2 also for rows stored before ingest normalized (json-normalize.ts).
+        yield (i ? ',' : '') + JSON.stringify(withBulkDataUris(normalizeDicomJson(r.metadata), instanceUrl(ctx.urls, r.studyUid, r.seriesUid, r.sopInstanceUid)));
       }
       yield ']';
     }
