@@ -56,6 +56,8 @@ export const REASONS = {
   unauthenticated: spec('unauthenticated'),
   'account-unusable': { kind: 'unauthenticated', invalidToken: true },
   'bad-credentials': spec('unauthenticated'),
+  // An open DIMSE association whose device/user was disabled, lost a role, or whose certificate was replaced.
+  'credentials-revoked': spec('unauthenticated'),
   'invalid-token': { kind: 'unauthenticated', invalidToken: true },
   locked: spec('unauthenticated'),
   'missing-token': spec('unauthenticated'),
