@@ -63,6 +63,8 @@ export class TresorScp extends DimseConnection {
     socket: TLSSocket,
     private readonly source: string,
     private readonly deps: ResolvedDeps,
+    /** Moves the connection to the authenticated pool (listener.ts); false = association limits full. */
+    private readonly admit: () => boolean = () => true,
   ) {
     super(
       socket,
@@ -146,6 +148,10 @@ export class TresorScp extends DimseConnection {
     // Came through `tresor edge`: self-declared by the edge, recorded for visibility only (edge/announce.ts).
     const edge = edgeOf(rq.implementationVersion);
     if (edge) decision.audit.edge = edge;
+    if (decision.ok && !this.guard.closed && !this.admit()) {
+      // PS3.8 §9.3.4: transient, service provider (presentation), local limit exceeded — try later.
+      decision = { ok: false, reason: 'association-limit', rejection: { result: RejectCode.ResultTransient, source: RejectCode.SourcePresentation, reason: RejectCode.LocalLimitExceeded }, audit: { ...decision.audit, reason: 'association-limit' } };
+    }
     if (!decision.ok) {
       this.log.info({ callingAe: rq.callingAe, reason: decision.reason }, 'dimse association rejected');
       void this.audit('denied', decision.audit, null).catch((e) => this.log.error({ err: String(e) }, 'audit failed'));
