@@ -2,12 +2,15 @@
 // graceful shutdown on SIGTERM/SIGINT.
 
 import type { FastifyInstance } from 'fastify';
+import fs from 'node:fs/promises';
+import path from 'node:path';
 import type { Config } from './config.js';
 import { createDeps, dimseServerDeps, type Deps } from './deps.js';
 import { buildApp } from './http/app.js';
 import { httpsOptions } from './http/tls.js';
 import { startDimseServer } from './dimse/server.js';
 import type { Logger } from './log.js';
+import { checkKeyFileMode, checkTlsMaterial, cleanTempDir, tightenModes } from './startup-checks.js';
 
 export interface RunningServer {
   deps: Deps;
@@ -18,9 +21,19 @@ export interface RunningServer {
 }
 
 export async function startServer(config: Readonly<Config>, logger: Logger): Promise<RunningServer> {
+  // Everything Tresor creates is its own (issue 14, item 7): PGlite writes 0666/0755 otherwise.
+  process.umask(0o077);
+  // Key files readable by others are refused before anything is read from them (startup-checks.ts).
+  const keyFiles = config.tls.key !== undefined ? [config.tls.key] : [path.join(config.dataDir, 'tls', 'server.key'), path.join(config.dataDir, 'tls', 'ca.key')];
+  for (const f of keyFiles) await fs.access(f).then(() => checkKeyFileMode(f), () => undefined);
   const deps = await createDeps(config, logger);
   let http: FastifyInstance | undefined;
   try {
+    for (const w of checkTlsMaterial(deps.pki)) logger.warn(w);
+    const fixed = await tightenModes(config.dataDir, [path.join(config.dataDir, 'blobs')]);
+    if (fixed) logger.warn({ entries: fixed }, 'removed group/other permissions under the data directory (it must be private to Tresor)');
+    const stale = await cleanTempDir(deps.tmpDir);
+    if (stale) logger.warn({ entries: stale }, 'removed temporary files left by an earlier run');
     const boot = await deps.identity.bootstrapAdmin({ adminPassword: config.adminPassword });
     if (boot.created && boot.passwordFile) {
       // The file, never the password (ARCHITECTURE.md "Interfaces").

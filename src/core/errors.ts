@@ -56,6 +56,8 @@ export const REASONS = {
   unauthenticated: spec('unauthenticated'),
   'account-unusable': { kind: 'unauthenticated', invalidToken: true },
   'bad-credentials': spec('unauthenticated'),
+  // An open DIMSE association whose device/user was disabled, lost a role, or whose certificate was replaced.
+  'credentials-revoked': spec('unauthenticated'),
   'invalid-token': { kind: 'unauthenticated', invalidToken: true },
   locked: spec('unauthenticated'),
   'missing-token': spec('unauthenticated'),
@@ -119,6 +121,9 @@ export const REASONS = {
   'bad-validity': spec('invalid'),
   'csr-key-unsupported': spec('invalid'),
   'tls-ca-missing': spec('invalid'),
+  'tls-cert-expired': spec('invalid'),
+  'tls-key-permissions': spec('invalid'),
+  'tls-key-too-weak': spec('invalid'),
   'tls-cert-unreadable': spec('invalid'),
   'tls-file-unreadable': spec('invalid'),
   'tls-files-inconsistent': spec('invalid'),

@@ -17,6 +17,7 @@
 
 import { createHash } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
+import type { HeldCredential, RecheckResult } from '../core/identity/index.js';
 import type { Principal } from '../core/principal.js';
 import { APPLICATION_CONTEXT_NAME, RejectCode, type AssociateRq } from './protocol/pdu.js';
 
@@ -31,6 +32,12 @@ export interface DimseAuthenticator {
   byUserIdentity(i: { type: 1 | 2 | 5; primary: string; secondary?: string; callingAe: string; source: string }): Promise<Principal | null>;
   /** A registered C-MOVE destination: host and port come from its record, never from the request. */
   moveDestination(aeTitle: string): Promise<MoveDestination | null>;
+  /**
+   * Whether the credentials an open association was accepted with still hold (account
+   * enabled, rights not reduced, certificate still the bound one, password unchanged),
+   * and the principal as it is now. Asked before every request (scp.ts).
+   */
+  recheck(held: HeldCredential): Promise<RecheckResult>;
 }
 
 export interface MoveDestination {
@@ -61,6 +68,8 @@ export type AssociationDecision =
       via: 'certificate' | 'user-identity' | 'certificate+user-identity';
       /** Send a User Identity server response (PS3.7 §D.3.3.7.2). */
       identityConfirmed: boolean;
+      /** The device certificate that took part, re-checked before every request. */
+      certificate?: { fingerprint256: string; deviceId: number };
       audit: Record<string, unknown>;
     }
   | { ok: false; rejection: Rejection; reason: string; audit: Record<string, unknown> };
@@ -108,9 +117,10 @@ export async function authenticateAssociation(i: AuthenticateInput): Promise<Ass
 
   // 1. The certificate, if any.
   let certPrincipal: Principal | null = null;
+  let fingerprint256 = '';
   const cert = i.socket.getPeerX509Certificate();
   if (cert) {
-    const fingerprint256 = fingerprintOfDer(cert.raw);
+    fingerprint256 = fingerprintOfDer(cert.raw);
     audit.certificate = fingerprint256;
     if (!i.socket.authorized) {
       audit.tls = String(i.socket.authorizationError ?? 'unverified');
@@ -164,6 +174,7 @@ export async function authenticateAssociation(i: AuthenticateInput): Promise<Ass
     principal: { ...principal, source: i.source },
     via,
     identityConfirmed: idPrincipal !== null && uid?.positiveResponseRequested === true,
+    ...(certPrincipal ? { certificate: { fingerprint256, deviceId: certPrincipal.id } } : {}),
     audit: { ...audit, via },
   };
 }

@@ -4,6 +4,7 @@
 // primary field is the calling AE title it is a device passcode — which therefore
 // only ever authenticates the device calling as itself — otherwise a user login.
 
+import type { HeldCredential, RecheckResult } from '../core/identity/index.js';
 import type { Principal } from '../core/principal.js';
 import type { DimseAuthenticator, MoveDestination } from './association.js';
 
@@ -13,6 +14,7 @@ export interface IdentityForDimse {
   authenticateDevicePasscode(i: { aeTitle: string; passcode: string; source?: string }): Promise<Principal | null>;
   authenticateAccessToken(jwt: string, source?: string): Promise<Principal | null>;
   moveDestination(aeTitle: string): Promise<MoveDestination | null>;
+  recheckPrincipal(held: HeldCredential): Promise<RecheckResult>;
 }
 
 export function dimseAuthenticatorFrom(identity: IdentityForDimse): DimseAuthenticator {
@@ -25,5 +27,6 @@ export function dimseAuthenticatorFrom(identity: IdentityForDimse): DimseAuthent
       return identity.authenticatePassword({ username: i.primary, password: i.secondary, source: i.source });
     },
     moveDestination: (ae) => identity.moveDestination(ae),
+    recheck: (held) => identity.recheckPrincipal(held),
   };
 }

@@ -11,9 +11,11 @@ import dimse from 'dcmjs-dimse';
 import { buildPart10Header } from '../core/dicom/part10.js';
 import { isValidUid } from '../core/dicom/uids.js';
 import { recordAssociation, recordSecurityAlert } from '../core/audit-association.js';
+import { unauthenticated } from '../core/errors.js';
+import type { HeldCredential } from '../core/identity/index.js';
 import type { IngestTransfer } from '../core/ingest.js';
 import { principalLabel, type Principal } from '../core/principal.js';
-import { authenticateAssociation, uniformDelay, type AssociationDecision } from './association.js';
+import { AUTH_REJECTION, authenticateAssociation, uniformDelay, type AssociationDecision } from './association.js';
 import { DimseConnection, type DcmMessage, type DcmPresentationContext } from './protocol/connection.js';
 import { Exchange, SERVICE_BY_FIELD, type AssociationScope } from './exchange.js';
 import type { CloseReason } from './protocol/guard.js';
@@ -24,7 +26,7 @@ import { handleGet } from './handlers/get.js';
 import { handleMove } from './handlers/move.js';
 import { handleStore } from './handlers/store.js';
 import { negotiateContexts, PcResult, type NegotiatedContext, type ServiceKind } from './protocol/negotiation.js';
-import { AbortReasonCode, encodeAssociateRj, parseAssociateRq, PduError, PduType, RejectCode, type AssociateRq } from './protocol/pdu.js';
+import { AbortReasonCode, AbortSourceCode, encodeAssociateRj, parseAssociateRq, PduError, PduType, RejectCode, type AssociateRq } from './protocol/pdu.js';
 import type { DimseDeps, DimseTuning } from './services.js';
 import { DimseStatus, statusForError } from './status.js';
 import { Part10TempWriter } from './store-writer.js';
@@ -54,11 +56,15 @@ export class TresorScp extends DimseConnection {
   /** All C-STOREs of this association: one `store` row when it ends (PS3.15 A.5.3.10). */
   private transfer?: IngestTransfer;
   private echoes = 0;
+  /** The credentials the association was accepted with: re-checked before every request. */
+  private held?: HeldCredential;
 
   constructor(
     socket: TLSSocket,
     private readonly source: string,
     private readonly deps: ResolvedDeps,
+    /** Moves the connection to the authenticated pool (listener.ts); false = association limits full. */
+    private readonly admit: () => boolean = () => true,
   ) {
     super(
       socket,
@@ -121,6 +127,15 @@ export class TresorScp extends DimseConnection {
         requireBoth: this.deps.config.dimseRequireBoth,
         authenticator: this.deps.authenticator,
       });
+      if (decision.ok) {
+        this.held = { principal: decision.principal, ...(decision.certificate ? { certificate: decision.certificate } : {}) };
+        if (decision.principal.kind === 'user') {
+          // The user's token generation as of now: a password change later ends the association.
+          const now = await this.deps.authenticator.recheck(this.held);
+          if (now.ok) this.held.generation = now.generation;
+          else decision = { ok: false, reason: `revoked-${now.reason}`, rejection: AUTH_REJECTION, audit: { ...decision.audit, reason: `revoked-${now.reason}` } };
+        }
+      }
     } catch (e) {
       // An authenticator failure (database down…) looks like any other refusal to the peer.
       this.log.error({ err: e instanceof Error ? e.message : String(e) }, 'dimse authenticator failed');
@@ -133,6 +148,10 @@ export class TresorScp extends DimseConnection {
     // Came through `tresor edge`: self-declared by the edge, recorded for visibility only (edge/announce.ts).
     const edge = edgeOf(rq.implementationVersion);
     if (edge) decision.audit.edge = edge;
+    if (decision.ok && !this.guard.closed && !this.admit()) {
+      // PS3.8 §9.3.4: transient, service provider (presentation), local limit exceeded — try later.
+      decision = { ok: false, reason: 'association-limit', rejection: { result: RejectCode.ResultTransient, source: RejectCode.SourcePresentation, reason: RejectCode.LocalLimitExceeded }, audit: { ...decision.audit, reason: 'association-limit' } };
+    }
     if (!decision.ok) {
       this.log.info({ callingAe: rq.callingAe, reason: decision.reason }, 'dimse association rejected');
       void this.audit('denied', decision.audit, null).catch((e) => this.log.error({ err: String(e) }, 'audit failed'));
@@ -221,11 +240,46 @@ export class TresorScp extends DimseConnection {
     this.log[level]({ reason, detail, echoes: this.echoes }, 'dimse association closed');
     // Aborted or cut off: what was stored so far is still one transfer, with how it ended.
     void this.endTransfer(reason);
-    if (reason === 'protocol-violation' || reason === 'write-stall' || reason === 'local-abort') {
+    if (reason === 'protocol-violation' || reason === 'write-stall' || reason === 'local-abort' || reason === 'revoked') {
       // Before acceptance this is the association's one (refusing) row; after, an alert.
       if (!this.scope) void this.audit('denied', { ...this.rqSummary, reason, detail }).catch(() => undefined);
       else void recordSecurityAlert(this.deps.audit, { principal: this.scope.principal, source: this.source, association: this.assocId, details: { ...this.rqSummary, reason, detail } });
     }
+  }
+
+  /**
+   * Before every request: do the credentials the association was accepted with still
+   * hold? (core/identity/recheck.ts: the account, its roles, the certificate, the
+   * password.) If not, the request is refused with 0124H "Refused: Not Authorized"
+   * (PS3.7 Annex C, general failure status) so that the peer's log says why, and the
+   * association is then aborted: an A-ABORT from the service user (PS3.8 §7.3.1, source 0;
+   * the reason field is not significant for that source, §9.3.8). Not an A-RELEASE: it
+   * waits for the peer's answer (PS3.8 §7.2.2), which a peer that keeps sending need not
+   * give soon, and SCUs rarely expect a release from the acceptor; carrying on would let
+   * the next request in under credentials that no longer hold. A gain of rights just
+   * updates the principal for this and later requests.
+   */
+  private async stillAuthorized(ex: Exchange, service: string): Promise<boolean> {
+    const scope = this.scope!;
+    let reason: string;
+    try {
+      const now = await this.deps.authenticator.recheck(this.held!);
+      if (now.ok) {
+        scope.principal = now.principal;
+        this.held = { ...this.held!, principal: now.principal };
+        return true;
+      }
+      reason = now.reason;
+    } catch (e) {
+      // Fail closed, but the association may live: a database hiccup is not a revocation.
+      scope.log.error({ op: service, err: e instanceof Error ? e.message : String(e) }, 'dimse principal re-check failed');
+      await ex.fail({ status: DimseStatus.OutOfResources, comment: 'recheck-unavailable' }).catch(() => undefined);
+      return false;
+    }
+    scope.log.warn({ op: service, reason }, 'dimse request refused: credentials revoked; aborting the association');
+    await ex.fail(statusForError(unauthenticated('credentials-revoked'), ex.service)).catch(() => undefined);
+    this.guard.abort('revoked', reason, AbortReasonCode.NotSpecified, AbortSourceCode.ServiceUser);
+    return false;
   }
 
   /** dcmjs-dimse extension point: where the C-STORE data set goes (never memory). */
@@ -277,6 +331,7 @@ export class TresorScp extends DimseConnection {
       await writer?.discard();
       return ex.fail({ status: DimseStatus.SopClassNotSupported, comment: 'wrong-presentation-context' });
     }
+    if (!(await this.stillAuthorized(ex, service))) return writer?.discard();
     const run = async (): Promise<void> => {
       try {
         switch (service) {

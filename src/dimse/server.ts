@@ -15,8 +15,14 @@ export type { DimseDeps, DimseTuning } from './services.js';
 export type { DimseAuthenticator, MoveDestination } from './association.js';
 
 export const DEFAULT_TUNING: DimseTuning = {
-  handshakeTimeoutMs: 10_000,
-  artimMs: 30_000,
+  // The unauthenticated phase is short (issue 14, item 4): a device completes its TLS
+  // handshake and sends its A-ASSOCIATE-RQ within milliseconds; an idle socket waits at
+  // most 5 s + 10 s before it is closed (ARTIM, PS3.8 §9.1.5, is ours to choose).
+  handshakeTimeoutMs: 5_000,
+  artimMs: 10_000,
+  // 8 per address: a `tresor edge` or a NAT carries several devices' handshakes at once.
+  maxPendingConnections: 32,
+  maxPendingPerAddress: 8,
   idleMs: 120_000,
   pduMs: 60_000,
   writeStallMs: 60_000,
@@ -72,10 +78,12 @@ export async function startDimseServer(deps: DimseDeps): Promise<DimseServer> {
     caPem: deps.pki.caCertPem,
     maxConnections: deps.config.limits.maxAssociations,
     maxConnectionsPerAddress: deps.config.limits.maxAssociationsPerAddress,
+    maxPending: tuning.maxPendingConnections,
+    maxPendingPerAddress: tuning.maxPendingPerAddress,
     handshakeTimeoutMs: tuning.handshakeTimeoutMs,
     logger: log,
-    onConnection(socket, address) {
-      const scp = new TresorScp(socket, address, resolved);
+    onConnection(socket, address, admit) {
+      const scp = new TresorScp(socket, address, resolved, admit);
       live.add(scp);
       socket.once('close', () => live.delete(scp));
     },

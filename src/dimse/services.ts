@@ -36,6 +36,13 @@ export interface PkiMaterial {
 /** Timeouts and sizes; defaults in server.ts. Tests shorten them. */
 export interface DimseTuning {
   handshakeTimeoutMs: number;
+  /**
+   * Connections not yet authenticated (TLS handshake, A-ASSOCIATE-RQ, authentication), in
+   * total and per address: separate from, and far below, the association limits
+   * (listener.ts), so that a few addresses that never authenticate lock nobody out.
+   */
+  maxPendingConnections: number;
+  maxPendingPerAddress: number;
   /** A-ASSOCIATE-RQ must arrive (and the decision be made) within this (PS3.8 ARTIM). */
   artimMs: number;
   idleMs: number;

@@ -86,21 +86,33 @@ describe('dcmjs-dimse defects, guarded', () => {
     expect((await e.closed(3000)).map((p) => p.type)).toEqual([0x07]);
   });
 
-  it('3. concurrent associations are limited in total and per address', async () => {
-    const limited = await startDimseEnv({ limits: { maxAssociations: 6, maxAssociationsPerAddress: 3 } });
+  it('3. concurrent connections are limited in total and per address (pending and associated apart)', async () => {
+    // Connections that have not associated yet are "pending" (listener.ts, issue 14 item 4): their own pool.
+    const limited = await startDimseEnv({ limits: { maxAssociations: 2, maxAssociationsPerAddress: 2 }, tuning: { maxPendingConnections: 6, maxPendingPerAddress: 3 } });
     try {
       const d = await limited.device('LIM1', [['radiology', 'reader']]);
       const conns: RawClient[] = [];
       for (let i = 0; i < 3; i++) conns.push(await connectRaw(limited.port, { creds: d, caPath: limited.caPath, localAddress: '127.0.0.2' }));
-      // The fourth from the same address is dropped before any TLS work…
+      // The fourth pending one from the same address is dropped before any TLS work…
       await expect(connectRaw(limited.port, { creds: d, caPath: limited.caPath, localAddress: '127.0.0.2' })).rejects.toThrow();
       // …while another address still gets in, and a real client works.
       const echo = await run('echoscu', ['-aet', 'LIM1', '-aec', AE, ...tlsArgs(d, limited.caPath), '127.0.0.1', String(limited.port)]);
       expect(echo.code).toBe(0);
       for (let i = 0; i < 3; i++) conns.push(await connectRaw(limited.port, { creds: d, caPath: limited.caPath, localAddress: `127.0.0.${3 + i}` }));
-      // Six open: the total is reached for everybody.
-      await expect(connectRaw(limited.port, { creds: d, caPath: limited.caPath, localAddress: '127.0.0.9' })).rejects.toThrow();
-      for (const c of conns) c.destroy();
+      // Six pending: the pool is full; a newcomer evicts the oldest of the busiest address (127.0.0.2).
+      const late = await connectRaw(limited.port, { creds: d, caPath: limited.caPath, localAddress: '127.0.0.9' });
+      await conns[0].closed(5000);
+      expect(conns[0].ended).toBe(true);
+      expect(conns[3].ended).toBe(false);
+      // Associated connections count against the association limits (2), not the pending pool.
+      const echoCtx = [{ id: 1, abstractSyntax: UID.Verification as string, transferSyntaxes: [UID.ImplicitLE as string] }];
+      const a1 = await associate(conns[3], { callingAe: 'LIM1', contexts: echoCtx });
+      const a2 = await associate(conns[4], { callingAe: 'LIM1', contexts: echoCtx });
+      const a3 = await associate(conns[5], { callingAe: 'LIM1', contexts: echoCtx });
+      expect([a1, a2].map((a) => (a === 'closed' ? 'closed' : a.type))).toEqual([0x02, 0x02]);
+      // The third: A-ASSOCIATE-RJ transient, service provider (presentation), local limit exceeded (PS3.8 §9.3.4).
+      expect(a3 === 'closed' ? 'closed' : a3.body.subarray(1, 4).toString('hex')).toBe('020302');
+      for (const c of [...conns, late]) c.destroy();
     } finally {
       await limited.close();
     }

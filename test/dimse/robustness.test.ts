@@ -33,7 +33,7 @@ describe('robustness', () => {
 
   beforeAll(async () => {
     // Limits above the number of hostile connections, so that the timers (not the limits) must clean up.
-    env = await startDimseEnv({ limits: { maxAssociations: 400, maxAssociationsPerAddress: 400 }, tuning: { artimMs: 8_000 } });
+    env = await startDimseEnv({ limits: { maxAssociations: 400, maxAssociationsPerAddress: 400 }, tuning: { artimMs: 8_000, maxPendingConnections: 400, maxPendingPerAddress: 400 } });
     dev = await env.device('CT01', [['radiology', 'writer'], ['radiology', 'reader']]);
     // A 24 MB object to retrieve: what a peer that stops reading never takes.
     const c = await connectRaw(env.port, { creds: dev, caPath: env.caPath });

@@ -11,6 +11,7 @@ import { invalid } from '../errors.js';
 import { createAdministration, type Administration } from './admin.js';
 import { createAuthentication, type Authentication } from './auth.js';
 import type { IdentityContext } from './context.js';
+import { createRecheck, type RecheckPrincipal } from './recheck.js';
 import { createLockout, DEFAULT_LOCKOUT_POLICY, type LockoutPolicy, type LockoutRepo } from './lockout.js';
 import type { TokenService } from './tokens.js';
 import type { IdentityRepo } from './types.js';
@@ -19,6 +20,7 @@ import type { CertificateIssuer } from '../ports/certificate-issuer.js';
 
 export type { Session, IssuedToken } from './auth.js';
 export type { RoleInput } from './admin.js';
+export type { HeldCredential, RecheckResult, RevocationReason } from './recheck.js';
 
 /** File holding a generated bootstrap password (ARCHITECTURE.md, "Interfaces"). */
 export const INITIAL_ADMIN_PASSWORD_FILE = 'initial-admin-password';
@@ -40,6 +42,8 @@ export interface IdentityOptions {
 export type Identity = Authentication & {
   admin: Administration;
   tokens: TokenService;
+  /** An earlier authentication still holds (open DIMSE associations, before each request). */
+  recheckPrincipal: RecheckPrincipal;
   /** Deletes lockout rows that have been quiet for a day (call now and then). */
   pruneLockouts(): Promise<number>;
   bootstrapAdmin(opts: { adminPassword?: string }): Promise<BootstrapResult>;
@@ -55,6 +59,7 @@ export function createIdentity(opts: IdentityOptions): Identity {
     ...createAuthentication(ctx),
     admin: createAdministration(ctx),
     tokens: opts.tokens,
+    recheckPrincipal: createRecheck(ctx),
     pruneLockouts: () => lockout.prune(),
     bootstrapAdmin: (b) => bootstrap(ctx, opts.dataDir, b),
   };

@@ -44,6 +44,8 @@ export type CloseReason =
   | 'write-stall'
   | 'protocol-violation'
   | 'local-abort'
+  /** The association's credentials were revoked while it was open (scp.ts stillAuthorized). */
+  | 'revoked'
   | 'server-shutdown';
 
 export interface GuardHandlers {

@@ -3,6 +3,16 @@
 // the handshake deadline, connection limits in total and per remote address
 // (dcmjs-dimse has none, README.md defect 3), and TCP_NODELAY on every socket.
 //
+// Two pools (issue 14, item 4). A connection is *pending* from TCP accept until its
+// association is accepted (TLS handshake, A-ASSOCIATE-RQ, authentication): nobody knows
+// who it is yet, so a few addresses must not be able to hold them all. Pending
+// connections have their own, much smaller limits — per address, and in total, where a
+// full pool evicts the oldest pending connection of the address holding the most
+// (fair: the flooder loses its own, a device's single handshake survives). Once
+// authenticated (`admit()`), a connection counts against the association limits
+// (`maxAssociations`, `maxAssociationsPerAddress`), which pending connections never touch.
+// The phase is also short in time: the TLS handshake deadline here, ARTIM in the guard.
+//
 // Client certificates are requested but not required by the TLS layer
 // (rejectUnauthorized: false): PS3.15 §B.1 allows a connection without one when
 // the association then authenticates with user identity (PS3.7 §D.3.3.7), and the
@@ -39,18 +49,30 @@ export interface ListenerOptions {
   certPem: string;
   /** The CA(s) whose client certificates are verified (Tresor's CA). */
   caPem: string;
+  /** Authenticated associations, in total and per address. */
   maxConnections: number;
   maxConnectionsPerAddress: number;
+  /**
+   * Without these (the edge, which authenticates nothing itself), every connection stays
+   * pending and the connection limits apply to all, refusing the newest (no eviction).
+   * Connections not yet authenticated, in total (the oldest of the busiest address is evicted) and per address (the newest is refused). */
+  maxPending?: number;
+  maxPendingPerAddress?: number;
   handshakeTimeoutMs: number;
   logger: Logger;
-  /** A TLS connection whose handshake completed. */
-  onConnection(socket: tls.TLSSocket, remoteAddress: string): void;
+  /**
+   * A TLS connection whose handshake completed. `admit()` moves it to the authenticated
+   * pool when its association is accepted; false = the association limits are full (refuse it).
+   */
+  onConnection(socket: tls.TLSSocket, remoteAddress: string, admit: () => boolean): void;
 }
 
 export interface TlsListener {
   port: number;
   /** Open TCP connections (including handshakes in progress). */
   connectionCount(): number;
+  /** Connections not authenticated yet. */
+  pendingCount(): number;
   /** Stops accepting; destroys every socket still open after `graceMs`. */
   close(graceMs?: number): Promise<void>;
 }
@@ -61,10 +83,37 @@ export function normalizeAddress(a: string | undefined): string {
   return a.startsWith('::ffff:') ? a.slice(7) : a;
 }
 
+/** Counts per address. */
+class Tally {
+  private readonly n = new Map<string, number>();
+  get(a: string): number {
+    return this.n.get(a) ?? 0;
+  }
+  add(a: string, d: number): void {
+    const v = this.get(a) + d;
+    if (v <= 0) this.n.delete(a);
+    else this.n.set(a, v);
+  }
+  busiest(): string | undefined {
+    let best: string | undefined;
+    for (const [a, v] of this.n) if (best === undefined || v > this.get(best)) best = a;
+    return best;
+  }
+}
+
 export async function listenTls(o: ListenerOptions): Promise<TlsListener> {
   const sockets = new Set<net.Socket>();
-  const perAddress = new Map<string, number>();
+  const twoPools = o.maxPending !== undefined;
+  const maxPending = o.maxPending ?? o.maxConnections;
+  const maxPendingPerAddress = o.maxPendingPerAddress ?? o.maxConnectionsPerAddress;
+  const maxOpen = twoPools ? o.maxConnections + maxPending : o.maxConnections;
+  /** Pending connections in arrival order (a Set iterates in insertion order): the first of an address is its oldest. */
+  const pending = new Map<net.Socket, string>();
+  const pendingBy = new Tally();
+  const admittedBy = new Tally();
+  let admitted = 0;
   let refusedSinceLog = 0;
+  let evictedSinceLog = 0;
 
   const server = tls.createServer({
     key: o.keyPem,
@@ -80,36 +129,73 @@ export async function listenTls(o: ListenerOptions): Promise<TlsListener> {
     dhparam: 'auto',
   });
 
+  const unpend = (socket: net.Socket): void => {
+    const a = pending.get(socket);
+    if (a === undefined) return;
+    pending.delete(socket);
+    pendingBy.add(a, -1);
+  };
+
+  /** Frees a pending slot: the oldest connection of the address that holds the most. */
+  const evictOne = (): void => {
+    const victim = pendingBy.busiest();
+    for (const [socket, a] of pending) {
+      if (a !== victim) continue;
+      unpend(socket);
+      if (evictedSinceLog++ % 100 === 0) o.logger.warn({ address: a, pending: pending.size, evicted: evictedSinceLog }, 'dimse pending connection evicted: unauthenticated pool full');
+      // PS3.8 §9.1.4 note 1: a lack of resources may close a connection before any association.
+      socket.destroy();
+      return;
+    }
+  };
+
   // Counted at TCP accept, before any TLS work, so that a flood of handshakes is bounded too.
   server.prependListener('connection', (socket: net.Socket) => {
     const address = normalizeAddress(socket.remoteAddress);
-    const n = perAddress.get(address) ?? 0;
-    if (sockets.size >= o.maxConnections || n >= o.maxConnectionsPerAddress) {
+    const fromAddress = pendingBy.get(address);
+    if (fromAddress >= maxPendingPerAddress || sockets.size >= maxOpen || (!twoPools && pending.size >= maxPending)) {
       refusedSinceLog++;
       if (refusedSinceLog === 1 || refusedSinceLog % 100 === 0) {
-        o.logger.warn({ address, open: sockets.size, fromAddress: n, refused: refusedSinceLog }, 'dimse connection refused: limit reached');
+        o.logger.warn({ address, open: sockets.size, pendingFromAddress: fromAddress, refused: refusedSinceLog }, 'dimse connection refused: limit reached');
       }
       socket.destroy();
       return;
     }
+    if (pending.size >= maxPending) evictOne();
     sockets.add(socket);
-    perAddress.set(address, n + 1);
+    pending.set(socket, address);
+    pendingBy.add(address, 1);
     // Nagle + delayed ACK stalls every DIMSE round trip by ~40 ms with dcmtk peers.
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 60_000);
     socket.once('close', () => {
       sockets.delete(socket);
-      const left = (perAddress.get(address) ?? 1) - 1;
-      if (left <= 0) perAddress.delete(address);
-      else perAddress.set(address, left);
+      unpend(socket);
+      if (admittedSockets.delete(socket)) {
+        admitted--;
+        admittedBy.add(address, -1);
+      }
     });
   });
+  const admittedSockets = new WeakSet<net.Socket>();
+
+  /** The TLS socket wraps the TCP one (`_parent`… is private): we key by the TCP socket the TLS socket was created on. */
+  const admitFor = (tcp: net.Socket, address: string) => (): boolean => {
+    if (!pending.has(tcp)) return false; // evicted or closed meanwhile
+    if (admitted >= o.maxConnections || admittedBy.get(address) >= o.maxConnectionsPerAddress) return false;
+    unpend(tcp);
+    admittedSockets.add(tcp);
+    admitted++;
+    admittedBy.add(address, 1);
+    return true;
+  };
 
   server.on('secureConnection', (socket: tls.TLSSocket) => {
     if (socket.destroyed) return;
     socket.setNoDelay(true);
+    const tcp = (socket as unknown as { _parent?: net.Socket })._parent ?? socket;
     try {
-      o.onConnection(socket, normalizeAddress(socket.remoteAddress));
+      o.onConnection(socket, normalizeAddress(socket.remoteAddress), admitFor(tcp, normalizeAddress(socket.remoteAddress)));
     } catch (e) {
       o.logger.error({ err: e instanceof Error ? e.message : String(e) }, 'dimse connection handler failed');
       socket.destroy();
@@ -146,6 +232,7 @@ export async function listenTls(o: ListenerOptions): Promise<TlsListener> {
   return {
     port,
     connectionCount: () => sockets.size,
+    pendingCount: () => pending.size,
     close: (graceMs = 0) =>
       new Promise<void>((resolve) => {
         clearInterval(window);

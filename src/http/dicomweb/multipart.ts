@@ -10,6 +10,12 @@
 //    We only ever call write() when the previous write has completed, so every parse
 //    step runs inside our try/catch and becomes a 400, never an uncaught exception.
 //  - it silently caps part headers at 80 KiB and 2000 pairs; we lower the pairs.
+//  - a part whose header block is not ended by a blank line before the next boundary
+//    (`--b CRLF Content-Type: x CRLF --b--`: the CRLF before `--b` belongs to the
+//    delimiter, RFC 2046 §5.1.1) is emitted as a part but never gets its 'header' event,
+//    and Dicer does not count it: waiting for its headers hung the request until the
+//    idle timeout (issue 14). Such a part's headers are settled as missing as soon as
+//    Dicer moves on (the next part, the closing boundary, or an error): a 400.
 
 import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
@@ -95,6 +101,12 @@ export function parseMultipart(source: Readable, boundary: string, limits: Multi
     let pending = 0;
     let idle: NodeJS.Timeout | undefined;
     let current: DicerPart | undefined;
+    /** Parts whose 'header' event has not come yet: settled as headerless when Dicer moves on. */
+    const awaitingHeaders = new Set<(h: Record<string, string> | null) => void>();
+    const headersMissing = () => {
+      for (const settle of awaitingHeaders) settle(null);
+      awaitingHeaders.clear();
+    };
 
     const armIdle = () => {
       if (idle) clearTimeout(idle);
@@ -132,6 +144,7 @@ export function parseMultipart(source: Readable, boundary: string, limits: Multi
     };
 
     dicer.on('part', (part) => {
+      headersMissing();
       parts++;
       if (parts > limits.maxParts) {
         part.resume();
@@ -142,12 +155,20 @@ export function parseMultipart(source: Readable, boundary: string, limits: Multi
       const index = parts - 1;
       part.on('error', () => undefined); // reported through dicer's own 'error'
       part.pause();
-      const headers = new Promise<Record<string, string>>((res) => part.on('header', (h) => res(flatten(h))));
+      const headers = new Promise<Record<string, string> | null>((res) => {
+        const settle = (h: Record<string, string> | null) => {
+          awaitingHeaders.delete(settle);
+          res(h);
+        };
+        awaitingHeaders.add(settle);
+        part.on('header', (h) => settle(flatten(h)));
+      });
       chain = chain.then(async () => {
         try {
           if (settled && !dicerFinished) return;
           current = part;
           const h = await headers;
+          if (!h) throw invalid('bad-multipart', `Part ${index + 1} ends before its headers do: end the header block with an empty line (CRLF CRLF), then the body.`);
           const ct = h['content-type'];
           const media = ct ? parseMediaType(ct) : null;
           await onPart({ index, headers: h, mediaType: media ? `${media.type}/${media.subtype}` : ct ? 'invalid' : undefined, body: part });
@@ -163,8 +184,12 @@ export function parseMultipart(source: Readable, boundary: string, limits: Multi
       });
       chain.catch(() => undefined);
     });
-    dicer.on('error', (e) => fail(invalid('bad-multipart', `The multipart body is malformed: ${safeMessage(e)}.`)));
+    dicer.on('error', (e) => {
+      headersMissing();
+      fail(invalid('bad-multipart', `The multipart body is malformed: ${safeMessage(e)}.`));
+    });
     dicer.on('finish', () => {
+      headersMissing();
       dicerFinished = true;
       maybeDone();
     });
