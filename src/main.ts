@@ -8,6 +8,7 @@ import { buildApp } from './http/app.js';
 import { httpsOptions } from './http/tls.js';
 import { startDimseServer } from './dimse/server.js';
 import type { Logger } from './log.js';
+import { acquireDataDirLock } from './lib/data-dir-lock.js';
 
 export interface RunningServer {
   deps: Deps;
@@ -18,7 +19,15 @@ export interface RunningServer {
 }
 
 export async function startServer(config: Readonly<Config>, logger: Logger): Promise<RunningServer> {
-  const deps = await createDeps(config, logger);
+  // Before anything is written: one process per data directory (lib/data-dir-lock.ts).
+  const lock = acquireDataDirLock(config.dataDir, 'serve');
+  let deps: Deps;
+  try {
+    deps = await createDeps(config, logger);
+  } catch (e) {
+    lock.release();
+    throw e;
+  }
   let http: FastifyInstance | undefined;
   try {
     const boot = await deps.identity.bootstrapAdmin({ adminPassword: config.adminPassword });
@@ -54,11 +63,13 @@ export async function startServer(config: Readonly<Config>, logger: Logger): Pro
         clearInterval(prune);
         await Promise.allSettled([dimse.close(), app.close()]);
         await deps.close();
+        lock.release();
       },
     };
   } catch (e) {
     await http?.close().catch(() => undefined);
     await deps.close().catch(() => undefined);
+    lock.release();
     throw e;
   }
 }
