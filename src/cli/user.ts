@@ -9,7 +9,7 @@ import { collect, parseRole, rolesText } from './args.js';
 
 type NewPasswordOpts = ServerOptions & { newPasswordFile?: string };
 
-/** The new account's one-time password: from a 0600 file, or generated and printed once. */
+/** The password to set: from a 0600 file, or generated and printed once. */
 function newPassword(opts: NewPasswordOpts): { password: string; generated: boolean } {
   if (opts.newPasswordFile) return { password: readSecretFile(opts.newPasswordFile, 'new password file'), generated: false };
   return { password: generatePassword(), generated: true };
@@ -20,12 +20,12 @@ const userLine = (u: any): string =>
 
 export function userCommands(program: Command): void {
   const user = program.command('user').description('user accounts (online: through the admin API)');
-  const newPasswordHelp = 'file (mode 0600) holding the one-time password to set (default: a random one, printed once)';
+  const newPasswordHelp = 'file (mode 0600) holding the password to set (default: a random one, printed once)';
 
   withServerOptions(
     user
       .command('add')
-      .description('create a user; the password is a one-time password to be changed at first login')
+      .description('create a user with the password from --new-password-file, or a generated one printed once')
       .argument('<username>', 'account name')
       .option('--role <department:role>', 'a role in a department (repeatable; role: reader, writer or admin)', collect, [])
       .option('--global-admin', 'make the user a global administrator', false)
@@ -35,7 +35,7 @@ export function userCommands(program: Command): void {
     const { password, generated } = newPassword(opts);
     const api = await connect(opts);
     const u = await api.request('POST', '/admin/users', { username, password, roles, ...(opts.globalAdmin ? { globalAdmin: true } : {}) });
-    emit(opts.json, { user: u, ...(generated ? { password } : {}) }, () => [`created ${userLine(u)}`, ...(generated ? [`one-time password (shown once): ${password}`] : [])]);
+    emit(opts.json, { user: u, ...(generated ? { password } : {}) }, () => [`created ${userLine(u)}`, ...(generated ? [`password (shown once): ${password}`] : [])]);
   });
 
   withServerOptions(user.command('list').description('list the users you may see')).action(async (opts: ServerOptions) => {
@@ -75,7 +75,7 @@ export function userCommands(program: Command): void {
     const { password, generated } = newPassword(opts);
     const api = await connect(opts);
     const u = await api.request('PATCH', `/admin/users/${seg(username)}`, { password });
-    emit(opts.json, { user: u, ...(generated ? { password } : {}) }, () => [`reset the password of ${u.username}`, ...(generated ? [`one-time password (shown once): ${password}`] : [])]);
+    emit(opts.json, { user: u, ...(generated ? { password } : {}) }, () => [`reset the password of ${u.username}`, ...(generated ? [`password (shown once): ${password}`] : [])]);
   });
 
   withServerOptions(user.command('unlock').description('clear the login lock of a user after too many failed logins').argument('<username>', 'account name')).action(
