@@ -92,6 +92,9 @@ function readLock(file: string): { raw: string; content: Partial<LockContent> } 
   }
 }
 
+/** Tokens of the locks this process holds: its own pid in a lock file is stale only if not one of these. */
+const heldTokens = new Set<string>();
+
 function isStale(c: Partial<LockContent>, file: string): boolean {
   if (c.host !== undefined && c.host !== os.hostname()) return false;
   if (typeof c.pid !== 'number') {
@@ -102,7 +105,9 @@ function isStale(c: Partial<LockContent>, file: string): boolean {
       return true;
     }
   }
-  if (c.pid === process.pid) return true; // our own pid, but not our token: a previous life (containers)
+  // Our own pid: held by us (a second lock in the same process is refused too), or left by
+  // a previous life with the same pid (containers start as pid 1 every time).
+  if (c.pid === process.pid) return !(typeof c.token === 'string' && heldTokens.has(c.token));
   if (!alive(c.pid)) return true;
   const now = procStart(c.pid);
   return c.procStart != null && now !== null && now !== c.procStart;
@@ -165,7 +170,7 @@ export function acquireDataDirLock(dataDir: string, command: string): DataDirLoc
   };
   const text = `${JSON.stringify(mine)}\n`;
   for (let attempt = 0; attempt < 5; attempt++) {
-    if (tryCreate(file, text)) return held(file, text);
+    if (tryCreate(file, text)) return held(file, text, mine.token);
     const current = readLock(file);
     if (current === null) continue; // released meanwhile
     if (!isStale(current.content, file)) throw new DataDirLockedError(dataDir, current.content);
@@ -175,11 +180,13 @@ export function acquireDataDirLock(dataDir: string, command: string): DataDirLoc
   throw new DataDirLockedError(dataDir, last?.content ?? {});
 }
 
-function held(file: string, text: string): DataDirLock {
+function held(file: string, text: string, token: string): DataDirLock {
+  heldTokens.add(token);
   let released = false;
   const release = () => {
     if (released) return;
     released = true;
+    heldTokens.delete(token);
     process.off('exit', release);
     try {
       if (readFileSync(file, 'utf8') === text) unlinkSync(file);
