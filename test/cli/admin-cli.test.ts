@@ -312,7 +312,7 @@ describe('tresor: admin commands against a running server', () => {
     expect(fs.existsSync(path.join(dataDir, 'tresor.lock'))).toBe(false); // released on exit
   });
 
-  it('offline: keys rotate, tls renew with TRESOR_TLS_HOSTNAMES, admin recover; the recovered admin's sessions end and it must change its password', async () => {
+  it('offline: keys rotate, tls renew with TRESOR_TLS_HOSTNAMES, admin recover; the recovered admin loses its sessions and it must change its password', async () => {
     const oldKeys = fs.readdirSync(path.join(dataDir, 'keys'));
     const rotate = await tresor(['keys', 'rotate', '--json']);
     expect(rotate.code, rotate.stderr).toBe(0);
