@@ -2,6 +2,7 @@
 // environment and for `tresor serve` flags; parsed and validated once at start,
 // with one clear message per bad value; the result is frozen and passed down.
 
+import { isIP } from 'node:net';
 import path from 'node:path';
 import { AE_TITLE_RE } from './core/identity/names.js';
 
@@ -30,6 +31,8 @@ export interface Config {
   databaseUrl?: string;
   s3?: S3Config;
   tls: { cert?: string; key?: string; ca?: string };
+  /** Extra names (DNS or IP) in the generated server certificate, e.g. the LAN name clients use. */
+  tlsHostnames: readonly string[];
   /** Initial admin password chosen by the operator (never logged). */
   adminPassword?: string;
   /** Public base URL for links in responses (BulkDataURI, Location); never taken from Host. */
@@ -76,6 +79,7 @@ export const SETTINGS = {
   tlsCert: { env: 'TRESOR_TLS_CERT', flag: 'tls-cert' },
   tlsKey: { env: 'TRESOR_TLS_KEY', flag: 'tls-key' },
   tlsCa: { env: 'TRESOR_TLS_CA', flag: 'tls-ca' },
+  tlsHostnames: { env: 'TRESOR_TLS_HOSTNAMES', flag: 'tls-hostnames' },
   adminPassword: { env: 'TRESOR_ADMIN_PASSWORD', flag: 'admin-password' },
   publicUrl: { env: 'TRESOR_PUBLIC_URL', flag: 'public-url' },
   corsOrigins: { env: 'TRESOR_CORS_ORIGINS', flag: 'cors-origins' },
@@ -183,6 +187,14 @@ export function loadConfig(flags: RawSettings = {}, env: NodeJS.ProcessEnv = pro
     problems.push(`${label('tlsCert')} and ${label('tlsKey')} must be given together`);
   }
 
+  // Checked here (one message per name) rather than when the certificate is generated.
+  const tlsHostnames = (raw.tlsHostnames ?? '').split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
+  for (const h of tlsHostnames) {
+    if (isIP(h) === 0 && !/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/.test(h)) {
+      problems.push(`${label('tlsHostnames')}: "${h}" is not a host name or IP address (comma-separated list)`);
+    }
+  }
+
   const publicUrl = raw.publicUrl;
   if (publicUrl !== undefined && !/^https:\/\/[^\s]+[^/]$/.test(publicUrl)) {
     problems.push(`${label('publicUrl')} must be an https:// URL without a trailing slash`);
@@ -212,6 +224,7 @@ export function loadConfig(flags: RawSettings = {}, env: NodeJS.ProcessEnv = pro
     databaseUrl,
     s3,
     tls,
+    tlsHostnames,
     adminPassword,
     publicUrl,
     corsOrigins,

@@ -105,7 +105,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, overr
 
   const pki = overrides.pki ?? (config.tls.cert && config.tls.key
     ? await loadPki({ cert: config.tls.cert, key: config.tls.key, ca: config.tls.ca })
-    : await ensureLocalPki({ tlsDir: path.join(config.dataDir, 'tls'), hostnames: [os.hostname()] }));
+    : await ensureLocalPki({ tlsDir: path.join(config.dataDir, 'tls'), hostnames: [os.hostname(), ...config.tlsHostnames] }));
 
   const ownDb = !overrides.db;
   const db = overrides.db ?? await openDb({ url: config.databaseUrl, embeddedDir: config.databaseUrl ? undefined : path.join(config.dataDir, 'pgdata') });

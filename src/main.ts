@@ -11,6 +11,7 @@ import { httpsOptions } from './http/tls.js';
 import { startDimseServer } from './dimse/server.js';
 import type { Logger } from './log.js';
 import { checkKeyFileMode, checkTlsMaterial, cleanTempDir, tightenModes } from './startup-checks.js';
+import { acquireDataDirLock } from './lib/data-dir-lock.js';
 
 export interface RunningServer {
   deps: Deps;
@@ -21,12 +22,20 @@ export interface RunningServer {
 }
 
 export async function startServer(config: Readonly<Config>, logger: Logger): Promise<RunningServer> {
-  // Everything Tresor creates is its own (issue 14, item 7): PGlite writes 0666/0755 otherwise.
+  // Everything Tresor creates is its own (PGlite writes 0666/0755 otherwise).
   process.umask(0o077);
-  // Key files readable by others are refused before anything is read from them (startup-checks.ts).
-  const keyFiles = config.tls.key !== undefined ? [config.tls.key] : [path.join(config.dataDir, 'tls', 'server.key'), path.join(config.dataDir, 'tls', 'ca.key')];
-  for (const f of keyFiles) await fs.access(f).then(() => checkKeyFileMode(f), () => undefined);
-  const deps = await createDeps(config, logger);
+  // Before anything is written: one process per data directory (lib/data-dir-lock.ts).
+  const lock = acquireDataDirLock(config.dataDir, 'serve');
+  let deps: Deps;
+  try {
+    // Key files readable by others are refused before anything is read from them (startup-checks.ts).
+    const keyFiles = config.tls.key !== undefined ? [config.tls.key] : [path.join(config.dataDir, 'tls', 'server.key'), path.join(config.dataDir, 'tls', 'ca.key')];
+    for (const f of keyFiles) await fs.access(f).then(() => checkKeyFileMode(f), () => undefined);
+    deps = await createDeps(config, logger);
+  } catch (e) {
+    lock.release();
+    throw e;
+  }
   let http: FastifyInstance | undefined;
   try {
     for (const w of checkTlsMaterial(deps.pki)) logger.warn(w);
@@ -67,11 +76,13 @@ export async function startServer(config: Readonly<Config>, logger: Logger): Pro
         clearInterval(prune);
         await Promise.allSettled([dimse.close(), app.close()]);
         await deps.close();
+        lock.release();
       },
     };
   } catch (e) {
     await http?.close().catch(() => undefined);
     await deps.close().catch(() => undefined);
+    lock.release();
     throw e;
   }
 }

@@ -53,7 +53,7 @@ export const canIssueDeviceCertificates = (pki: Pki): pki is Pki & { caKeyPem: s
  * key, ca.crt deleted under an existing server.crt) are refused rather than "repaired",
  * because regenerating would silently replace the trust anchor devices rely on.
  */
-export async function ensureLocalPki(opts: { tlsDir: string; hostnames?: string[] }): Promise<Pki> {
+export async function ensureLocalPki(opts: { tlsDir: string; hostnames?: string[]; renewServer?: boolean }): Promise<Pki> {
   const hostnames = (opts.hostnames ?? []).map(validateHostname);
   const dir = opts.tlsDir;
   const file = (name: keyof typeof TLS_FILES) => path.join(dir, TLS_FILES[name]);
@@ -75,7 +75,8 @@ export async function ensureLocalPki(opts: { tlsDir: string; hostnames?: string[
 
   const serverCertPem = await readIfExists(file('serverCert'));
   const serverKeyPem = await readIfExists(file('serverKey'));
-  if (serverCertPem !== undefined && serverKeyPem !== undefined && serverPairUsable(serverCertPem, serverKeyPem, caCertPem, hostnames)) {
+  // `renewServer` (`tresor tls renew`): a new server pair from the same CA, whatever the old one.
+  if (!opts.renewServer && serverCertPem !== undefined && serverKeyPem !== undefined && serverPairUsable(serverCertPem, serverKeyPem, caCertPem, hostnames)) {
     return { caCertPem, caKeyPem, serverCertPem, serverKeyPem };
   }
   const server = await createServerCertificate({ caCertPem, caKeyPem }, hostnames);

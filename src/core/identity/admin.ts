@@ -26,7 +26,8 @@ import type {
   NewBinding,
   UserRecord,
 } from './types.js';
-import { checkPasswordRules, hashPassword } from './passwords.js';
+import { accountKey } from './lockout.js';
+import { checkPasswordRules, generatePassword, hashPassword } from './passwords.js';
 import { ROLES, type Principal, type Role } from '../principal.js';
 
 export interface RoleView {
@@ -315,9 +316,55 @@ export function createAdministration(ctx: IdentityContext) {
           // does not bring old tokens back).
           bumpGeneration: patch.disabled === true || passwordHash !== undefined || patch.globalAdmin === false,
         });
+        // A reset is how an admin helps a locked-out user: the one-time password must work now.
+        if (passwordHash) await ctx.lockout.unlock(accountKey('user', user.username));
         const fresh = (await repo.findUserById(user.id))!;
         return userView(actor, fresh, await repo.bindingsOf('user', user.id));
       });
+    },
+
+    /** Clears the login lock of a user (what a password reset also does). */
+    unlockUser(actor: Principal, username: string): Promise<UserView> {
+      return audited(actor, 'admin.user.unlock', { username }, async () => {
+        requireAdministrator(actor);
+        const { user, bindings } = await manageableUser(actor, username);
+        await ctx.lockout.unlock(accountKey('user', user.username));
+        return userView(actor, user, bindings);
+      });
+    },
+
+    /**
+     * `tresor admin recover`, the emergency path when no admin can log in (offline, run by
+     * whoever holds the data directory or DATABASE_URL — the operating system decided that):
+     * a new random one-time password for a global admin, its lock cleared, its sessions
+     * ended, a change forced at next login. Audited as the system, with the operator's name.
+     */
+    recoverAdmin(opts: { username?: string; operator?: string }): Promise<{ username: string; password: string }> {
+      const principal = { kind: 'system', id: 0, name: 'tresor-cli' } as const;
+      const details: Record<string, unknown> = { username: opts.username, operator: opts.operator };
+      return auditedRun(
+        ctx.audit,
+        { action: 'admin.user.recover', principal, details: { via: 'cli' } },
+        async (note) => {
+          note.details = details;
+          let user: UserRecord | null | undefined;
+          if (opts.username !== undefined) {
+            user = await repo.findUserByName(normalizeUsername(opts.username));
+            if (!user || !user.globalAdmin) throw notFound('not-found', `no global administrator named ${opts.username}: run without --user to pick one`);
+          } else {
+            const admins = (await repo.listUsers({ all: true })).filter((u) => u.globalAdmin).sort((a, b) => Number(a.disabled) - Number(b.disabled) || a.id - b.id);
+            user = admins[0];
+            if (!user) throw notFound('not-found', 'no global administrator exists: start `tresor serve` on an empty database to create one');
+          }
+          details.username = user.username;
+          const password = generatePassword();
+          // Re-enabled too: a disabled last admin is also "no admin can log in".
+          await repo.updateUser(user.id, { passwordHash: await hashPassword(password), mustChangePassword: true, disabled: false, bumpGeneration: true });
+          await ctx.lockout.unlock(accountKey('user', user.username));
+          return { username: user.username, password };
+        },
+        { strict: true },
+      );
     },
 
     deleteUser(actor: Principal, username: string): Promise<void> {

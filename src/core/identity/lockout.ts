@@ -70,6 +70,8 @@ export interface Lockout {
   recordFailure(account: string, address: string | undefined): Promise<void>;
   /** A success clears the account's counters (never the address's: see below). */
   recordSuccess(account: string): Promise<void>;
+  /** An administrator's decision: the account's counters and lock are cleared (not the address's). */
+  unlock(account: string): Promise<void>;
   prune(): Promise<number>;
 }
 
@@ -92,6 +94,9 @@ export function createLockout(repo: LockoutRepo, policy: LockoutPolicy, now: () 
       // The address counter is left alone: an attacker holding one valid account must not
       // be able to reset the per-address count between guesses at other accounts.
       await repo.update(account, (s) => (s && s.lockedUntil && s.lockedUntil > now() ? s : null));
+    },
+    async unlock(account) {
+      await repo.update(account, () => null);
     },
     prune: () => repo.prune(new Date(now().getTime() - policy.forgetAfterMs)),
   };

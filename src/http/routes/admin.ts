@@ -224,6 +224,18 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRouteOptions)
     async (request) => admin.grantUserRole(principalOf(request), request.params.username, request.body),
   );
 
+  app.post<{ Params: { username: string }; Body: Record<string, never> | undefined }>(
+    '/admin/users/:username/unlock',
+    {
+      // No body is needed; an absent one is validated as {} and anything else is refused.
+      preValidation: async (request) => {
+        if (request.body === undefined || request.body === null) request.body = {};
+      },
+      schema: { params: userParams, body: closed({}), response: { 200: userView } },
+    },
+    async (request) => admin.unlockUser(principalOf(request), request.params.username),
+  );
+
   app.delete<{ Params: { username: string; department: string; role: Role } }>(
     '/admin/users/:username/roles/:department/:role',
     { schema: { params: userRoleParams } },

@@ -1,0 +1,130 @@
+// tresor device bundle AE --out DIR [--edge --listen HOST:PORT --allow ADDR[,ADDR…]]
+//
+// Asks Tresor to issue the device a certificate with a key it generates (POST
+// /admin/devices/{ae}/certificate without a CSR: issued and audited by the server) and
+// writes what the device's administrator needs:
+//   plain: <AE>.key (0600), <AE>.crt, tresor-ca.crt, storescu.sh (a ready-to-run dcmtk
+//          line: `./storescu.sh FILE…`) and orthanc.json (DicomModalities + DICOM TLS
+//          settings for an Orthanc acting as this device);
+//   --edge: edge.json for `tresor edge` (edge/bundle.ts), key 0600, certificate, CA.
+// Issuing a new certificate revokes the device's previous one (server side).
+
+import { chmod, mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { writeFileAtomic } from '../lib/fs-atomic.js';
+import { EdgeConfigError } from '../edge/config.js';
+import { parseAllow, parseEndpoint, writeEdgeBundle } from '../edge/bundle.js';
+import { connect, seg, withServerOptions, type ServerOptions } from './api-client.js';
+import { emit, usageError } from './output.js';
+import { parsePort } from './args.js';
+
+interface BundleOptions extends ServerOptions {
+  out: string;
+  days?: number;
+  dimseHost?: string;
+  dimsePort: number;
+  calledAe: string;
+  serverName?: string;
+  edge: boolean;
+  listen?: string;
+  allow?: string;
+  edgeName: string;
+}
+
+const fileBase = (ae: string) => ae.replace(/[^A-Za-z0-9_-]/g, '_');
+/** POSIX shell single quoting. */
+const sh = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+
+export function storescuScript(o: { aeTitle: string; calledAe: string; host: string; port: number; key: string; cert: string; ca: string }): string {
+  return [
+    '#!/bin/sh',
+    `# Sends DICOM files to Tresor as ${o.aeTitle} over TLS with this bundle's key and certificate.`,
+    '# Usage: ./storescu.sh FILE... (add dcmtk options before the files, e.g. +sd +r DIR to send a folder;',
+    '# for compressed files -R with the option of their transfer syntax: -xs, -xv, -xw, -xy, ...).',
+    'D="$(cd "$(dirname "$0")" && pwd)"',
+    `exec storescu --aetitle ${sh(o.aeTitle)} --call ${sh(o.calledAe)} --enable-tls "$D/${o.key}" "$D/${o.cert}" --add-cert-file "$D/${o.ca}" ${sh(o.host)} ${o.port} "$@"`,
+    '',
+  ].join('\n');
+}
+
+export function bundleCommand(device: Command): void {
+  withServerOptions(
+    device
+      .command('bundle')
+      .description("issue the device a certificate and write its key (0600), certificate, Tresor's CA and ready-to-use settings")
+      .argument('<aeTitle>', "the device's AE title (registered with `tresor device add`)")
+      .requiredOption('--out <dir>', 'directory to write into (created with mode 0700)')
+      .option('--days <n>', 'certificate lifetime in days (default: the server default)', (s) => {
+        const n = Number(s);
+        if (!/^\d+$/.test(s) || n < 1 || n > 3650) throw usageError(`--days ${s}: expected 1–3650`);
+        return n;
+      })
+      .option('--dimse-host <host>', "Tresor's DICOM host as the device reaches it (default: the host of --url)")
+      .option('--dimse-port <port>', "Tresor's DICOM TLS port", parsePort, 2762)
+      .option('--called-ae <ae>', "Tresor's AE title", 'TRESOR')
+      .option('--server-name <name>', "the name Tresor's certificate must carry, for the edge (default: --dimse-host)")
+      .option('--edge', 'write an edge bundle (edge.json for `tresor edge`) instead', false)
+      .option('--listen <host:port>', 'with --edge: where the edge listens for the device')
+      .option('--allow <addr,...>', "with --edge: the device's addresses allowed to connect (required unless --listen is loopback)")
+      .option('--edge-name <name>', 'with --edge: the edge name announced to Tresor (1–11 of A-Z 0-9 _ -)', 'EDGE'),
+  ).action(async (aeTitle: string, opts: BundleOptions) => {
+    if (!opts.edge && (opts.listen || opts.allow)) throw usageError('--listen and --allow need --edge');
+    if (opts.edge && !opts.listen) throw usageError('--edge needs --listen HOST:PORT (where the edge listens for the device)');
+    const listen = opts.edge ? parseEndpoint(opts.listen!) : undefined;
+    const allow = opts.allow ? parseAllow(opts.allow) : [];
+    const dimseHost = opts.dimseHost ?? new URL(opts.url).hostname.replace(/^\[|\]$/g, '');
+
+    const api = await connect(opts);
+    const issued = await api.request('POST', `/admin/devices/${seg(aeTitle)}/certificate`, opts.days ? { days: opts.days } : {});
+    const out = path.resolve(opts.out);
+
+    if (opts.edge) {
+      let configFile: string;
+      try {
+        configFile = await writeEdgeBundle(out, {
+          edgeName: opts.edgeName,
+          aeTitle,
+          certificatePem: issued.certificate,
+          privateKeyPem: issued.privateKey,
+          caPem: issued.ca,
+          tresor: { host: dimseHost, port: opts.dimsePort, aeTitle: opts.calledAe, ...(opts.serverName ? { serverName: opts.serverName } : {}) },
+          listen: listen!,
+          allow,
+        });
+      } catch (e) {
+        if (e instanceof EdgeConfigError) throw usageError(`edge bundle not written: ${e.message.replace(/\s*\n\s*/g, '; ')}`);
+        throw e;
+      }
+      emit(opts.json, { aeTitle, edgeConfig: configFile, fingerprint256: issued.fingerprint256, notAfter: issued.notAfter }, () => [
+        `wrote ${configFile} for ${aeTitle} (certificate until ${issued.notAfter})`,
+        `next: copy ${out} to the edge host and run: tresor edge --config ${path.join(out, 'edge.json')}`,
+      ]);
+      return;
+    }
+
+    const base = fileBase(aeTitle);
+    const files = { key: `${base}.key`, cert: `${base}.crt`, ca: 'tresor-ca.crt' };
+    await mkdir(out, { recursive: true, mode: 0o700 });
+    await writeFileAtomic(path.join(out, files.key), issued.privateKey, 0o600);
+    await writeFileAtomic(path.join(out, files.cert), issued.certificate, 0o644);
+    await writeFileAtomic(path.join(out, files.ca), issued.ca, 0o644);
+    const script = path.join(out, 'storescu.sh');
+    await writeFileAtomic(script, storescuScript({ aeTitle, calledAe: opts.calledAe, host: dimseHost, port: opts.dimsePort, ...files }), 0o755);
+    await chmod(script, 0o755);
+    // Orthanc ≥ 1.9 (DICOM TLS): the device is the Orthanc; Tresor is its modality "tresor".
+    const orthanc = {
+      DicomAet: aeTitle,
+      DicomTlsEnabled: true,
+      DicomTlsCertificate: path.join(out, files.cert),
+      DicomTlsPrivateKey: path.join(out, files.key),
+      DicomTlsTrustedCertificates: path.join(out, files.ca),
+      DicomModalities: { tresor: { AET: opts.calledAe, Host: dimseHost, Port: opts.dimsePort, UseDicomTls: true } },
+    };
+    await writeFileAtomic(path.join(out, 'orthanc.json'), `${JSON.stringify(orthanc, null, 2)}\n`, 0o644);
+    emit(opts.json, { aeTitle, dir: out, files: { ...files, storescu: 'storescu.sh', orthanc: 'orthanc.json' }, fingerprint256: issued.fingerprint256, notAfter: issued.notAfter }, () => [
+      `wrote the bundle of ${aeTitle} to ${out} (certificate until ${issued.notAfter}; any previous certificate is revoked)`,
+      `send files: ${script} FILE...`,
+    ]);
+  });
+}

@@ -1,0 +1,63 @@
+// The server settings (src/config.ts) as flags of `serve` and the offline commands: each
+// flag's help names its environment variable and its default. Flags win over the
+// environment; config.ts checks everything and reports every problem at once.
+
+import type { Command } from 'commander';
+import { ConfigError, loadConfig, SETTINGS, type Config, type RawSettings, type SettingName } from '../config.js';
+import { usageError } from './output.js';
+
+/** What each setting does and its default (config.ts holds the authoritative defaults). */
+export const SETTING_HELP: Record<SettingName, string> = {
+  dataDir: 'data directory: embedded database, blobs, TLS files, token keys (default: ./data)',
+  host: 'address the HTTPS and DICOM listeners bind to (default: 127.0.0.1)',
+  dimsePort: 'DICOM TLS port (default: 2762)',
+  httpPort: 'HTTPS port (default: 8443)',
+  aeTitle: "Tresor's AE title (default: TRESOR)",
+  databaseUrl: 'PostgreSQL URL (default: the embedded database in <data-dir>/pgdata)',
+  s3Endpoint: 'S3 host for blobs (default: files in <data-dir>)',
+  s3Port: 'S3 port (default: 443 with TLS, else 80)',
+  s3UseSsl: 'S3 over TLS: true or false (default: true)',
+  s3AccessKey: 'S3 access key',
+  s3SecretKey: 'S3 secret key',
+  s3Bucket: 'S3 bucket',
+  s3Region: 'S3 region (default: us-east-1)',
+  s3PartSize: 'S3 multipart part size in bytes (default: 5 GiB, min 5 MiB)',
+  tlsCert: 'your own server certificate (PEM; default: generated in <data-dir>/tls)',
+  tlsKey: "your own server certificate's key (PEM)",
+  tlsCa: 'your own CA certificate (PEM)',
+  tlsHostnames: 'extra names or addresses in the generated server certificate, comma-separated (default: none; localhost, 127.0.0.1, ::1 and the host name are always in it)',
+  adminPassword: "first admin's password on an empty database, ≥ 12 characters (default: generated into <data-dir>/initial-admin-password)",
+  publicUrl: 'public https:// base URL for links (default: from the listener)',
+  corsOrigins: 'origins allowed by CORS, comma-separated (default: none)',
+  logLevel: 'fatal, error, warn, info, debug, trace or silent (default: info)',
+  maxObjectBytes: 'largest DICOM object accepted, bytes (default: 2 GiB)',
+  maxRequestBytes: 'largest STOW-RS request, bytes (default: 4 GiB)',
+  maxParts: 'most parts in one STOW-RS request (default: 1000)',
+  maxAssociations: 'most concurrent DICOM associations (default: 64)',
+  maxAssociationsPerAddress: 'most concurrent DICOM associations per address (default: 16)',
+  maxPduBytes: 'largest PDU accepted, bytes (default: 1 MiB)',
+  dimseRequireBoth: 'DICOM: require a client certificate and user identity: true or false (default: false)',
+  tokenTtlSeconds: 'access-token lifetime in seconds, 30–3600 (default: 600)',
+};
+
+/** Every setting as a flag; the environment variable of the same setting is the fallback. */
+export function withSettings(cmd: Command): Command {
+  // Commander names each option by camel-casing its flag, which is exactly the
+  // setting's name in config.ts (--dimse-port → dimsePort).
+  for (const [name, s] of Object.entries(SETTINGS) as [SettingName, { env: string; flag: string }][]) {
+    cmd.option(`--${s.flag} <value>`, `${SETTING_HELP[name]} [env ${s.env}]`);
+  }
+  return cmd;
+}
+
+/** The configuration from flags and environment; a bad one is a usage error (exit 2). */
+export function configFrom(opts: Record<string, unknown>): Readonly<Config> {
+  const flags: RawSettings = {};
+  for (const name of Object.keys(SETTINGS) as SettingName[]) if (typeof opts[name] === 'string') flags[name] = opts[name];
+  try {
+    return loadConfig(flags);
+  } catch (e) {
+    if (e instanceof ConfigError) throw usageError(e.message);
+    throw e;
+  }
+}
