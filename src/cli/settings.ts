@@ -22,6 +22,8 @@ export const SETTING_HELP: Record<SettingName, string> = {
   s3Bucket: 'S3 bucket',
   s3Region: 'S3 region (default: us-east-1)',
   s3PartSize: 'S3 multipart part size in bytes (default: 5 GiB, min 5 MiB)',
+  s3TimeoutMs: 'S3: a request with no byte either way for this long fails, ms (default: 30000)',
+  s3AllowPlaintext: 'allow S3 without TLS to an endpoint other than loopback: true or false (default: false; warns at every start)',
   tlsCert: 'your own server certificate (PEM; default: generated in <data-dir>/tls)',
   tlsKey: "your own server certificate's key (PEM)",
   tlsCa: 'your own CA certificate (PEM)',
