@@ -20,7 +20,9 @@ export function serverCommands(program: Command): void {
     const cfg = configFrom(opts);
     const logger = createLogger(cfg.logLevel);
     const { startServer } = await import('../main.js');
-    const server = await startServer(cfg, logger);
+    // Handlers before the "listening" line: a supervisor that sends SIGTERM as soon as it
+    // reads it must get a graceful stop (lock released), not the default signal death.
+    const running: { server?: Awaited<ReturnType<typeof startServer>> } = {};
     let stopping = false;
     const stop = async (signal: string) => {
       if (stopping) return;
@@ -30,7 +32,7 @@ export function serverCommands(program: Command): void {
       force.unref();
       let code = 0;
       try {
-        await server.close();
+        await running.server?.close();
         logger.info('stopped');
       } catch {
         code = 1;
@@ -40,6 +42,8 @@ export function serverCommands(program: Command): void {
     };
     process.on('SIGTERM', () => void stop('SIGTERM'));
     process.on('SIGINT', () => void stop('SIGINT'));
+    running.server = await startServer(cfg, logger);
+    if (stopping) await running.server.close().catch(() => undefined);
   });
 
   withSettings(program.command('migrate').description('apply pending database migrations (offline: takes the data directory lock)'))

@@ -18,16 +18,20 @@ export async function runEdge(configFile: string, logLevel: string): Promise<voi
     throw e;
   }
   const logger = createLogger(logLevel).child({ service: 'tresor-edge' });
-  const edge = await startEdge(cfg, logger);
+  // Handlers first: startEdge logs "listening", and a supervisor may send SIGTERM the
+  // moment it reads that line; it must find a clean stop, not the default signal death.
+  const running: { edge?: Awaited<ReturnType<typeof startEdge>> } = {};
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'edge shutting down');
     setTimeout(() => process.exit(1), 10_000).unref();
-    await edge.close().catch(() => undefined);
+    await running.edge?.close().catch(() => undefined);
     process.exit(0);
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+  running.edge = await startEdge(cfg, logger);
+  if (stopping) await running.edge.close().catch(() => undefined);
 }
