@@ -256,7 +256,10 @@ export async function createS3BlobStore(cfg: S3Config, options: S3StoreOptions =
         try {
           return await op(() => putFile(key, handle));
         } catch (e) {
-          if (s3Code(e) !== 'NoSuchBucket') throw e;
+          // S3 may answer NoSuchBucket before it has read the body and drop the connection:
+          // the client then sees a write error, not the code. Any failed put checks the bucket.
+          if (s3Code(e) !== 'NoSuchBucket' && !(await client.bucketExists(bucket).then((x) => !x, () => false))) throw e;
+          bucketLost = true;
           return await op(() => putFile(key, handle)); // the bucket is back: once more, from the file
         }
       } catch (e) {
