@@ -14,7 +14,7 @@ export const MAX_FILE_META_BYTES = 64 * 1024;
 export interface FileMeta {
   /** Offset of the first byte after group 0002: where the data set starts. */
   end: number;
-  /** String values of the group ("0002XXXX" → value without its padding); binary (long-length) values are skipped. */
+  /** String values of the group (tag "0002eeee" → value without its padding); binary (long-length) values are skipped. */
   values: Record<string, string>;
   /** (0002,0010), when present. */
   transferSyntaxUid?: string;
