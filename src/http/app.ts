@@ -15,6 +15,7 @@ import { dicomwebRoutes } from './dicomweb/routes.js';
 import { installErrorHandlers } from './errors.js';
 import { adminRoutes } from './routes/admin.js';
 import { authRoutes } from './routes/auth.js';
+import { studyZipRoutes } from './routes/study-zip.js';
 import { consoleStaticRoutes, defaultWebRoot, isConsolePath, sendConsolePage } from './routes/console-static.js';
 import { healthRoutes } from './routes/health.js';
 import type { HttpsOptions } from './tls.js';
@@ -163,6 +164,7 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
   await app.register(healthRoutes, { check: health, ready: { database: health, 'blob-store': () => deps.blobs.ping() } });
   await app.register(authRoutes, { identity: deps.identity, rateLimit: opts.authRateLimit ?? { max: 30, timeWindowMs: 60_000 } });
   await app.register(adminRoutes, { identity: deps.identity });
+  await app.register(studyZipRoutes, { retrieve: deps.retrieve });
   await app.register(consoleStaticRoutes, { webRoot });
   // Every DICOMweb route is authenticated by the global hook (registerAuth): no
   // `authenticate` here. STOW-RS sets its own bodyLimit or parses the raw stream.
