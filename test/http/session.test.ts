@@ -186,6 +186,13 @@ describe.each(databasesUnderTest())('browser session on $name', (dbu) => {
     expect((await s.request('PATCH', '/admin/users/rita', { token: adminToken, body: { disabled: false } })).status).toBe(200);
     // Re-enabling does not bring the ended session back.
     expectErrorBody(await s.request('GET', '/auth/session', withCookie(b)), 401, 'session-expired');
+    // An admin's password reset ends the sessions too (the token generation moves).
+    const c = await loginBrowser('rita', USER_PASSWORD);
+    expect((await s.request('PATCH', '/admin/users/rita', { token: adminToken, body: { password: 'another temporary phrase' } })).status).toBe(200);
+    expectErrorBody(await s.request('GET', '/auth/session', withCookie(c)), 401, 'session-expired');
+    const back = await loginBrowser('rita', 'another temporary phrase');
+    const changed = await s.request('POST', '/auth/password', { ...unsafe(back), body: { currentPassword: 'another temporary phrase', newPassword: USER_PASSWORD } });
+    expect(changed.status, changed.text).toBe(200);
   });
 
   it('a session that must change its password may only do that, then gets a fresh session', async () => {
