@@ -164,7 +164,7 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
   // Readiness for GET /healthz: the database answers.
   const health = async () => void (await deps.db.raw('select 1'));
   await app.register(healthRoutes, { check: health, ready: { database: health, 'blob-store': () => deps.blobs.ping() } });
-  await app.register(authRoutes, { identity: deps.identity, rateLimit: opts.authRateLimit ?? { max: 30, timeWindowMs: 60_000 } });
+  await app.register(authRoutes, { identity: deps.identity, publicUrl: deps.config.publicUrl, rateLimit: opts.authRateLimit ?? { max: 30, timeWindowMs: 60_000 } });
   await app.register(adminRoutes, { identity: deps.identity });
   await app.register(studyZipRoutes, { retrieve: deps.retrieve });
   await app.register(consoleOverviewRoutes, { overview: deps.overview });

@@ -132,6 +132,11 @@ describe.each(databasesUnderTest())('browser session on $name', (dbu) => {
       expectErrorBody(r, 403, 'csrf');
     }
     expectErrorBody(await s.request('DELETE', '/auth/session', withCookie(b)), 403, 'csrf');
+    // Login CSRF: a login posted by another site sets no cookie.
+    const foreignLogin = await s.request('POST', '/auth/session', { headers: { origin: 'https://evil.example' }, body: { username: 'ann', password: USER_PASSWORD } });
+    expectErrorBody(foreignLogin, 403, 'csrf');
+    expect(foreignLogin.headers['set-cookie']).toBeUndefined();
+    expect((await s.request('POST', '/auth/session', { headers: { origin: s.url }, body: { username: 'ann', password: USER_PASSWORD } })).status).toBe(200);
     expectErrorBody(await s.request('DELETE', '/dicomweb/studies/1.2.3', withCookie(b)), 403, 'csrf');
     expect(await t.db('users').where({ username: 'mallory' }).first()).toBeUndefined();
     // A bearer request needs neither (it is not ambient).
