@@ -7,7 +7,8 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { isTresorError, reasonSpec, type ErrorKind, type Reason } from '../core/errors.js';
 
 export interface ErrorBody {
-  error: { code: string; message: string };
+  /** retryAfterSeconds: when a retry may succeed (a locked account), as the Retry-After header says. */
+  error: { code: string; message: string; retryAfterSeconds?: number };
 }
 
 const STATUS_BY_KIND: Readonly<Record<ErrorKind, number>> = Object.freeze({
@@ -63,7 +64,9 @@ function renderError(err: unknown): Rendered {
     // Core messages are written to be shown (core/errors.ts); the default message of a
     // bare error is its reason, which is replaced by a sentence.
     const message = err.message && err.message !== err.reason ? err.message : (DEFAULT_MESSAGE[status] ?? 'error');
-    return { status, body: errorBody(err.reason, message), headers, internal: status >= 500 && err.kind !== 'unavailable' };
+    const body = errorBody(err.reason, message);
+    if (err.retryAfterSeconds !== undefined) body.error.retryAfterSeconds = err.retryAfterSeconds;
+    return { status, body, headers, internal: status >= 500 && err.kind !== 'unavailable' };
   }
   const fe = err as Partial<FastifyError> & { validation?: unknown; validationContext?: string };
   const status = typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 600 ? fe.statusCode : 500;
@@ -101,8 +104,16 @@ function codeFor(fastifyCode: string | undefined, status: number): string {
   return 'bad-request';
 }
 
+export interface ErrorHandlerOptions {
+  /**
+   * Answers GET/HEAD requests for paths no route has when they belong to the console
+   * (client-side routes); null to answer the JSON 404 as for any other path.
+   */
+  pageFallback?: (request: FastifyRequest, reply: FastifyReply) => Promise<unknown> | null;
+}
+
 /** Installs the error and not-found handlers on the root instance (children inherit them). */
-export function installErrorHandlers(app: FastifyInstance): void {
+export function installErrorHandlers(app: FastifyInstance, opts: ErrorHandlerOptions = {}): void {
   app.setErrorHandler((err: unknown, request: FastifyRequest, reply: FastifyReply) => {
     const r = renderError(err);
     if (r.internal) {
@@ -113,7 +124,11 @@ export function installErrorHandlers(app: FastifyInstance): void {
     }
     void reply.code(r.status).headers(r.headers).type('application/json; charset=utf-8').send(r.body);
   });
-  app.setNotFoundHandler((_request, reply) => {
-    void reply.code(404).type('application/json; charset=utf-8').send(errorBody('not-found', DEFAULT_MESSAGE[404]));
+  app.setNotFoundHandler(async (request, reply) => {
+    if ((request.method === 'GET' || request.method === 'HEAD') && opts.pageFallback) {
+      const page = opts.pageFallback(request, reply);
+      if (page) return page;
+    }
+    return reply.code(404).type('application/json; charset=utf-8').send(errorBody('not-found', DEFAULT_MESSAGE[404]));
   });
 }

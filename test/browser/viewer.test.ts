@@ -1,5 +1,7 @@
 // Issue 9, the built-in viewer, in a real browser: Tresor serves OHIF 3.13.2 at /viewer/
-// on its own origin, configured (generated app-config.js) for its own /dicomweb. A user
+// on its own origin, configured (generated app-config.js) for its own /dicomweb, which
+// the browser reaches with the console's session cookie (POST /auth/session; no token
+// anywhere in the page). A user
 // of department A opens a 20-slice CT in OHIF: the viewport shows the image (pixels of
 // the viewport are not one colour), no error dialog; the mouse wheel changes the slice;
 // the MPR layout renders three viewports. A user of department B opening the same URL
@@ -13,7 +15,7 @@ import type { Db } from '../../src/db/knex.js';
 import { artifact, launchBrowser } from '../helpers/browser.js';
 import { ctSeries } from '../helpers/ct-series.js';
 import { databasesUnderTest } from '../helpers/db.js';
-import { multipart, raw, startDicomwebServer, type DicomwebServer } from '../helpers/dicomweb.js';
+import { multipart, raw, startDicomwebServer, USER_PASSWORD, type DicomwebServer } from '../helpers/dicomweb.js';
 import { testPki } from '../helpers/http.js';
 
 /** How many distinct colours an image has, and how many pixels differ from another one. */
@@ -68,7 +70,6 @@ for (const dbu of databasesUnderTest().slice(0, 1)) {
     let s: DicomwebServer;
     let browser: Browser;
     let tokenA: string;
-    let tokenB: string;
     let study: string;
 
     beforeAll(async () => {
@@ -80,7 +81,7 @@ for (const dbu of databasesUnderTest().slice(0, 1)) {
         { department: 'radiology', role: 'reader' },
         { department: 'radiology', role: 'writer' },
       ]);
-      tokenB = await s.user('reader-b', [{ department: 'cardiology', role: 'reader' }]);
+      await s.user('reader-b', [{ department: 'cardiology', role: 'reader' }]);
       const ct = ctSeries(20);
       study = ct.study;
       const m = multipart(ct.slices.map((body) => ({ body })));
@@ -98,12 +99,14 @@ for (const dbu of databasesUnderTest().slice(0, 1)) {
       await t?.close();
     });
 
-    async function contextFor(token: string): Promise<BrowserContext> {
-      const ctx = await browser.newContext({
-        ignoreHTTPSErrors: true,
-        viewport: { width: 1280, height: 800 },
-        extraHTTPHeaders: { authorization: `Bearer ${token}` },
-      });
+    /** A browser logged in as the console logs in: POST /auth/session puts the session cookie in the browser's jar. */
+    async function contextFor(username: string): Promise<BrowserContext> {
+      const ctx = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 800 } });
+      const login = await ctx.request.post(`${s.url}/auth/session`, { data: { username, password: USER_PASSWORD } });
+      expect(login.status(), await login.text()).toBe(200);
+      const cookies = await ctx.cookies(s.url);
+      expect(cookies.map((c) => c.name)).toEqual(['__Host-tresor_session']);
+      expect(cookies[0]).toMatchObject({ httpOnly: true, secure: true, sameSite: 'Strict' });
       await ctx.addInitScript(() => {
         const w = window as unknown as { __csp: string[] };
         w.__csp = [];
@@ -113,7 +116,7 @@ for (const dbu of databasesUnderTest().slice(0, 1)) {
     }
 
     it('shows the CT, scrolls through it and opens MPR, under the viewer CSP and on this origin only', async () => {
-      const ctx = await contextFor(tokenA);
+      const ctx = await contextFor('reader-a');
       const page = await ctx.newPage();
       const w = watch(page, s.url);
       const res = await page.goto(`${s.url}/viewer/viewer?StudyInstanceUIDs=${study}`);
@@ -172,7 +175,7 @@ for (const dbu of databasesUnderTest().slice(0, 1)) {
     }, 240_000);
 
     it('shows a user of another department nothing of that study', async () => {
-      const ctx = await contextFor(tokenB);
+      const ctx = await contextFor('reader-b');
       const page = await ctx.newPage();
       const w = watch(page, s.url);
       const frames: number[] = [];

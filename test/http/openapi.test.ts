@@ -95,8 +95,14 @@ describe('openapi/openapi.yaml', () => {
   });
 
   it('secures every route but the public ones, and answers 401 there', async () => {
-    // The viewer's files are public code (http/viewer/routes.ts); its data is /dicomweb.
-    const publicOps = new Set(['GET /healthz', 'GET /readyz', 'POST /auth/token', 'GET /viewer', 'GET /viewer/{wildcard}']);
+    const publicOps = new Set([
+      'GET /healthz', 'GET /readyz', 'POST /auth/token', 'POST /auth/session', 'GET /', 'GET /assets/{wildcard}',
+      // The viewer's files are public code (http/viewer/routes.ts); its data is /dicomweb.
+      'GET /viewer',
+      'GET /viewer/{wildcard}',
+    ]);
+    // The console's session routes take only the cookie; every other route either.
+    const cookieOnly = new Set(['GET /auth/session', 'DELETE /auth/session']);
     for (const [p, item] of Object.entries<any>(doc.paths)) {
       for (const m of METHODS) {
         const op = item[m];
@@ -106,7 +112,7 @@ describe('openapi/openapi.yaml', () => {
         if (publicOps.has(key)) {
           expect(security, key).toEqual([]);
         } else {
-          expect(security, key).toEqual([{ bearerAuth: [] }]);
+          expect(security, key).toEqual(cookieOnly.has(key) ? [{ sessionCookie: [] }] : [{ bearerAuth: [] }, { sessionCookie: [] }]);
           expect(op.responses['401'], `${key} documents 401`).toBeDefined();
         }
       }
