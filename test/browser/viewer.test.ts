@@ -12,8 +12,9 @@ import { PNG } from 'pngjs';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Db } from '../../src/db/knex.js';
+import { VIEWER_CSP } from '../../src/http/viewer/csp.js';
 import { artifact, launchBrowser } from '../helpers/browser.js';
-import { ctSeries } from '../helpers/ct-series.js';
+import { ctSeries, jpegLs } from '../helpers/ct-series.js';
 import { databasesUnderTest } from '../helpers/db.js';
 import { multipart, raw, startDicomwebServer, USER_PASSWORD, type DicomwebServer } from '../helpers/dicomweb.js';
 import { testPki } from '../helpers/http.js';
@@ -71,6 +72,7 @@ for (const dbu of databasesUnderTest().slice(0, 1)) {
     let browser: Browser;
     let tokenA: string;
     let study: string;
+    let jlsStudy: string;
 
     beforeAll(async () => {
       t = await dbu.open();
@@ -84,13 +86,17 @@ for (const dbu of databasesUnderTest().slice(0, 1)) {
       await s.user('reader-b', [{ department: 'cardiology', role: 'reader' }]);
       const ct = ctSeries(20);
       study = ct.study;
-      const m = multipart(ct.slices.map((body) => ({ body })));
-      const stow = await raw(s.url, s.ca, 'POST', '/dicomweb/studies', {
-        token: tokenA,
-        headers: { 'content-type': m.contentType, accept: 'application/dicom+json' },
-        body: m.body,
-      });
-      expect(stow.status, stow.text).toBe(200);
+      const jls = jpegLs(ctSeries(20));
+      jlsStudy = jls.study;
+      for (const series of [ct, jls]) {
+        const m = multipart(series.slices.map((body) => ({ body })));
+        const stow = await raw(s.url, s.ca, 'POST', '/dicomweb/studies', {
+          token: tokenA,
+          headers: { 'content-type': m.contentType, accept: 'application/dicom+json' },
+          body: m.body,
+        });
+        expect(stow.status, stow.text).toBe(200);
+      }
       browser = await launchBrowser();
     });
     afterAll(async () => {
@@ -121,7 +127,7 @@ for (const dbu of databasesUnderTest().slice(0, 1)) {
       const w = watch(page, s.url);
       const res = await page.goto(`${s.url}/viewer/viewer?StudyInstanceUIDs=${study}`);
       expect(res?.status()).toBe(200);
-      expect(res?.headers()['content-security-policy']).toContain("script-src 'self' 'wasm-unsafe-eval'");
+      expect(res?.headers()['content-security-policy']).toBe(VIEWER_CSP);
       try {
         await page.locator('canvas.cornerstone-canvas').first().waitFor({ state: 'visible', timeout: 60_000 });
       } catch (e) {
@@ -168,11 +174,40 @@ for (const dbu of databasesUnderTest().slice(0, 1)) {
       await page.screenshot({ path: artifact('viewer-3-mpr.png') });
       expect(await page.getByText(/error|not available/i).count()).toBe(0);
       expect(await collectCspReports(page), 'CSP violations').toEqual([]);
-      expect(w.violations, 'CSP console messages').toEqual([]);
+      expect(w.violations, 'CSP console messages (page and workers)').toEqual([]);
+      expect(w.errors, 'console errors').toEqual([]);
       expect(w.foreign, 'requests to other origins').toEqual([]);
       expect(await page.evaluate(() => crossOriginIsolated)).toBe(true);
       await ctx.close();
     }, 240_000);
+
+    it('decodes a JPEG-LS series with its WebAssembly codec, under the viewer CSP', async () => {
+      const ctx = await contextFor('reader-a');
+      const page = await ctx.newPage();
+      const w = watch(page, s.url);
+      const frames: string[] = [];
+      page.on('response', (r) => {
+        if (r.url().includes('/frames/')) frames.push(r.url());
+      });
+      await page.goto(`${s.url}/viewer/viewer?StudyInstanceUIDs=${jlsStudy}`);
+      const overlay = page.locator('[data-cy="viewport-overlay-bottom-right"]').first();
+      await expect.poll(async () => overlay.innerText(), { timeout: 60_000 }).toMatch(/\(1\/20\)/);
+      await expect.poll(async () => distinctColours(await viewportShot(page)), { timeout: 30_000, interval: 1000 }).toBeGreaterThan(8);
+      await page.screenshot({ path: artifact('viewer-5-jpeg-ls.png') });
+      // The frames came as stored (JPEG-LS, 1.2.840.10008.1.2.4.80): the browser decoded them.
+      expect(frames.length).toBeGreaterThan(0);
+      // The frames came as stored (JPEG-LS lossless): the browser's WebAssembly decoder drew them.
+      const head = await page.evaluate(async (url) => {
+        const r = await fetch(url, { headers: { accept: 'multipart/related; type=application/octet-stream; transfer-syntax=*' } });
+        return new TextDecoder('latin1').decode(new Uint8Array(await r.arrayBuffer()).slice(0, 400));
+      }, frames[0]);
+      expect(head).toContain('transfer-syntax=1.2.840.10008.1.2.4.80');
+      expect(w.errors.filter((e) => /decode|EvalError|WebAssembly|wasm/i.test(e)), 'decoder errors').toEqual([]);
+      expect(w.violations, 'CSP console messages (page and workers)').toEqual([]);
+      expect(await collectCspReports(page), 'CSP violations').toEqual([]);
+      expect(w.foreign).toEqual([]);
+      await ctx.close();
+    }, 120_000);
 
     it('shows a user of another department nothing of that study', async () => {
       const ctx = await contextFor('reader-b');

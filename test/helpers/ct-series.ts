@@ -4,8 +4,11 @@
 // shrinks along z (so MPR shows a disc in every plane) and a bar whose position moves
 // with the slice index (so scrolling changes the image visibly). No patient data.
 
-import dcmjs from 'dcmjs';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import dcmjs from 'dcmjs';
 import { freshUid } from './dicomweb-data.js';
 import { SAMPLE_DIR } from './samples.js';
 
@@ -69,4 +72,21 @@ export function ctSeries(count = 20): CtSeries {
     slices.push(Buffer.from(d.write()));
   }
   return { study, series, slices };
+}
+
+/** The same slices, JPEG-LS lossless (dcmtk's dcmcjpls): decoded in the browser by a WebAssembly codec. */
+export function jpegLs(series: CtSeries): CtSeries {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tresor-jls-'));
+  try {
+    const slices = series.slices.map((bytes, i) => {
+      const src = path.join(dir, `${i}.dcm`);
+      const dst = path.join(dir, `${i}.jls.dcm`);
+      fs.writeFileSync(src, bytes);
+      execFileSync('dcmcjpls', [src, dst]);
+      return fs.readFileSync(dst);
+    });
+    return { ...series, slices };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }

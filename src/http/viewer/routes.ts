@@ -11,7 +11,7 @@
 import fastifyStatic from '@fastify/static';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { viewerAppConfigJs } from './app-config.js';
-import { VIEWER_CSP } from './csp.js';
+import { VIEWER_CSP, VIEWER_WORKER_CSP } from './csp.js';
 import { loadViewerFiles } from './files.js';
 import { viewerInitJs } from './index-html.js';
 import { viewerMissingPage } from './missing-page.js';
@@ -65,6 +65,7 @@ export async function viewerRoutes(app: FastifyInstance, opts: ViewerOptions): P
     const gen = generated.get(rel);
     if (gen) return reply.header('cache-control', 'no-cache').type(gen.type).send(gen.body);
     if (viewer.files.has(rel)) {
+      if (rel.endsWith('.js')) reply.header('content-security-policy', VIEWER_WORKER_CSP);
       reply.header('cache-control', HASHED_RE.test(rel) ? 'public, max-age=31536000, immutable' : 'no-cache');
       return reply.sendFile(rel);
     }
