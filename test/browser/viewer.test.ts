@@ -97,7 +97,7 @@ for (const dbu of databasesUnderTest().slice(0, 1)) {
         });
         expect(stow.status, stow.text).toBe(200);
       }
-      browser = await launchBrowser();
+      browser = await launchBrowser({ trustCertificates: [s.deps.pki.serverCertPem] });
     });
     afterAll(async () => {
       await browser?.close();
@@ -105,14 +105,22 @@ for (const dbu of databasesUnderTest().slice(0, 1)) {
       await t?.close();
     });
 
-    /** A browser logged in as the console logs in: POST /auth/session puts the session cookie in the browser's jar. */
+    /** A browser logged in as the console logs in: POST /auth/session from the page puts the session cookie in the browser's jar. */
     async function contextFor(username: string): Promise<BrowserContext> {
-      const ctx = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 800 } });
-      const login = await ctx.request.post(`${s.url}/auth/session`, { data: { username, password: USER_PASSWORD } });
-      expect(login.status(), await login.text()).toBe(200);
-      const cookies = await ctx.cookies(s.url);
-      expect(cookies.map((c) => c.name)).toEqual(['__Host-tresor_session']);
-      expect(cookies[0]).toMatchObject({ httpOnly: true, secure: true, sameSite: 'Strict' });
+      const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+      // The browser itself posts the login, as the console does (Chromium checks TLS against the pinned server key).
+      const page = await ctx.newPage();
+      await page.goto(`${s.url}/viewer/`);
+      const status = await page.evaluate(
+        async ({ username, password }) =>
+          (await fetch('/auth/session', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username, password }) })).status,
+        { username, password: USER_PASSWORD },
+      );
+      expect(status).toBe(200);
+      await page.close();
+      // (OHIF itself sets an `i18next` language cookie.)
+      const session = (await ctx.cookies(s.url)).find((c) => c.name === '__Host-tresor_session');
+      expect(session).toMatchObject({ httpOnly: true, secure: true, sameSite: 'Strict', path: '/' });
       await ctx.addInitScript(() => {
         const w = window as unknown as { __csp: string[] };
         w.__csp = [];
@@ -227,7 +235,7 @@ for (const dbu of databasesUnderTest().slice(0, 1)) {
     }, 120_000);
 
     it('sends a browser without a session to the console login, not a broken viewer', async () => {
-      const ctx = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 800 } });
+      const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
       const page = await ctx.newPage();
       const dicomweb: number[] = [];
       page.on('response', (r) => {

@@ -4,6 +4,7 @@
 // user-data-dir and removes it on close). WebGL runs on SwiftShader (software): OHIF's
 // viewports need WebGL, and recent Chromium only falls back to SwiftShader when allowed.
 
+import { createHash, X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
@@ -12,8 +13,20 @@ export const CHROMIUM = process.env.TRESOR_TEST_CHROMIUM ?? '/usr/bin/chromium';
 /** Screenshots and other artifacts of browser tests (gitignored). */
 export const ARTIFACTS = path.resolve('test-artifacts/browser');
 
-export async function launchBrowser(): Promise<Browser> {
+/** Chromium's form of a certificate's key pin: base64 SHA-256 of its SubjectPublicKeyInfo. */
+export function spkiPin(certPem: string): string {
+  const der = new X509Certificate(certPem).publicKey.export({ type: 'spki', format: 'der' });
+  return createHash('sha256').update(der).digest('base64');
+}
+
+/**
+ * `trustCertificates`: server certificates (PEM) Chromium accepts although their CA is not
+ * in its store — only those keys (--ignore-certificate-errors-spki-list), every other
+ * certificate error still fails; so tests need no blanket ignoreHTTPSErrors.
+ */
+export async function launchBrowser(opts: { trustCertificates?: string[] } = {}): Promise<Browser> {
   fs.mkdirSync(ARTIFACTS, { recursive: true });
+  const pins = (opts.trustCertificates ?? []).map(spkiPin);
   return chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
@@ -28,6 +41,7 @@ export async function launchBrowser(): Promise<Browser> {
       '--disable-sync',
       '--use-angle=swiftshader',
       '--enable-unsafe-swiftshader',
+      ...(pins.length > 0 ? [`--ignore-certificate-errors-spki-list=${pins.join(',')}`] : []),
     ],
   });
 }
