@@ -2,8 +2,10 @@
 // environment and for `tresor serve` flags; parsed and validated once at start,
 // with one clear message per bad value; the result is frozen and passed down.
 
+import { existsSync } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { AE_TITLE_RE } from './core/identity/names.js';
 
 export interface S3Config {
@@ -38,6 +40,8 @@ export interface Config {
   /** Public base URL for links in responses (BulkDataURI, Location); never taken from Host. */
   publicUrl?: string;
   corsOrigins: readonly string[];
+  /** The built-in viewer's files (OHIF's prebuilt dist/, fetched by scripts/fetch-viewer.mjs). */
+  viewerDir: string;
   logLevel: string;
   limits: {
     /** Largest single DICOM object accepted (bytes). */
@@ -85,6 +89,7 @@ export const SETTINGS = {
   adminPassword: { env: 'TRESOR_ADMIN_PASSWORD', flag: 'admin-password' },
   publicUrl: { env: 'TRESOR_PUBLIC_URL', flag: 'public-url' },
   corsOrigins: { env: 'TRESOR_CORS_ORIGINS', flag: 'cors-origins' },
+  viewerDir: { env: 'TRESOR_VIEWER_DIR', flag: 'viewer-dir' },
   logLevel: { env: 'TRESOR_LOG_LEVEL', flag: 'log-level' },
   maxObjectBytes: { env: 'TRESOR_MAX_OBJECT_BYTES', flag: 'max-object-bytes' },
   maxRequestBytes: { env: 'TRESOR_MAX_REQUEST_BYTES', flag: 'max-request-bytes' },
@@ -232,6 +237,7 @@ export function loadConfig(flags: RawSettings = {}, env: NodeJS.ProcessEnv = pro
     adminPassword,
     publicUrl,
     corsOrigins,
+    viewerDir: path.resolve(raw.viewerDir ?? defaultViewerDir()),
     logLevel,
     limits: {
       maxObjectBytes: int('maxObjectBytes', 2 * GiB, 1024, 64 * GiB),
@@ -247,6 +253,17 @@ export function loadConfig(flags: RawSettings = {}, env: NodeJS.ProcessEnv = pro
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return deepFreeze(config);
+}
+
+/**
+ * vendor/ohif/dist of the installed package (npm ci's postinstall puts it there): the
+ * nearest folder above this module with a package.json, so it is the same from src/
+ * (tsx, tests) and from dist/src/ (npm start).
+ */
+export function defaultViewerDir(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  return path.join(dir, 'vendor', 'ohif', 'dist');
 }
 
 /** Loopback S3 endpoints may be spoken to in plain HTTP: the bytes never leave this host. */

@@ -31,6 +31,7 @@ export const SETTING_HELP: Record<SettingName, string> = {
   adminPassword: "first admin's password on an empty database, ≥ 12 characters (default: generated into <data-dir>/initial-admin-password)",
   publicUrl: 'public https:// base URL for links (default: from the listener)',
   corsOrigins: 'origins allowed by CORS, comma-separated (default: none)',
+  viewerDir: "the built-in viewer's files, OHIF's prebuilt dist/ (default: vendor/ohif/dist of the installed package, fetched by npm ci)",
   logLevel: 'fatal, error, warn, info, debug, trace or silent (default: info)',
   maxObjectBytes: 'largest DICOM object accepted, bytes (default: 2 GiB)',
   maxRequestBytes: 'largest STOW-RS request, bytes (default: 4 GiB)',

@@ -1,7 +1,7 @@
 // The HTTPS front door: buildApp(deps) wires hardening (helmet headers, body limit,
 // closed JSON schemas, rate limit on /auth/*), the one error body, authentication
-// (http/auth.ts, deny by default) and the routes: /auth, /admin, /healthz, and
-// DICOMweb under /dicomweb, all from the one Deps (deps.ts). main.ts listens; tests
+// (http/auth.ts, deny by default) and the routes: /auth, /admin, /healthz,
+// DICOMweb under /dicomweb and the viewer under /viewer/, all from the one Deps (deps.ts). main.ts listens; tests
 // build the same app from their own createDeps and listen on port 0.
 
 import cors from '@fastify/cors';
@@ -21,6 +21,7 @@ import { deviceBundleRoutes } from './routes/device-bundle.js';
 import { consoleStaticRoutes, defaultWebRoot, isConsolePath, sendConsolePage } from './routes/console-static.js';
 import { healthRoutes } from './routes/health.js';
 import type { HttpsOptions } from './tls.js';
+import { viewerRoutes } from './viewer/routes.js';
 
 /** The part of Deps the HTTP front door uses. */
 export type AppDeps = Pick<
@@ -189,6 +190,8 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
       }),
     { prefix: '/dicomweb' },
   );
+  // The built-in viewer (OHIF) at /viewer/, reading this origin's /dicomweb (http/viewer/).
+  await app.register(viewerRoutes, { dir: deps.config.viewerDir, dicomweb: '/dicomweb' });
 
   return app;
 }

@@ -24,6 +24,12 @@ export type HttpsOptions = TlsOptions &
     allowHTTP1?: boolean;
     settings?: { maxConcurrentStreams?: number; maxHeaderListSize?: number };
     maxHeaderListPairs?: number;
+    maxSessionMemory?: number;
+    maxOutstandingPings?: number;
+    maxSettings?: number;
+    maxSessionRejectedStreams?: number;
+    maxSessionInvalidFrames?: number;
+    unknownProtocolTimeout?: number;
     headersTimeout?: number;
     connectionsCheckingInterval?: number;
   };
@@ -51,6 +57,22 @@ export function httpsOptions(pki: Pick<Pki, 'serverCertPem' | 'serverKeyPem'>): 
     // concurrent streams; header lists as large as Node's HTTP/1.1 parser accepts (16 KiB).
     settings: { maxConcurrentStreams: 100, maxHeaderListSize: 16 * 1024 },
     maxHeaderListPairs: 128,
+    // Abusive HTTP/2 clients (test/http/http2-abuse.test.ts), Node's http2 limits written
+    // out so they are visible and stay put: a session may hold 10 MB of frames and
+    // headers in flight (more → ENHANCE_YOUR_CALM, RFC 9113 §5.4.2), 10 unanswered PINGs
+    // and 32 entries per SETTINGS frame (a flood of either closes the session: nghttp2
+    // also caps queued control-frame replies a client does not read); a client whose
+    // streams beyond maxConcurrentStreams are refused 100 times, or that sends 1000
+    // invalid frames, loses the session; a TLS connection that negotiates no protocol is
+    // closed after 10 s. A stream blocked by a client that never reads holds at most its
+    // flow-control window (64 KiB) plus the stream and file buffers (backpressure); a
+    // session with no frame either way for 72 s is closed (app.ts).
+    maxSessionMemory: 10,
+    maxOutstandingPings: 10,
+    maxSettings: 32,
+    maxSessionRejectedStreams: 100,
+    maxSessionInvalidFrames: 1000,
+    unknownProtocolTimeout: 10_000,
     // HTTP/1.1 timeouts (app.ts puts them on the server before it listens): a client must
     // send its headers within 10 s (408 otherwise), checked every second so slow
     // clients are cut off promptly rather than up to 30 s late.
