@@ -40,6 +40,10 @@ export const SETTING_HELP: Record<SettingName, string> = {
   maxPduBytes: 'largest PDU accepted, bytes (default: 1 MiB)',
   dimseRequireBoth: 'DICOM: require a client certificate and user identity: true or false (default: false)',
   tokenTtlSeconds: 'access-token lifetime in seconds, 30–3600 (default: 600)',
+  metricsPort: 'Prometheus /metrics port (default: off)',
+  metricsHost: 'address the metrics listener binds to (default: 127.0.0.1; any other needs --metrics-token-file)',
+  metricsTokenFile: 'file (mode 0600) with the bearer token a scraper must send to /metrics (default: none; required off loopback)',
+  startupWaitSeconds: 'how long start-up retries an unreachable database or S3 before giving up, seconds (default: 60)',
 };
 
 /** Every setting as a flag; the environment variable of the same setting is the fallback. */

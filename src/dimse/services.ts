@@ -70,4 +70,6 @@ export interface DimseDeps {
   audit: AuditPort;
   logger: Logger;
   tuning?: Partial<DimseTuning>;
+  /** A TLS handshake that failed (no or a bad certificate, plaintext, a scanner): counted and audited rate-limited (core/refusal-log.ts). */
+  onHandshakeFailure?: (address: string, code: string) => void;
 }

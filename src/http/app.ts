@@ -16,13 +16,15 @@ import { installErrorHandlers } from './errors.js';
 import { adminRoutes } from './routes/admin.js';
 import { authRoutes } from './routes/auth.js';
 import { healthRoutes } from './routes/health.js';
+import { observeHttp } from './observe.js';
 import type { HttpsOptions } from './tls.js';
 
 /** The part of Deps the HTTP front door uses. */
 export type AppDeps = Pick<
   Deps,
   'config' | 'logger' | 'db' | 'identity' | 'audit' | 'ingest' | 'query' | 'retrieve' | 'deletion' | 'departmentByName' | 'tuning' | 'blobs'
->;
+> &
+  Partial<Pick<Deps, 'metrics' | 'refuse' | 'countUnauthenticated'>>;
 
 export interface BuildAppOptions {
   /** TLS options from http/tls.ts httpsOptions(pki); null serves plain HTTP (app.inject tests only). */
@@ -127,6 +129,16 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
     });
   }
   installErrorHandlers(app);
+  // Connections, anonymous refusals and abandoned STOWs → metrics and the refusal log (http/observe.ts).
+  observeHttp(
+    app,
+    {
+      connections: (d) => deps.metrics?.httpConnections.inc(d),
+      unauthenticated: (door, reason) => deps.countUnauthenticated?.(door, reason),
+      refuse: (r) => deps.refuse?.(r),
+    },
+    opts.https !== null,
+  );
 
   await app.register(helmet, {
     // An API: nothing here is ever a page, a frame or a script.

@@ -61,7 +61,11 @@ export async function registerAuth(app: FastifyInstance, identity: Identity): Pr
   async function authenticate(request: FastifyRequest): Promise<void> {
     if (request.principal) return;
     const header = request.headers.authorization;
-    if (header === undefined) throw unauthenticated('missing-token', 'a bearer token is required');
+    if (header === undefined) {
+      // Audited rate-limited like a bad token (issue 14 "Also"): a scanner leaves a trace.
+      await identity.recordTokenRefusal('missing-token', request.ip);
+      throw unauthenticated('missing-token', 'a bearer token is required');
+    }
     if (!BEARER_RE.test(header)) {
       await identity.recordTokenRefusal('malformed-authorization', request.ip);
       throw unauthenticated('invalid-token', 'invalid access token');
