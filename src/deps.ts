@@ -234,6 +234,6 @@ export function dimseServerDeps(deps: Deps): DimseDeps {
     audit: deps.audit,
     logger: deps.logger,
     tuning: deps.tuning.dimse,
-    onHandshakeFailure: (address, code) => deps.refuse({ reason: 'tls-handshake', via: 'dimse', source: address, code }),
+    onAnonymousRefusal: (r) => deps.refuse({ reason: r.reason, via: 'dimse', source: r.address, code: r.code }),
   };
 }

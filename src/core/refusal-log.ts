@@ -9,7 +9,7 @@
 import type { AuditLog } from './audit.js';
 import { createRefusalThrottle } from './audit-throttle.js';
 
-export type RefusalReason = 'rate-limited' | 'tls-handshake' | 'stow-abandoned';
+export type RefusalReason = 'rate-limited' | 'tls-handshake' | 'no-association' | 'stow-abandoned';
 
 export interface Refusal {
   reason: RefusalReason;

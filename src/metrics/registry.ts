@@ -16,6 +16,7 @@ export type AnonymousRefusal =
   | 'token-expired'
   | 'rate-limited'
   | 'tls-handshake'
+  | 'no-association'
   | 'stow-abandoned';
 export type RefusalDoor = Door | 'admin' | 'auth';
 
