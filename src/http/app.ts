@@ -17,6 +17,7 @@ import { adminRoutes } from './routes/admin.js';
 import { authRoutes } from './routes/auth.js';
 import { healthRoutes } from './routes/health.js';
 import { observeHttp } from './observe.js';
+import { acceptEmptyJsonOnDelete } from './json-body.js';
 import type { HttpsOptions } from './tls.js';
 
 /** The part of Deps the HTTP front door uses. */
@@ -129,6 +130,7 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
     });
   }
   installErrorHandlers(app);
+  acceptEmptyJsonOnDelete(app);
   // Connections, anonymous refusals and abandoned STOWs → metrics and the refusal log (http/observe.ts).
   observeHttp(
     app,
