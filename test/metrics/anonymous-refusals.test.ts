@@ -124,6 +124,21 @@ describe('anonymous refusals: counted, audited rate-limited', () => {
     expect(rows.every((r) => r.outcome === 'denied' && r.principalKind === 'anonymous')).toBe(true);
   }, 120_000);
 
+  it('HTTPS port: plaintext HTTP (a failed TLS handshake) is counted and audited', async () => {
+    const port = Number(new URL(s.base).port);
+    for (let i = 0; i < 5; i++) {
+      await new Promise<void>((resolve) => {
+        const c = net.connect(port, '127.0.0.1', () => c.write('GET /dicomweb/studies HTTP/1.1\r\nHost: x\r\n\r\n'));
+        c.on('error', () => resolve());
+        c.on('close', () => resolve());
+      });
+    }
+    await until('5 HTTPS handshake failures counted', async () => (await counter(s, { door: 'dicomweb', reason: 'tls-handshake' })) === 5);
+    await s.server.deps.flushRefusals();
+    const rows = await s.server.deps.audit.list({ action: 'security-alert', limit: 1000 });
+    expect(told(rows.filter((r) => r.details.via === 'dicomweb' || r.details.reason === 'suppressed'), 'tls-handshake')).toBeGreaterThanOrEqual(5);
+  }, 60_000);
+
   it('a STOW-RS abandoned mid-multipart is counted and audited, and leaves no blob and no temporary file', async () => {
     const dicom = await fs.readFile(path.join(SAMPLE_DIR, 'MR_small.dcm'));
     const boundary = 'abandoned-stow';
