@@ -101,6 +101,17 @@ describe('metrics: GET /metrics on TRESOR_METRICS_PORT', () => {
     expect(r.body).not.toContain('MOD1');
   }, 120_000);
 
+  it('counts a lockout once an account is locked after repeated failures', async () => {
+    await s.user('victim1', PASSWORD, [['radiology', 'reader']]);
+    for (let i = 0; i < 6; i++) {
+      const r = await s.curl(['-X', 'POST', `${s.base}/auth/token`, '-H', 'content-type: application/json', '-d', JSON.stringify({ username: 'victim1', password: `wrong-password-${i}` })]);
+      expect(r.status).toBe(401);
+    }
+    const m = parsePrometheusText((await scrape()).body);
+    expect(m.get('tresor_lockouts_total{scope="account"}')).toBe(1);
+    expect(m.get('tresor_errors_total{door="none",kind="unauthenticated",reason="locked"}')).toBe(1);
+  }, 60_000);
+
   it('refuses a scrape without the token, or with another one', async () => {
     const none = await s.curl([`http://127.0.0.1:${s.server.metricsPort}/metrics`]);
     expect(none.status).toBe(401);
