@@ -8,11 +8,11 @@ import { createTypeScriptImportResolver } from 'eslint-import-resolver-typescrip
 // DICOMweb route modules (registered by routes.ts); what they share lives in modules of its own.
 const dicomwebRouteModules = ['qido', 'wado', 'rendered', 'stow', 'wado-uri', 'delete'];
 
-const forbiddenInCore = ['fastify', '@fastify/*', 'dcmjs-dimse', 'knex', 'knex-pglite', 'pg', '@electric-sql/pglite', 'minio'];
+const forbiddenInCore = ['prom-client', 'fastify', '@fastify/*', 'dcmjs-dimse', 'knex', 'knex-pglite', 'pg', '@electric-sql/pglite', 'minio'];
 // The layers around the core (ARCHITECTURE.md, layout): the core owns its ports
 // (src/core/ports/) and these implement or call them; a core import of one of them
 // would turn the dependency around. Matched on the import path, at any depth.
-const layersOutsideCore = /(^|\/)(storage|pki|db|http|dimse|edge)\//;
+const layersOutsideCore = /(^|\/)(storage|pki|db|http|dimse|edge|metrics)\//;
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'data/**', 'coverage/**', '.tmp/**'] },

@@ -3,7 +3,7 @@
 # sample files, socat/stunnel and a real S3 server (moto_server). On a Debian machine as
 # root it installs the missing Debian packages; otherwise it fails at once naming them.
 set -euo pipefail
-pkgs=(dcmtk python3-pydicom socat stunnel4 openssl)
+pkgs=(dcmtk python3-pydicom socat stunnel4 openssl curl)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -16,8 +16,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     exit 1
   fi
 fi
-for t in echoscu storescu findscu getscu movescu storescp socat openssl; do
-  command -v "$t" >/dev/null || { echo "required tool missing: $t (apt-get install -y dcmtk socat openssl)" >&2; exit 1; }
+for t in echoscu storescu findscu getscu movescu storescp dcmdump socat openssl curl; do
+  command -v "$t" >/dev/null || { echo "required tool missing: $t (apt-get install -y dcmtk socat openssl curl)" >&2; exit 1; }
 done
 test -d /usr/lib/python3/dist-packages/pydicom/data/test_files || { echo "pydicom sample files missing (apt-get install -y python3-pydicom)" >&2; exit 1; }
 command -v moto_server >/dev/null || python3 -c 'import moto.server' 2>/dev/null || test -x "$HOME/.pyenv/shims/moto_server" || {

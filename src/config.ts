@@ -6,7 +6,8 @@ import { existsSync } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { AE_TITLE_RE } from './core/identity/names.js';
+import { AE_TITLE_RE, BOOTSTRAP_USERNAME } from './core/identity/names.js';
+import { checkPasswordRules } from './core/identity/passwords.js';
 
 export interface S3Config {
   endPoint: string;
@@ -62,6 +63,10 @@ export interface Config {
   tokenTtlSeconds: number;
   /** Browser sessions (console, viewer): idle timeout and absolute lifetime. */
   session: { idleMinutes: number; maxHours: number };
+  /** Prometheus listener (src/metrics/); undefined port = off. */
+  metrics?: { port: number; host: string; tokenFile?: string };
+  /** How long start-up keeps retrying the database and the blob store, in seconds. */
+  startupWaitSeconds: number;
 }
 
 /** Names of every setting: environment variable ↔ `tresor serve` flag. */
@@ -101,6 +106,10 @@ export const SETTINGS = {
   tokenTtlSeconds: { env: 'TRESOR_TOKEN_TTL_SECONDS', flag: 'token-ttl-seconds' },
   sessionIdleMinutes: { env: 'TRESOR_SESSION_IDLE_MINUTES', flag: 'session-idle-minutes' },
   sessionMaxHours: { env: 'TRESOR_SESSION_MAX_HOURS', flag: 'session-max-hours' },
+  metricsPort: { env: 'TRESOR_METRICS_PORT', flag: 'metrics-port' },
+  metricsHost: { env: 'TRESOR_METRICS_HOST', flag: 'metrics-host' },
+  metricsTokenFile: { env: 'TRESOR_METRICS_TOKEN_FILE', flag: 'metrics-token-file' },
+  startupWaitSeconds: { env: 'TRESOR_STARTUP_WAIT_SECONDS', flag: 'startup-wait-seconds' },
 } as const;
 
 export type SettingName = keyof typeof SETTINGS;
@@ -219,9 +228,29 @@ export function loadConfig(flags: RawSettings = {}, env: NodeJS.ProcessEnv = pro
     problems.push(`${label('logLevel')} must be one of fatal, error, warn, info, debug, trace, silent`);
   }
 
+  // The rules every password follows (core/identity/passwords.ts), named by the variable.
   const adminPassword = raw.adminPassword;
-  if (adminPassword !== undefined && adminPassword.length < 12) {
-    problems.push(`${label('adminPassword')} must be at least 12 characters`);
+  if (adminPassword !== undefined) {
+    try {
+      checkPasswordRules(adminPassword, { accountName: BOOTSTRAP_USERNAME });
+    } catch (e) {
+      problems.push(`${label('adminPassword')}: ${(e as Error).message.replace(/^the password /, '')} ("${BOOTSTRAP_USERNAME}")`);
+    }
+  }
+
+  // Metrics are off unless a port is given. Anywhere but loopback the scrape needs a
+  // credential: the counters tell an outsider how busy the archive is and who fails to log in.
+  let metrics: Config['metrics'];
+  if (raw.metricsPort !== undefined) {
+    const host = raw.metricsHost ?? '127.0.0.1';
+    metrics = { port: int('metricsPort', 9464, 0, 65535), host, tokenFile: raw.metricsTokenFile };
+    if (!isLoopbackHost(host) && raw.metricsTokenFile === undefined) {
+      problems.push(
+        `${label('metricsHost')} "${host}" is not a loopback address: set ${label('metricsTokenFile')} to a file (mode 0600) holding the bearer token scrapers must send, or bind metrics to 127.0.0.1`,
+      );
+    }
+  } else if (raw.metricsHost !== undefined || raw.metricsTokenFile !== undefined) {
+    problems.push(`${label('metricsHost')} and ${label('metricsTokenFile')} need ${label('metricsPort')} (metrics are off without it)`);
   }
 
   const config: Config = {
@@ -250,6 +279,8 @@ export function loadConfig(flags: RawSettings = {}, env: NodeJS.ProcessEnv = pro
     dimseRequireBoth: bool('dimseRequireBoth', false),
     tokenTtlSeconds: int('tokenTtlSeconds', 600, 30, 3600),
     session: { idleMinutes: int('sessionIdleMinutes', 30, 1, 1440), maxHours: int('sessionMaxHours', 12, 1, 720) },
+    metrics,
+    startupWaitSeconds: int('startupWaitSeconds', 60, 0, 3600),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return deepFreeze(config);

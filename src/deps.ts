@@ -39,6 +39,11 @@ import { pkiCertificateIssuer } from './pki/certificate-issuer.js';
 import { fsTokenKeyStore } from './pki/token-key-store.js';
 import type { BlobStore } from './core/ports/blob-store.js';
 import { createBlobStore } from './storage/create-blob-store.js';
+import { observeStatements } from './db/observe.js';
+import { createRefusalLog, type Refusal } from './core/refusal-log.js';
+import { createMetrics, reasonLabel, type TresorMetrics } from './metrics/registry.js';
+import { instrumentBlobStore, instrumentIngest, instrumentLockouts, instrumentQuery, observedAudit } from './metrics/instrument.js';
+import { certificateExpirySource } from './metrics/certificates.js';
 
 /** The `iss` and `aud` of every access token this installation issues. */
 export const TOKEN_ISSUER = 'tresor';
@@ -77,6 +82,8 @@ export interface DepsOverrides {
   services?: (real: CoreServices) => Partial<CoreServices>;
   /** Wraps the DIMSE authenticator built from identity (e.g. to count calls). */
   dimseAuthenticator?: (real: DimseAuthenticator) => DimseAuthenticator;
+  /** Refusal-log throttle (tests shorten or tighten it). */
+  refusalThrottle?: { limit?: number; windowMs?: number };
 }
 
 export interface Deps {
@@ -102,6 +109,14 @@ export interface Deps {
   sweepBlobs(): Promise<SweepResult>;
   /** Temporary files (C-STORE spooling, STOW parts); same filesystem as the data. */
   tmpDir: string;
+  /** The Prometheus registry and its metrics (src/metrics/); served only when TRESOR_METRICS_PORT is set. */
+  metrics: TresorMetrics;
+  /** An anonymous refusal (429, failed TLS handshake, abandoned STOW): counted, and audited rate-limited. */
+  refuse(r: Refusal): void;
+  /** An unauthenticated HTTP 401 (audited by identity's token refusals), counted. */
+  countUnauthenticated(door: string, reason: string): void;
+  /** Writes the summary rows of refusals held back by the throttles (main.ts: every minute and at shutdown). */
+  flushRefusals(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -114,8 +129,11 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, overr
     ? await loadPki({ cert: config.tls.cert, key: config.tls.key, ca: config.tls.ca })
     : await ensureLocalPki({ tlsDir: path.join(config.dataDir, 'tls'), hostnames: [os.hostname(), ...config.tlsHostnames] }));
 
+  // Process metrics (GC, event loop) only when they will be served: tests build many Deps.
+  const metrics = createMetrics({ processMetrics: config.metrics !== undefined });
   const ownDb = !overrides.db;
   const db = overrides.db ?? await openDb({ url: config.databaseUrl, embeddedDir: config.databaseUrl ? undefined : path.join(config.dataDir, 'pgdata') });
+  const unobserveDb = observeStatements(db, (seconds, ok) => metrics.dbSeconds.observe({ outcome: ok ? 'success' : 'failure' }, seconds));
   const ownBlobs = !overrides.blobs;
   let blobs: BlobStore | undefined;
   try {
@@ -123,7 +141,8 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, overr
     if (applied.length) logger.info({ migrations: applied }, 'database migrated');
     blobs = overrides.blobs ?? await createBlobStore(config);
     // A row that cannot be written after a success is reported, never dropped silently (no PHI: action and door only).
-    const audit = createAuditLog(createAuditRepo(db), undefined, { onLost: (e, err) => logger.error({ ...e, err: String(err) }, 'audit write failed') });
+    // Metrics count what the trail records (metrics/instrument.ts), so both doors count alike.
+    const audit = observedAudit(createAuditLog(createAuditRepo(db), undefined, { onLost: (e, err) => logger.error({ ...e, err: String(err) }, 'audit write failed') }), metrics);
     const tokens = await openTokenService({
       keys: fsTokenKeyStore(path.join(config.dataDir, 'keys')),
       settings: { issuer: TOKEN_ISSUER, audience: TOKEN_AUDIENCE, ttlSeconds: config.tokenTtlSeconds },
@@ -131,7 +150,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, overr
     });
     const identity = createIdentity({
       repo: identityRepoFor(db),
-      lockouts: createLockoutRepo(db),
+      lockouts: instrumentLockouts(createLockoutRepo(db), metrics),
       audit,
       tokens,
       certificates: pkiCertificateIssuer(pki),
@@ -143,7 +162,8 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, overr
       },
       now: overrides.now,
     });
-    const store = blobs;
+    // Timed at the port (metrics/instrument.ts); deps.blobs is the timed one too.
+    const store = instrumentBlobStore(blobs, metrics);
     const ingest = createIngestService({
       blobs: store,
       repo: overrides.ingestRepo ?? createIngestRepo(db),
@@ -160,7 +180,8 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, overr
       audit,
       onCleanupError: (err, key) => logger.error({ err, key }, 'could not delete the blob of a deleted instance'),
     });
-    const real: CoreServices = { ingest, query, retrieve, deletion };
+    const real: CoreServices = { ingest: instrumentIngest(ingest, metrics), query: instrumentQuery(query, metrics), retrieve, deletion };
+    const refusals = createRefusalLog(audit, overrides.now ?? (() => new Date()), overrides.refusalThrottle);
     const services: CoreServices = { ...real, ...overrides.services?.(real) };
     const overview = createConsoleOverview({
       repo: createOverviewRepo(db),
@@ -182,6 +203,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, overr
     });
     const realAuthenticator = dimseAuthenticatorFrom(identity);
     const identityRepo = identityRepoFor(db);
+    metrics.sources.certificateExpiry = certificateExpirySource(pki, () => identityRepo.listDevices({ all: true }), overrides.now);
     return {
       config,
       logger,
@@ -204,12 +226,26 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, overr
           onError: (err, key) => logger.error({ err, key }, 'blob sweep: could not delete an orphaned blob'),
         }),
       tmpDir,
+      metrics,
+      refuse(r) {
+        metrics.anonymousRefusals.inc({ door: r.via, reason: r.reason });
+        void refusals.refuse(r);
+      },
+      countUnauthenticated(door, reason) {
+        metrics.anonymousRefusals.inc({ door, reason: reasonLabel(reason) });
+      },
+      async flushRefusals() {
+        await identity.flushTokenRefusals();
+        await refusals.flush();
+      },
       async close() {
+        unobserveDb();
         if (ownBlobs) await store.close();
         if (ownDb) await db.destroy();
       },
     };
   } catch (e) {
+    unobserveDb();
     if (ownBlobs) await blobs?.close().catch(() => undefined);
     if (ownDb) await db.destroy();
     throw e;
@@ -228,5 +264,6 @@ export function dimseServerDeps(deps: Deps): DimseDeps {
     audit: deps.audit,
     logger: deps.logger,
     tuning: deps.tuning.dimse,
+    onAnonymousRefusal: (r) => deps.refuse({ reason: r.reason, via: 'dimse', source: r.address, code: r.code }),
   };
 }

@@ -36,6 +36,8 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
     {
       level,
       base: { service: 'tresor' },
+      // "time":"2026-12-01T08:00:00.000Z" (ISO 8601, UTC) rather than epoch milliseconds: readable in a journal or a file.
+      timestamp: pino.stdTimeFunctions.isoTime,
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
       serializers: { req: requestSerializer, err: pino.stdSerializers.err },
     },

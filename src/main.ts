@@ -12,18 +12,30 @@ import { startDimseServer } from './dimse/server.js';
 import type { Logger } from './log.js';
 import { checkKeyFileMode, checkTlsMaterial, cleanTempDir, tightenModes } from './startup-checks.js';
 import { acquireDataDirLock } from './lib/data-dir-lock.js';
+import { probePorts, withStartupRetry } from './startup.js';
+import { startObservability } from './observability.js';
+import { readMetricsToken } from './metrics/server.js';
 
 export interface RunningServer {
   deps: Deps;
   http: FastifyInstance;
   httpPort: number;
   dimsePort: number;
+  /** The scrape listener's port when TRESOR_METRICS_PORT is set. */
+  metricsPort?: number;
   close(): Promise<void>;
 }
 
 export async function startServer(config: Readonly<Config>, logger: Logger): Promise<RunningServer> {
   // Everything Tresor creates is its own (PGlite writes 0666/0755 otherwise).
   process.umask(0o077);
+  // Settings files and ports first, before anything is written (startup.ts).
+  const metricsToken = config.metrics?.tokenFile !== undefined ? await readMetricsToken(config.metrics.tokenFile) : undefined;
+  await probePorts([
+    { what: 'HTTPS', setting: 'TRESOR_HTTP_PORT', host: config.host, port: config.httpPort },
+    { what: 'DICOM TLS', setting: 'TRESOR_DIMSE_PORT', host: config.host, port: config.dimsePort },
+    ...(config.metrics ? [{ what: 'metrics', setting: 'TRESOR_METRICS_PORT', host: config.metrics.host, port: config.metrics.port }] : []),
+  ]);
   // Before anything is written: one process per data directory (lib/data-dir-lock.ts).
   const lock = acquireDataDirLock(config.dataDir, 'serve');
   let deps: Deps;
@@ -31,7 +43,8 @@ export async function startServer(config: Readonly<Config>, logger: Logger): Pro
     // Key files readable by others are refused before anything is read from them (startup-checks.ts).
     const keyFiles = config.tls.key !== undefined ? [config.tls.key] : [path.join(config.dataDir, 'tls', 'server.key'), path.join(config.dataDir, 'tls', 'ca.key')];
     for (const f of keyFiles) await fs.access(f).then(() => checkKeyFileMode(f), () => undefined);
-    deps = await createDeps(config, logger);
+    // The database and S3 may still be starting (compose, systemd): wait for them, bounded.
+    deps = await withStartupRetry('the database and the blob store', config.startupWaitSeconds, logger, () => createDeps(config, logger));
   } catch (e) {
     lock.release();
     throw e;
@@ -55,6 +68,10 @@ export async function startServer(config: Readonly<Config>, logger: Logger): Pro
     await http.listen({ host: config.host, port: config.httpPort });
     const httpPort = (http.server.address() as { port: number }).port;
     const dimse = await startDimseServer(dimseServerDeps(deps));
+    const serving = await startObservability(deps, dimse, metricsToken).catch(async (e: unknown) => {
+      await dimse.close();
+      throw e;
+    });
     logger.info({ host: config.host, httpPort, dimsePort: dimse.port, aeTitle: config.aeTitle }, 'tresor is listening (HTTPS and DICOM TLS only)');
 
     // Housekeeping now and hourly: blobs left by a crash, and quiet lockout rows.
@@ -72,9 +89,10 @@ export async function startServer(config: Readonly<Config>, logger: Logger): Pro
       http: app,
       httpPort,
       dimsePort: dimse.port,
+      metricsPort: serving.metricsPort,
       async close() {
         clearInterval(prune);
-        await Promise.allSettled([dimse.close(), app.close()]);
+        await Promise.allSettled([dimse.close(), app.close(), serving.close()]);
         await deps.close();
         lock.release();
       },

@@ -43,6 +43,10 @@ export const SETTING_HELP: Record<SettingName, string> = {
   tokenTtlSeconds: 'access-token lifetime in seconds, 30–3600 (default: 600)',
   sessionIdleMinutes: 'browser session idle timeout in minutes, 1–1440 (default: 30)',
   sessionMaxHours: 'browser session absolute lifetime in hours, 1–720 (default: 12)',
+  metricsPort: 'Prometheus /metrics port (default: off)',
+  metricsHost: 'address the metrics listener binds to (default: 127.0.0.1; any other needs --metrics-token-file)',
+  metricsTokenFile: 'file (mode 0600) with the bearer token a scraper must send to /metrics (default: none; required off loopback)',
+  startupWaitSeconds: 'how long start-up retries an unreachable database or S3 before giving up, seconds (default: 60)',
 };
 
 /** Every setting as a flag; the environment variable of the same setting is the fallback. */

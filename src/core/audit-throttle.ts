@@ -8,6 +8,11 @@
 export interface RefusalThrottle {
   /** null: do not audit this one; otherwise audit it, with `suppressed` earlier ones untold. */
   admit(source: string | undefined): { suppressed: number } | null;
+  /**
+   * The refusals held back so far, per source, and forgets them: a periodic flush writes
+   * them as summary rows, so a flood that stops still leaves its count in the trail.
+   */
+  drain(): { source: string; suppressed: number }[];
 }
 
 export function createRefusalThrottle(now: () => Date, opts: { limit?: number; windowMs?: number; maxSources?: number } = {}): RefusalThrottle {
@@ -34,6 +39,14 @@ export function createRefusalThrottle(now: () => Date, opts: { limit?: number; w
       const suppressed = w.suppressed;
       w.suppressed = 0;
       return { suppressed };
+    },
+    drain() {
+      const out: { source: string; suppressed: number }[] = [];
+      for (const [source, w] of windows) {
+        if (w.suppressed > 0) out.push({ source, suppressed: w.suppressed });
+        w.suppressed = 0;
+      }
+      return out;
     },
   };
 }

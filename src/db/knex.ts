@@ -30,6 +30,9 @@ export async function openDb(opts: DbOptions): Promise<Db> {
       connection: opts.url,
       pool: { min: 0, max: 10 },
       acquireConnectionTimeout: 10_000,
+      // Knex would print its warnings (with stacks) to the console, between the JSON log
+      // lines on stdout; every failure it warns about also reaches the caller as an error.
+      log: { warn: () => undefined, error: () => undefined, deprecate: () => undefined, debug: () => undefined },
     });
   }
   if (opts.embeddedDir) await fs.mkdir(opts.embeddedDir, { recursive: true, mode: 0o700 });

@@ -240,7 +240,12 @@ export class TresorScp extends DimseConnection {
     this.log[level]({ reason, detail, echoes: this.echoes }, 'dimse association closed');
     // Aborted or cut off: what was stored so far is still one transfer, with how it ended.
     void this.endTransfer(reason);
-    if (reason === 'protocol-violation' || reason === 'write-stall' || reason === 'local-abort' || reason === 'revoked') {
+    const audited = reason === 'protocol-violation' || reason === 'write-stall' || reason === 'local-abort' || reason === 'revoked';
+    // No A-ASSOCIATE-RQ ever came: nobody to name, so counted and audited rate-limited (issue 14 "Also").
+    if (!audited && !this.scope && this.rqSummary.callingAe === undefined && reason !== 'server-shutdown') {
+      this.deps.onAnonymousRefusal?.({ reason: 'no-association', address: this.source, code: reason });
+    }
+    if (audited) {
       // Before acceptance this is the association's one (refusing) row; after, an alert.
       if (!this.scope) void this.audit('denied', { ...this.rqSummary, reason, detail }).catch(() => undefined);
       else void recordSecurityAlert(this.deps.audit, { principal: this.scope.principal, source: this.source, association: this.assocId, details: { ...this.rqSummary, reason, detail } });

@@ -82,6 +82,7 @@ export async function startDimseServer(deps: DimseDeps): Promise<DimseServer> {
     maxPendingPerAddress: tuning.maxPendingPerAddress,
     handshakeTimeoutMs: tuning.handshakeTimeoutMs,
     logger: log,
+    onHandshakeFailure: (address, code) => deps.onAnonymousRefusal?.({ reason: 'tls-handshake', address, code }),
     onConnection(socket, address, admit) {
       const scp = new TresorScp(socket, address, resolved, admit);
       live.add(scp);

@@ -70,4 +70,11 @@ export interface DimseDeps {
   audit: AuditPort;
   logger: Logger;
   tuning?: Partial<DimseTuning>;
+  /**
+   * A connection that never got an association: its TLS handshake failed (plaintext, a
+   * scanner, a client that does not trust us), or it closed or timed out before sending an
+   * A-ASSOCIATE-RQ (e.g. a TLS client without a certificate that sends nothing). Counted
+   * and audited rate-limited (core/refusal-log.ts); rejected associations have their own row.
+   */
+  onAnonymousRefusal?: (r: { reason: 'tls-handshake' | 'no-association'; address: string; code: string }) => void;
 }

@@ -20,6 +20,8 @@ import { consoleOverviewRoutes } from './routes/console-overview.js';
 import { deviceBundleRoutes } from './routes/device-bundle.js';
 import { consoleStaticRoutes, defaultWebRoot, isConsolePath, sendConsolePage } from './routes/console-static.js';
 import { healthRoutes } from './routes/health.js';
+import { observeHttp } from './observe.js';
+import { acceptEmptyJsonOnDelete } from './json-body.js';
 import type { HttpsOptions } from './tls.js';
 import { viewerRoutes } from './viewer/routes.js';
 
@@ -27,7 +29,8 @@ import { viewerRoutes } from './viewer/routes.js';
 export type AppDeps = Pick<
   Deps,
   'config' | 'logger' | 'db' | 'identity' | 'audit' | 'ingest' | 'query' | 'retrieve' | 'deletion' | 'departmentByName' | 'tuning' | 'blobs' | 'overview'
->;
+> &
+  Partial<Pick<Deps, 'metrics' | 'refuse' | 'countUnauthenticated'>>;
 
 export interface BuildAppOptions {
   /** TLS options from http/tls.ts httpsOptions(pki); null serves plain HTTP (app.inject tests only). */
@@ -135,6 +138,17 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
   }
   const webRoot = opts.webRoot ?? defaultWebRoot();
   installErrorHandlers(app, { pageFallback: (request, reply) => (isConsolePath(request.url) ? sendConsolePage(webRoot, reply) : null) });
+  acceptEmptyJsonOnDelete(app);
+  // Connections, anonymous refusals and abandoned STOWs → metrics and the refusal log (http/observe.ts).
+  observeHttp(
+    app,
+    {
+      connections: (d) => deps.metrics?.httpConnections.inc(d),
+      unauthenticated: (door, reason) => deps.countUnauthenticated?.(door, reason),
+      refuse: (r) => deps.refuse?.(r),
+    },
+    opts.https !== null,
+  );
 
   await app.register(helmet, {
     // An API: nothing here is ever a page, a frame or a script.

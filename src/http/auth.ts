@@ -127,6 +127,8 @@ export async function registerAuth(app: FastifyInstance, identity: Identity, opt
     if (header === undefined) {
       const cookie = request.cookies[SESSION_COOKIE];
       if (cookie !== undefined) return authenticateCookie(request, cookie);
+      // Audited rate-limited like a bad token (issue 14 "Also"): a scanner leaves a trace.
+      await identity.recordTokenRefusal('missing-token', request.ip);
       throw unauthenticated('missing-token', 'a bearer token is required');
     }
     if (!BEARER_RE.test(header)) {

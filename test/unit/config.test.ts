@@ -41,6 +41,21 @@ describe('config (one schema for environment and flags)', () => {
     expect((err as Error).message).not.toContain('short');
   });
 
+  it('checks TRESOR_ADMIN_PASSWORD with the rules of every password, naming the variable (issue 10, item 5)', () => {
+    const problem = (pw: string) => {
+      try {
+        loadConfig({}, { TRESOR_ADMIN_PASSWORD: pw });
+        return '';
+      } catch (e) {
+        return (e as ConfigError).problems.join('\n');
+      }
+    };
+    expect(problem('Admin-password-2024')).toBe('TRESOR_ADMIN_PASSWORD (--admin-password): must not contain the account name ("admin")');
+    expect(problem('eleven-char')).toMatch(/^TRESOR_ADMIN_PASSWORD \(--admin-password\): must be at least 12 characters/);
+    expect(problem('aaaaaaaaaaaaaaaa')).toMatch(/^TRESOR_ADMIN_PASSWORD .*repeated character/);
+    expect(problem('Correct-Horse-Battery-9')).toBe('');
+  });
+
   it('builds the S3 settings when given', () => {
     const c = loadConfig({}, { S3_ENDPOINT: '127.0.0.1', S3_PORT: '9000', S3_USE_SSL: 'false', S3_ACCESS_KEY: 'k', S3_SECRET_KEY: 's', S3_BUCKET: 'tresor-objects' });
     expect(c.s3).toMatchObject({ endPoint: '127.0.0.1', port: 9000, useSSL: false, bucket: 'tresor-objects' });

@@ -217,6 +217,13 @@ export function createAuthentication(ctx: IdentityContext) {
 
     sessionForClaims,
 
+    /** Writes one summary row per source for the anonymous token refusals held back since the last flush. */
+    async flushTokenRefusals(): Promise<void> {
+      for (const { source, suppressed } of refusals.drain()) {
+        await ctx.audit.recordAfter({ action: 'token.refused', outcome: 'denied', source: source === 'unknown' ? undefined : source, details: { reason: 'suppressed', suppressed } });
+      }
+    },
+
     /** Audits a refused bearer token (signature, expiry, disabled account, ...). */
     async recordTokenRefusal(reason: string, source?: string): Promise<void> {
       await auditRefusal(reason, source);

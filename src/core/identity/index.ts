@@ -19,6 +19,8 @@ import type { IdentityRepo } from './types.js';
 import { checkPasswordRules, generatePassword, hashPassword } from './passwords.js';
 import type { CertificateIssuer } from '../ports/certificate-issuer.js';
 
+import { BOOTSTRAP_USERNAME } from './names.js';
+
 export type { Session, IssuedToken } from './auth.js';
 export type { BrowserSessions, ResolvedBrowserSession, SessionView, SessionPolicy } from './browser-sessions.js';
 export type { RoleInput } from './admin.js';
@@ -26,7 +28,6 @@ export type { HeldCredential, RecheckResult, RevocationReason } from './recheck.
 
 /** File holding a generated bootstrap password (ARCHITECTURE.md, "Interfaces"). */
 export const INITIAL_ADMIN_PASSWORD_FILE = 'initial-admin-password';
-const BOOTSTRAP_USERNAME = 'admin';
 
 export interface IdentityOptions {
   repo: IdentityRepo;

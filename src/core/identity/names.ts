@@ -81,3 +81,6 @@ export function normalizeFingerprint(fp: string): string | null {
   const f = fp.replace(/:/g, '').toLowerCase();
   return /^[0-9a-f]{64}$/.test(f) ? f : null;
 }
+
+/** The account created on the first start (ARCHITECTURE.md, "Interfaces"). */
+export const BOOTSTRAP_USERNAME = 'admin';

@@ -65,6 +65,8 @@ export interface ListenerOptions {
    * pool when its association is accepted; false = the association limits are full (refuse it).
    */
   onConnection(socket: tls.TLSSocket, remoteAddress: string, admit: () => boolean): void;
+  /** Told of every failed TLS handshake (the log below is itself rate-limited). */
+  onHandshakeFailure?(remoteAddress: string, code: string): void;
 }
 
 export interface TlsListener {
@@ -215,6 +217,7 @@ export async function listenTls(o: ListenerOptions): Promise<TlsListener> {
     // Plaintext DICOM on the TLS port shows up here as "wrong version number"; so do handshake timeouts.
     if (failuresLogged++ < 20) o.logger.info({ address: normalizeAddress(socket?.remoteAddress), code: err.code ?? err.message }, 'dimse TLS handshake failed');
     else failuresSuppressed++;
+    o.onHandshakeFailure?.(normalizeAddress(socket?.remoteAddress), String(err.code ?? 'handshake'));
     socket?.destroy();
   });
 

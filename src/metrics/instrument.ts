@@ -1,0 +1,163 @@
+// Instrumentation at the ports and around the core services (never inside them):
+// deps.ts wraps what it builds with these when metrics are on. The wrappers keep
+// every method's contract (same results, same errors) and only observe.
+//
+// Bytes stored per door: the blob store does not know the door, the ingest service
+// does not return sizes; an AsyncLocalStorage context opened by the ingest wrapper
+// carries the door down to the blob-store wrapper's put().
+
+import { AsyncLocalStorage } from 'node:async_hooks';
+import type { Readable } from 'node:stream';
+import type { AuditEvent, AuditLog } from '../core/audit.js';
+import { outcomeOf } from '../core/audit.js';
+import { REASONS } from '../core/errors.js';
+import type { LockoutRepo } from '../core/identity/lockout.js';
+import type { IngestService, IngestTransfer } from '../core/ingest.js';
+import type { BlobStore } from '../core/ports/blob-store.js';
+import type { QueryService } from '../core/query.js';
+import { doorLabel, reasonLabel, type Door, type Metrics } from './registry.js';
+
+interface StoreContext {
+  door: Door;
+  bytes: number;
+}
+const storeContext = new AsyncLocalStorage<StoreContext>();
+
+function kindOf(reason: string): string {
+  return Object.hasOwn(REASONS, reason) ? REASONS[reason as keyof typeof REASONS].kind : reason === 'internal' ? 'internal' : 'other';
+}
+
+/** Counts from the audit trail's own events: one vocabulary, both doors, nothing written twice. */
+export function observeAuditEvent(m: Metrics, e: AuditEvent): void {
+  const door = doorLabel(e.details?.via);
+  if (e.action === 'retrieve' && (door === 'dimse' || door === 'dicomweb')) m.retrievals.inc({ door, outcome: e.outcome });
+  if (e.action === 'query' && (door === 'dimse' || door === 'dicomweb')) m.queries.inc({ door, outcome: e.outcome });
+  if (e.action === 'login') m.logins.inc({ outcome: e.outcome });
+  if (e.outcome !== 'success') {
+    const reason = reasonLabel(e.details?.reason);
+    m.errors.inc({ door, kind: kindOf(reason), reason });
+  }
+}
+
+export function observedAudit(audit: AuditLog, m: Metrics): AuditLog {
+  return {
+    ...audit,
+    record: (e) => {
+      observeAuditEvent(m, e);
+      return audit.record(e);
+    },
+    recordAfter: (e) => {
+      observeAuditEvent(m, e);
+      return audit.recordAfter(e);
+    },
+  };
+}
+
+async function timedStore<T>(m: Metrics, door: Door, fn: () => Promise<T>): Promise<T> {
+  const ctx: StoreContext = { door, bytes: 0 };
+  const end = m.storeSeconds.startTimer({ door });
+  try {
+    const r = await storeContext.run(ctx, fn);
+    m.stores.inc({ door, outcome: 'success' });
+    if (ctx.bytes) m.storedBytes.inc({ door }, ctx.bytes);
+    return r;
+  } catch (e) {
+    m.stores.inc({ door, outcome: outcomeOf(e).outcome });
+    throw e;
+  } finally {
+    end();
+  }
+}
+
+export function instrumentIngest(s: IngestService, m: Metrics): IngestService {
+  return {
+    ingestStream: (p, body, opts) => timedStore(m, opts.via, () => s.ingestStream(p, body, opts)),
+    ingestFile: (p, file, opts) => timedStore(m, opts.via, () => s.ingestFile(p, file, opts)),
+    openTransfer(p, door) {
+      const t = s.openTransfer(p, door);
+      const via: Door = door.via === 'dimse' ? 'dimse' : 'dicomweb';
+      const wrapped: IngestTransfer = {
+        ingestStream: (body, opts) => timedStore(m, via, () => t.ingestStream(body, opts)),
+        ingestFile: (file, opts) => timedStore(m, via, () => t.ingestFile(file, opts)),
+        refused: (reason) => {
+          m.stores.inc({ door: via, outcome: 'failure' });
+          t.refused(reason);
+        },
+        end: (details) => t.end(details),
+      };
+      return wrapped;
+    },
+  };
+}
+
+export function instrumentQuery(q: QueryService, m: Metrics): QueryService {
+  const door = (via: string): Door => (via === 'dimse' ? 'dimse' : 'dicomweb');
+  return {
+    find: (p, req) => q.find(p, req),
+    async search(p, req, d) {
+      const end = m.querySeconds.startTimer({ door: door(d.via) });
+      try {
+        return await q.search(p, req, d);
+      } finally {
+        end();
+      }
+    },
+    async *searchPaged(p, req, d, pageSize) {
+      const end = m.querySeconds.startTimer({ door: door(d.via) });
+      try {
+        yield* q.searchPaged(p, req, d, pageSize);
+      } finally {
+        end();
+      }
+    },
+  };
+}
+
+async function timed<T>(m: Metrics, operation: string, fn: () => Promise<T>): Promise<T> {
+  const end = m.blobSeconds.startTimer({ operation });
+  try {
+    const r = await fn();
+    end({ outcome: 'success' });
+    return r;
+  } catch (e) {
+    end({ outcome: 'failure' });
+    throw e;
+  }
+}
+
+export function instrumentBlobStore(b: BlobStore, m: Metrics): BlobStore {
+  return {
+    async put(key: string, body: Readable) {
+      const r = await timed(m, 'put', () => b.put(key, body));
+      const ctx = storeContext.getStore();
+      if (ctx) ctx.bytes += r.size;
+      return r;
+    },
+    get: (key) => timed(m, 'get', () => b.get(key)),
+    stat: (key) => timed(m, 'stat', () => b.stat(key)),
+    delete: (key) => timed(m, 'delete', () => b.delete(key)),
+    ping: () => timed(m, 'ping', () => b.ping()),
+    list: (prefix) => b.list(prefix),
+    close: () => b.close(),
+  };
+}
+
+/** A lock placed (lockedUntil moved forward) is a lockout; the key says account or address. */
+export function instrumentLockouts(r: LockoutRepo, m: Metrics): LockoutRepo {
+  return {
+    get: (keys) => r.get(keys),
+    prune: (before) => r.prune(before),
+    async update(key, fn) {
+      let before: Date | null = null;
+      const after = await r.update(key, (s) => {
+        before = s?.lockedUntil ?? null;
+        return fn(s);
+      });
+      const was = before as Date | null;
+      if (after?.lockedUntil && (!was || after.lockedUntil.getTime() > was.getTime())) {
+        m.lockouts.inc({ scope: key.startsWith('addr:') ? 'address' : 'account' });
+      }
+      return after;
+    },
+  };
+}
