@@ -56,6 +56,18 @@ export interface Config {
   dimseRequireBoth: boolean;
   /** Access-token lifetime in seconds. */
   tokenTtlSeconds: number;
+  /**
+   * TRESOR_MASTER_KEY_FILE: ≥ 32 random bytes (`tresor keygen`). When set, the CA, the
+   * server certificate and the token keys live in the database, sealed under it, and the
+   * audit key derives from it: what several nodes on one database share (issue 11).
+   */
+  masterKeyFile?: string;
+  audit: {
+    /** A signed checkpoint after this many rows written by this node… */
+    checkpointEveryRows: number;
+    /** …and at least this often (minutes) while rows are written; also at shutdown. */
+    checkpointEveryMinutes: number;
+  };
 }
 
 /** Names of every setting: environment variable ↔ `tresor serve` flag. */
@@ -92,6 +104,9 @@ export const SETTINGS = {
   maxPduBytes: { env: 'TRESOR_MAX_PDU_BYTES', flag: 'max-pdu-bytes' },
   dimseRequireBoth: { env: 'TRESOR_DIMSE_REQUIRE_BOTH', flag: 'dimse-require-both' },
   tokenTtlSeconds: { env: 'TRESOR_TOKEN_TTL_SECONDS', flag: 'token-ttl-seconds' },
+  masterKeyFile: { env: 'TRESOR_MASTER_KEY_FILE', flag: 'master-key-file' },
+  auditCheckpointRows: { env: 'TRESOR_AUDIT_CHECKPOINT_ROWS', flag: 'audit-checkpoint-rows' },
+  auditCheckpointMinutes: { env: 'TRESOR_AUDIT_CHECKPOINT_MINUTES', flag: 'audit-checkpoint-minutes' },
 } as const;
 
 export type SettingName = keyof typeof SETTINGS;
@@ -239,6 +254,11 @@ export function loadConfig(flags: RawSettings = {}, env: NodeJS.ProcessEnv = pro
     },
     dimseRequireBoth: bool('dimseRequireBoth', false),
     tokenTtlSeconds: int('tokenTtlSeconds', 600, 30, 3600),
+    masterKeyFile: raw.masterKeyFile === undefined ? undefined : path.resolve(raw.masterKeyFile),
+    audit: {
+      checkpointEveryRows: int('auditCheckpointRows', 1000, 1, 10_000_000),
+      checkpointEveryMinutes: int('auditCheckpointMinutes', 10, 1, 1440),
+    },
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return deepFreeze(config);

@@ -32,6 +32,12 @@ import type { Logger } from './log.js';
 import { ensureLocalPki, loadPki, type Pki } from './pki/ca.js';
 import { pkiCertificateIssuer } from './pki/certificate-issuer.js';
 import { fsTokenKeyStore } from './pki/token-key-store.js';
+import { auditKeyFromMaster, dataDirAuditKey } from './pki/audit-key.js';
+import { dbTokenKeyStore } from './pki/db-token-key-store.js';
+import { ensureDbPki, readDbPki } from './pki/db-pki.js';
+import { deriveKey, loadMasterKey } from './pki/master-key.js';
+import { createNodeSecretsRepo } from './db/node-secrets.repo.js';
+import { auditCheckpointFile } from './storage/audit-checkpoint-file.js';
 import type { BlobStore } from './core/ports/blob-store.js';
 import { createBlobStore } from './storage/create-blob-store.js';
 
@@ -44,6 +50,8 @@ export interface Tuning {
   dimse?: Partial<DimseTuning>;
   /** STOW-RS: a request that sends no bytes for this long is answered 408 (route default 30 s). */
   stowIdleTimeoutMs?: number;
+  /** How often a node re-reads the shared token keys from the database (default 60 s). */
+  keyRefreshMs?: number;
 }
 
 /** The services a test may wrap or replace (fault injection); given the real ones. */
@@ -62,7 +70,7 @@ export interface DepsOverrides {
   /** An open database (it is migrated here too, which is a no-op when it already is). */
   db?: Db;
   blobs?: BlobStore;
-  /** Instead of the configured or generated local PKI (generating RSA keys is slow). */
+  /** Instead of the configured, shared (database) or generated local PKI (generating RSA keys is slow). */
   pki?: Pki;
   now?: () => Date;
   lockoutPolicy?: Partial<LockoutPolicy>;
@@ -95,6 +103,8 @@ export interface Deps {
   sweepBlobs(): Promise<SweepResult>;
   /** Temporary files (C-STORE spooling, STOW parts); same filesystem as the data. */
   tmpDir: string;
+  /** Called after `pki` took a server certificate renewed by another node (the listeners reload it). */
+  onPkiChange(listener: () => void): void;
   close(): Promise<void>;
 }
 
@@ -103,25 +113,71 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, overr
   const tmpDir = path.join(config.dataDir, 'tmp');
   await fs.mkdir(tmpDir, { recursive: true, mode: 0o700 });
 
-  const pki = overrides.pki ?? (config.tls.cert && config.tls.key
-    ? await loadPki({ cert: config.tls.cert, key: config.tls.key, ca: config.tls.ca })
-    : await ensureLocalPki({ tlsDir: path.join(config.dataDir, 'tls'), hostnames: [os.hostname(), ...config.tlsHostnames] }));
-
+  const masterKey = config.masterKeyFile ? await loadMasterKey(config.masterKeyFile) : undefined;
   const ownDb = !overrides.db;
   const db = overrides.db ?? await openDb({ url: config.databaseUrl, embeddedDir: config.databaseUrl ? undefined : path.join(config.dataDir, 'pgdata') });
   const ownBlobs = !overrides.blobs;
   let blobs: BlobStore | undefined;
+  let audit: AuditLog | undefined;
+  let stopRefresh: (() => void) | undefined;
   try {
     const applied = await migrate(db);
     if (applied.length) logger.info({ migrations: applied }, 'database migrated');
+    // Issue 11: with the master key, the CA, the server certificate and the token keys are
+    // the database's (sealed), shared by every node; without it, this data directory's.
+    const sealKey = masterKey ? deriveKey(masterKey, 'tresor/sealed-keys/v1') : undefined;
+    const secrets = createNodeSecretsRepo(db);
+    if (!masterKey && config.databaseUrl) {
+      logger.warn(
+        'TRESOR_MASTER_KEY_FILE is not set: the CA, server certificate, token keys and audit key are this node\'s own files in its data directory. ' +
+          'A second node on this database would not accept this one\'s tokens or devices: for several nodes create one key with `tresor keygen --out FILE` and give every node TRESOR_MASTER_KEY_FILE (README: several nodes)',
+      );
+    }
+    const pki = overrides.pki ?? (config.tls.cert && config.tls.key
+      ? await loadPki({ cert: config.tls.cert, key: config.tls.key, ca: config.tls.ca })
+      : sealKey
+        ? await ensureDbPki({ repo: secrets, sealKey, hostnames: config.tlsHostnames })
+        : await ensureLocalPki({ tlsDir: path.join(config.dataDir, 'tls'), hostnames: [os.hostname(), ...config.tlsHostnames] }));
+
     blobs = overrides.blobs ?? await createBlobStore(config);
-    // A row that cannot be written after a success is reported, never dropped silently (no PHI: action and door only).
-    const audit = createAuditLog(createAuditRepo(db), undefined, { onLost: (e, err) => logger.error({ ...e, err: String(err) }, 'audit write failed') });
+    // Issue 14: rows MAC'd with a key the database does not hold, checkpoints outside it.
+    const auditKey = masterKey ? auditKeyFromMaster(masterKey) : await dataDirAuditKey(config.dataDir, { create: true });
+    audit = createAuditLog(createAuditRepo(db), undefined, {
+      // A row that cannot be written after a success is reported, never dropped silently (no PHI: action and door only).
+      onLost: (e, err) => logger.error({ ...e, err: String(err) }, 'audit write failed'),
+      key: auditKey,
+      checkpoints: auditCheckpointFile(config.dataDir),
+      checkpointEveryRows: config.audit.checkpointEveryRows,
+      checkpointEveryMs: config.audit.checkpointEveryMinutes * 60_000,
+      // One line per checkpoint for a syslog sink: sequence, hash, count and time only.
+      onCheckpoint: (cp) => logger.info({ auditCheckpoint: cp }, 'audit checkpoint'),
+      onCheckpointError: (err) => logger.error({ err: String(err) }, 'audit checkpoint not written: run tresor audit verify'),
+    });
     const tokens = await openTokenService({
-      keys: fsTokenKeyStore(path.join(config.dataDir, 'keys')),
+      keys: sealKey ? dbTokenKeyStore(secrets, sealKey) : fsTokenKeyStore(path.join(config.dataDir, 'keys')),
       settings: { issuer: TOKEN_ISSUER, audience: TOKEN_AUDIENCE, ttlSeconds: config.tokenTtlSeconds },
       now: overrides.now,
     });
+    const pkiListeners: (() => void)[] = [];
+    if (sealKey) {
+      // A rotation on another node is seen at once for its tokens (unknown kid → reload,
+      // core/identity/tokens.ts) and here at least every minute for signing; a server
+      // certificate renewed by another node (`tresor tls renew`) is served from then on.
+      const shared = !overrides.pki && !config.tls.cert;
+      const refresh = async () => {
+        await tokens.reload().catch((err) => logger.warn({ err: String(err) }, 'could not re-read the token keys from the database'));
+        if (!shared) return;
+        const fresh = await readDbPki(secrets, sealKey).catch((err) => void logger.warn({ err: String(err) }, 'could not re-read the server certificate from the database'));
+        if (fresh && fresh.serverCertPem !== pki.serverCertPem) {
+          Object.assign(pki, fresh);
+          logger.info('serving the server certificate renewed in the database');
+          for (const l of pkiListeners) l();
+        }
+      };
+      const t = setInterval(() => void refresh(), overrides.tuning?.keyRefreshMs ?? 60_000);
+      t.unref();
+      stopRefresh = () => clearInterval(t);
+    }
     const identity = createIdentity({
       repo: identityRepoFor(db),
       lockouts: createLockoutRepo(db),
@@ -133,6 +189,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, overr
       now: overrides.now,
     });
     const store = blobs;
+    const auditLog = audit;
     const ingest = createIngestService({
       blobs: store,
       repo: overrides.ingestRepo ?? createIngestRepo(db),
@@ -174,12 +231,17 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, overr
           onError: (err, key) => logger.error({ err, key }, 'blob sweep: could not delete an orphaned blob'),
         }),
       tmpDir,
+      onPkiChange: (l) => void pkiListeners.push(l),
       async close() {
+        stopRefresh?.();
+        await auditLog.close(); // the shutdown checkpoint
         if (ownBlobs) await store.close();
         if (ownDb) await db.destroy();
       },
     };
   } catch (e) {
+    stopRefresh?.();
+    await audit?.close().catch(() => undefined);
     if (ownBlobs) await blobs?.close().catch(() => undefined);
     if (ownDb) await db.destroy();
     throw e;

@@ -40,6 +40,9 @@ export const SETTING_HELP: Record<SettingName, string> = {
   maxPduBytes: 'largest PDU accepted, bytes (default: 1 MiB)',
   dimseRequireBoth: 'DICOM: require a client certificate and user identity: true or false (default: false)',
   tokenTtlSeconds: 'access-token lifetime in seconds, 30–3600 (default: 600)',
+  masterKeyFile: 'file with ≥ 32 random bytes (`tresor keygen`), mode 0600: CA, server certificate and token keys then live in the database sealed under it; the same file on every node (default: none, keys in <data-dir>)',
+  auditCheckpointRows: 'a signed audit checkpoint in <data-dir>/audit-checkpoints.jsonl after this many audit rows (default: 1000)',
+  auditCheckpointMinutes: 'and at least this often while the audit trail grows, minutes; also at shutdown (default: 10)',
 };
 
 /** Every setting as a flag; the environment variable of the same setting is the fallback. */

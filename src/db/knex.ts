@@ -48,6 +48,16 @@ export async function migrate(db: Db): Promise<string[]> {
     getMigrationName: (m) => m.name,
     getMigration: async (m) => m,
   };
-  const [, applied] = (await db.migrate.latest({ migrationSource: source })) as [number, string[]];
-  return applied;
+  // Several nodes starting at once on one PostgreSQL: knex's migration lock lets one
+  // migrate and makes the others fail with MigrationLocked; they wait and try again
+  // (then find nothing left to do).
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const [, applied] = (await db.migrate.latest({ migrationSource: source })) as [number, string[]];
+      return applied;
+    } catch (e) {
+      if ((e as Error).name !== 'MigrationLocked' || attempt >= 60) throw e;
+      await new Promise((r) => setTimeout(r, 250 + Math.floor(Math.random() * 250)));
+    }
+  }
 }

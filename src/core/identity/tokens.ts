@@ -52,8 +52,8 @@ export interface TokenService {
   verifierOptions(): Partial<VerifierOptions>;
   /** maxAge: a token older than this is refused even if its exp says otherwise. */
   readonly maxAgeSeconds: number;
-  /** Writes a new signing key; older keys keep verifying until their tokens expire. */
-  rotate(): Promise<void>;
+  /** Writes a new signing key and returns its kid; older keys keep verifying until their tokens expire. */
+  rotate(): Promise<string>;
   /** Re-reads the key store (after a rotation by another process or the CLI). */
   reload(): Promise<void>;
 }
@@ -73,8 +73,9 @@ export async function openTokenService(opts: {
   return {
     ...service,
     async rotate() {
-      await opts.keys.create(now());
+      const kid = await opts.keys.create(now());
       service.setRing(await load());
+      return kid;
     },
     reload: service.reload,
   };
