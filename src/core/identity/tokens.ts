@@ -117,9 +117,20 @@ function createTokenService(opts: {
   });
 
   const publicKeyFor = (kid: unknown): string | undefined => (typeof kid === 'string' ? ring.publicKeys.get(kid) : undefined);
+  // An unknown kid re-reads the store (a key rotated by the CLI or by another node on the
+  // same database), at most once a second whatever the periodic reloads did, and one read
+  // at a time: garbage kids sprayed by an attacker cost at most one query per second.
+  let kidReloadAt = 0;
+  let kidReload: Promise<void> | undefined;
   const keyFor = async (kid: unknown): Promise<string | undefined> => {
     if (typeof kid !== 'string' || kid.length > 64) return undefined;
-    if (!ring.publicKeys.has(kid)) await refresh(10_000);
+    if (!ring.publicKeys.has(kid) && opts.reloadRing) {
+      if (!kidReload && now().getTime() - kidReloadAt >= 1_000) {
+        kidReloadAt = now().getTime();
+        kidReload = refresh(0).finally(() => (kidReload = undefined));
+      }
+      await kidReload;
+    }
     return publicKeyFor(kid);
   };
 
