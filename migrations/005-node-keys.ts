@@ -5,6 +5,7 @@
 // - audit_events.mac: HMAC-SHA256 of each row's hash under a key the database does not
 //   hold (core/audit.ts). Rows written before this migration have none: they are legacy
 //   rows, verified by the chain only, and audit_meta.legacy_through records where they end.
+// - audit_throttle: the per-address budget of audited anonymous refusals, shared by nodes.
 
 import type { Knex } from 'knex';
 
@@ -29,6 +30,13 @@ export async function up(knex: Knex): Promise<void> {
   });
   await knex.raw('ALTER TABLE audit_meta ADD CONSTRAINT audit_meta_one CHECK (one = 1)');
   await knex.raw('INSERT INTO audit_meta (one, legacy_through) SELECT 1, COALESCE(MAX(id), 0) FROM audit_events');
+  // The anonymous-refusal audit throttle shared by every node (core/audit-throttle.ts).
+  await knex.schema.createTable('audit_throttle', (t) => {
+    t.text('source').primary();
+    t.timestamp('window_start', { useTz: true }).notNullable();
+    t.integer('count').notNullable();
+    t.integer('suppressed').notNullable();
+  });
 }
 
 export async function down(): Promise<void> {

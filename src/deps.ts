@@ -8,6 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Config } from './config.js';
 import { createAuditLog, type AuditLog } from './core/audit.js';
+import { createSharedRefusalThrottle } from './core/audit-throttle.js';
+import { createAuditThrottleRepo } from './db/audit-throttle.repo.js';
 import { createIdentity, type Identity } from './core/identity/index.js';
 import type { LockoutPolicy } from './core/identity/lockout.js';
 import { openTokenService } from './core/identity/tokens.js';
@@ -186,6 +188,8 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, overr
       certificates: pkiCertificateIssuer(pki),
       dataDir: config.dataDir,
       lockoutPolicy: overrides.lockoutPolicy,
+      // One budget per address for every node on this database (issue 11).
+      refusalThrottle: createSharedRefusalThrottle(createAuditThrottleRepo(db), overrides.now ?? (() => new Date())),
       now: overrides.now,
     });
     const store = blobs;

@@ -153,6 +153,14 @@ if (!adminUrl) {
       await waitFor(async () => (await peerFingerprint(`https://127.0.0.1:${n2.dimsePort}`, n2.deps.pki.caCertPem)) === fp);
     });
 
+    it('the anonymous-refusal audit throttle is one budget per address across both nodes', async () => {
+      const before = await n1.deps.db('audit_events').where({ action: 'token.refused' }).count<{ n: number }[]>({ n: '*' });
+      // 15 garbage tokens on each node from 127.0.0.1: the budget is 20 a minute in all, not 20 per node.
+      for (let i = 0; i < 15; i++) for (const n of [n1, n2]) expect((await n.request('GET', '/admin/users', { token: `garbage.${i}.token` })).status).toBe(401);
+      const after = await n1.deps.db('audit_events').where({ action: 'token.refused' }).count<{ n: number }[]>({ n: '*' });
+      expect(Number(after[0].n) - Number(before[0].n)).toBe(20);
+    });
+
     it('the audit chain stays linear and verifies after concurrent writes on both nodes', async () => {
       const principal = { kind: 'user', id: 1, name: 'admin' } as const;
       await Promise.all(
