@@ -138,7 +138,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, overr
     const pki = overrides.pki ?? (config.tls.cert && config.tls.key
       ? await loadPki({ cert: config.tls.cert, key: config.tls.key, ca: config.tls.ca })
       : sealKey
-        ? await ensureDbPki({ repo: secrets, sealKey, hostnames: config.tlsHostnames })
+        ? await ensureDbPki({ repo: secrets, sealKey, hostnames: config.tlsHostnames, existingCa: () => localCa(path.join(config.dataDir, 'tls')) })
         : await ensureLocalPki({ tlsDir: path.join(config.dataDir, 'tls'), hostnames: [os.hostname(), ...config.tlsHostnames] }));
 
     blobs = overrides.blobs ?? await createBlobStore(config);
@@ -249,6 +249,15 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, overr
     if (ownBlobs) await blobs?.close().catch(() => undefined);
     if (ownDb) await db.destroy();
     throw e;
+  }
+}
+
+/** The CA of <data>/tls when there is one: adopted by the database on the first start with the master key. */
+async function localCa(tlsDir: string): Promise<{ caCertPem: string; caKeyPem: string } | undefined> {
+  try {
+    return { caCertPem: await fs.readFile(path.join(tlsDir, 'ca.crt'), 'utf8'), caKeyPem: await fs.readFile(path.join(tlsDir, 'ca.key'), 'utf8') };
+  } catch {
+    return undefined;
   }
 }
 

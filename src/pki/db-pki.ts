@@ -30,7 +30,14 @@ function open(sealKey: Buffer, ca: SecretRecord, server: SecretRecord | undefine
  * The shared PKI, creating what is missing. `renewServer` (`tresor tls renew`): a new
  * server pair from the same CA, which the other nodes pick up on their next refresh.
  */
-export async function ensureDbPki(opts: { repo: NodeSecretsRepo; sealKey: Buffer; hostnames: readonly string[]; renewServer?: boolean }): Promise<Pki> {
+export async function ensureDbPki(opts: {
+  repo: NodeSecretsRepo;
+  sealKey: Buffer;
+  hostnames: readonly string[];
+  renewServer?: boolean;
+  /** A CA to adopt instead of creating one (an installation moving to the master key keeps the CA its devices trust). */
+  existingCa?: () => Promise<{ caCertPem: string; caKeyPem: string } | undefined>;
+}): Promise<Pki> {
   const hostnames = opts.hostnames.map(validateHostname);
   const current = async (r: NodeSecretsRepo): Promise<Pki | undefined> => {
     const ca = (await r.list('ca')).at(-1);
@@ -50,7 +57,8 @@ export async function ensureDbPki(opts: { repo: NodeSecretsRepo; sealKey: Buffer
     }
     let ca = (await r.list('ca')).at(-1);
     if (!ca) {
-      const created = await createCa();
+      const created = (await opts.existingCa?.()) ?? (await createCa());
+      assertKeyMatches(created.caCertPem, created.caKeyPem, 'ca');
       await r.insert({ purpose: 'ca', id: CA_ID, publicPem: created.caCertPem, sealedKey: seal(opts.sealKey, 'ca', CA_ID, created.caKeyPem) });
       ca = (await r.list('ca')).at(-1)!;
     }

@@ -91,3 +91,29 @@ describe('master key', () => {
     expect(deriveKey(m, 'tresor/sealed-keys/v1').equals(deriveKey(m, 'tresor/audit-mac/v1'))).toBe(false);
   });
 });
+
+describe('moving an installation to the master key', () => {
+  it('adopts the CA of <data>/tls, so enrolled devices keep working', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'tresor-adopt-'));
+    try {
+      const data = path.join(dir, 'data');
+      const before = await createDeps(testConfig(data), createLogger('silent'));
+      const ca = before.pki.caCertPem;
+      await before.close();
+      const keyFile = path.join(dir, 'master.key');
+      await writeMasterKeyFile(keyFile);
+      const after = await createDeps(testConfig(data, { masterKeyFile: keyFile }), createLogger('silent'));
+      try {
+        expect(after.pki.caCertPem).toBe(ca);
+        const rows = await after.db('node_secrets').where({ purpose: 'ca' }).select('public_pem', 'sealed_key');
+        expect(rows).toHaveLength(1);
+        expect(rows[0].public_pem).toBe(ca);
+        expect(rows[0].sealed_key).not.toMatch(/PRIVATE KEY/);
+      } finally {
+        await after.close();
+      }
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+});
