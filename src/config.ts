@@ -67,6 +67,18 @@ export interface Config {
   metrics?: { port: number; host: string; tokenFile?: string };
   /** How long start-up keeps retrying the database and the blob store, in seconds. */
   startupWaitSeconds: number;
+  /**
+   * TRESOR_MASTER_KEY_FILE: ≥ 32 random bytes (`tresor keygen`). When set, the CA, the
+   * server certificate and the token keys live in the database, sealed under it, and the
+   * audit key derives from it: what several nodes on one database share (issue 11).
+   */
+  masterKeyFile?: string;
+  audit: {
+    /** A signed checkpoint after this many rows written by this node… */
+    checkpointEveryRows: number;
+    /** …and at least this often (minutes) while rows are written; also at shutdown. */
+    checkpointEveryMinutes: number;
+  };
 }
 
 /** Names of every setting: environment variable ↔ `tresor serve` flag. */
@@ -110,6 +122,9 @@ export const SETTINGS = {
   metricsHost: { env: 'TRESOR_METRICS_HOST', flag: 'metrics-host' },
   metricsTokenFile: { env: 'TRESOR_METRICS_TOKEN_FILE', flag: 'metrics-token-file' },
   startupWaitSeconds: { env: 'TRESOR_STARTUP_WAIT_SECONDS', flag: 'startup-wait-seconds' },
+  masterKeyFile: { env: 'TRESOR_MASTER_KEY_FILE', flag: 'master-key-file' },
+  auditCheckpointRows: { env: 'TRESOR_AUDIT_CHECKPOINT_ROWS', flag: 'audit-checkpoint-rows' },
+  auditCheckpointMinutes: { env: 'TRESOR_AUDIT_CHECKPOINT_MINUTES', flag: 'audit-checkpoint-minutes' },
 } as const;
 
 export type SettingName = keyof typeof SETTINGS;
@@ -281,6 +296,11 @@ export function loadConfig(flags: RawSettings = {}, env: NodeJS.ProcessEnv = pro
     session: { idleMinutes: int('sessionIdleMinutes', 30, 1, 1440), maxHours: int('sessionMaxHours', 12, 1, 720) },
     metrics,
     startupWaitSeconds: int('startupWaitSeconds', 60, 0, 3600),
+    masterKeyFile: raw.masterKeyFile === undefined ? undefined : path.resolve(raw.masterKeyFile),
+    audit: {
+      checkpointEveryRows: int('auditCheckpointRows', 1000, 1, 10_000_000),
+      checkpointEveryMinutes: int('auditCheckpointMinutes', 10, 1, 1440),
+    },
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return deepFreeze(config);

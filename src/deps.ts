@@ -8,6 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Config } from './config.js';
 import { createAuditLog, type AuditLog } from './core/audit.js';
+import { createSharedRefusalThrottle } from './core/audit-throttle.js';
+import { createAuditThrottleRepo } from './db/audit-throttle.repo.js';
 import { createIdentity, type Identity } from './core/identity/index.js';
 import type { LockoutPolicy } from './core/identity/lockout.js';
 import { openTokenService } from './core/identity/tokens.js';
@@ -37,6 +39,12 @@ import type { Logger } from './log.js';
 import { ensureLocalPki, loadPki, type Pki } from './pki/ca.js';
 import { pkiCertificateIssuer } from './pki/certificate-issuer.js';
 import { fsTokenKeyStore } from './pki/token-key-store.js';
+import { auditKeyFromMaster, dataDirAuditKey } from './pki/audit-key.js';
+import { dbTokenKeyStore } from './pki/db-token-key-store.js';
+import { ensureDbPki, readDbPki } from './pki/db-pki.js';
+import { deriveKey, loadMasterKey } from './pki/master-key.js';
+import { createNodeSecretsRepo } from './db/node-secrets.repo.js';
+import { auditCheckpointFile } from './storage/audit-checkpoint-file.js';
 import type { BlobStore } from './core/ports/blob-store.js';
 import { createBlobStore } from './storage/create-blob-store.js';
 import { observeStatements } from './db/observe.js';
@@ -54,6 +62,8 @@ export interface Tuning {
   dimse?: Partial<DimseTuning>;
   /** STOW-RS: a request that sends no bytes for this long is answered 408 (route default 30 s). */
   stowIdleTimeoutMs?: number;
+  /** How often a node re-reads the shared token keys from the database (default 60 s). */
+  keyRefreshMs?: number;
 }
 
 /** The services a test may wrap or replace (fault injection); given the real ones. */
@@ -72,7 +82,7 @@ export interface DepsOverrides {
   /** An open database (it is migrated here too, which is a no-op when it already is). */
   db?: Db;
   blobs?: BlobStore;
-  /** Instead of the configured or generated local PKI (generating RSA keys is slow). */
+  /** Instead of the configured, shared (database) or generated local PKI (generating RSA keys is slow). */
   pki?: Pki;
   now?: () => Date;
   lockoutPolicy?: Partial<LockoutPolicy>;
@@ -117,6 +127,8 @@ export interface Deps {
   countUnauthenticated(door: string, reason: string): void;
   /** Writes the summary rows of refusals held back by the throttles (main.ts: every minute and at shutdown). */
   flushRefusals(): Promise<void>;
+  /** Called after `pki` took a server certificate renewed by another node (the listeners reload it). */
+  onPkiChange(listener: () => void): void;
   close(): Promise<void>;
 }
 
@@ -125,29 +137,75 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, overr
   const tmpDir = path.join(config.dataDir, 'tmp');
   await fs.mkdir(tmpDir, { recursive: true, mode: 0o700 });
 
-  const pki = overrides.pki ?? (config.tls.cert && config.tls.key
-    ? await loadPki({ cert: config.tls.cert, key: config.tls.key, ca: config.tls.ca })
-    : await ensureLocalPki({ tlsDir: path.join(config.dataDir, 'tls'), hostnames: [os.hostname(), ...config.tlsHostnames] }));
-
   // Process metrics (GC, event loop) only when they will be served: tests build many Deps.
   const metrics = createMetrics({ processMetrics: config.metrics !== undefined });
+  const masterKey = config.masterKeyFile ? await loadMasterKey(config.masterKeyFile) : undefined;
   const ownDb = !overrides.db;
   const db = overrides.db ?? await openDb({ url: config.databaseUrl, embeddedDir: config.databaseUrl ? undefined : path.join(config.dataDir, 'pgdata') });
   const unobserveDb = observeStatements(db, (seconds, ok) => metrics.dbSeconds.observe({ outcome: ok ? 'success' : 'failure' }, seconds));
   const ownBlobs = !overrides.blobs;
   let blobs: BlobStore | undefined;
+  let audit: AuditLog | undefined;
+  let stopRefresh: (() => void) | undefined;
   try {
     const applied = await migrate(db);
     if (applied.length) logger.info({ migrations: applied }, 'database migrated');
+    // Issue 11: with the master key, the CA, the server certificate and the token keys are
+    // the database's (sealed), shared by every node; without it, this data directory's.
+    const sealKey = masterKey ? deriveKey(masterKey, 'tresor/sealed-keys/v1') : undefined;
+    const secrets = createNodeSecretsRepo(db);
+    if (!masterKey && config.databaseUrl) {
+      logger.warn(
+        'TRESOR_MASTER_KEY_FILE is not set: the CA, server certificate, token keys and audit key are this node\'s own files in its data directory. ' +
+          'A second node on this database would not accept this one\'s tokens or devices: for several nodes create one key with `tresor keygen --out FILE` and give every node TRESOR_MASTER_KEY_FILE (README: several nodes)',
+      );
+    }
+    const pki = overrides.pki ?? (config.tls.cert && config.tls.key
+      ? await loadPki({ cert: config.tls.cert, key: config.tls.key, ca: config.tls.ca })
+      : sealKey
+        ? await ensureDbPki({ repo: secrets, sealKey, hostnames: config.tlsHostnames, existingCa: () => localCa(path.join(config.dataDir, 'tls')) })
+        : await ensureLocalPki({ tlsDir: path.join(config.dataDir, 'tls'), hostnames: [os.hostname(), ...config.tlsHostnames] }));
+
     blobs = overrides.blobs ?? await createBlobStore(config);
-    // A row that cannot be written after a success is reported, never dropped silently (no PHI: action and door only).
+    // Issue 14: rows MAC'd with a key the database does not hold, checkpoints outside it.
+    const auditKey = masterKey ? auditKeyFromMaster(masterKey) : await dataDirAuditKey(config.dataDir, { create: true });
     // Metrics count what the trail records (metrics/instrument.ts), so both doors count alike.
-    const audit = observedAudit(createAuditLog(createAuditRepo(db), undefined, { onLost: (e, err) => logger.error({ ...e, err: String(err) }, 'audit write failed') }), metrics);
+    audit = observedAudit(createAuditLog(createAuditRepo(db), undefined, {
+      // A row that cannot be written after a success is reported, never dropped silently (no PHI: action and door only).
+      onLost: (e, err) => logger.error({ ...e, err: String(err) }, 'audit write failed'),
+      key: auditKey,
+      checkpoints: auditCheckpointFile(config.dataDir),
+      checkpointEveryRows: config.audit.checkpointEveryRows,
+      checkpointEveryMs: config.audit.checkpointEveryMinutes * 60_000,
+      // One line per checkpoint for a syslog sink: sequence, hash, count and time only.
+      onCheckpoint: (cp) => logger.info({ auditCheckpoint: cp }, 'audit checkpoint'),
+      onCheckpointError: (err) => logger.error({ err: String(err) }, 'audit checkpoint not written: run tresor audit verify'),
+    }), metrics);
     const tokens = await openTokenService({
-      keys: fsTokenKeyStore(path.join(config.dataDir, 'keys')),
+      keys: sealKey ? dbTokenKeyStore(secrets, sealKey) : fsTokenKeyStore(path.join(config.dataDir, 'keys')),
       settings: { issuer: TOKEN_ISSUER, audience: TOKEN_AUDIENCE, ttlSeconds: config.tokenTtlSeconds },
       now: overrides.now,
     });
+    const pkiListeners: (() => void)[] = [];
+    if (sealKey) {
+      // A rotation on another node is seen at once for its tokens (unknown kid → reload,
+      // core/identity/tokens.ts) and here at least every minute for signing; a server
+      // certificate renewed by another node (`tresor tls renew`) is served from then on.
+      const shared = !overrides.pki && !config.tls.cert;
+      const refresh = async () => {
+        await tokens.reload().catch((err) => logger.warn({ err: String(err) }, 'could not re-read the token keys from the database'));
+        if (!shared) return;
+        const fresh = await readDbPki(secrets, sealKey).catch((err) => void logger.warn({ err: String(err) }, 'could not re-read the server certificate from the database'));
+        if (fresh && fresh.serverCertPem !== pki.serverCertPem) {
+          Object.assign(pki, fresh);
+          logger.info('serving the server certificate renewed in the database');
+          for (const l of pkiListeners) l();
+        }
+      };
+      const t = setInterval(() => void refresh(), overrides.tuning?.keyRefreshMs ?? 60_000);
+      t.unref();
+      stopRefresh = () => clearInterval(t);
+    }
     const identity = createIdentity({
       repo: identityRepoFor(db),
       lockouts: instrumentLockouts(createLockoutRepo(db), metrics),
@@ -156,6 +214,8 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, overr
       certificates: pkiCertificateIssuer(pki),
       dataDir: config.dataDir,
       lockoutPolicy: overrides.lockoutPolicy,
+      // One budget per address for every node on this database (issue 11).
+      refusalThrottle: createSharedRefusalThrottle(createAuditThrottleRepo(db), overrides.now ?? (() => new Date())),
       browserSessions: {
         repo: createBrowserSessionRepo(db),
         policy: { idleSeconds: config.session.idleMinutes * 60, maxSeconds: config.session.maxHours * 3600 },
@@ -164,6 +224,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, overr
     });
     // Timed at the port (metrics/instrument.ts); deps.blobs is the timed one too.
     const store = instrumentBlobStore(blobs, metrics);
+    const auditLog = audit;
     const ingest = createIngestService({
       blobs: store,
       repo: overrides.ingestRepo ?? createIngestRepo(db),
@@ -238,17 +299,31 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, overr
         await identity.flushTokenRefusals();
         await refusals.flush();
       },
+      onPkiChange: (l) => void pkiListeners.push(l),
       async close() {
         unobserveDb();
+        stopRefresh?.();
+        await auditLog.close(); // the shutdown checkpoint
         if (ownBlobs) await store.close();
         if (ownDb) await db.destroy();
       },
     };
   } catch (e) {
     unobserveDb();
+    stopRefresh?.();
+    await audit?.close().catch(() => undefined);
     if (ownBlobs) await blobs?.close().catch(() => undefined);
     if (ownDb) await db.destroy();
     throw e;
+  }
+}
+
+/** The CA of <data>/tls when there is one: adopted by the database on the first start with the master key. */
+async function localCa(tlsDir: string): Promise<{ caCertPem: string; caKeyPem: string } | undefined> {
+  try {
+    return { caCertPem: await fs.readFile(path.join(tlsDir, 'ca.crt'), 'utf8'), caKeyPem: await fs.readFile(path.join(tlsDir, 'ca.key'), 'utf8') };
+  } catch {
+    return undefined;
   }
 }
 

@@ -72,6 +72,11 @@ export async function startServer(config: Readonly<Config>, logger: Logger): Pro
       await dimse.close();
       throw e;
     });
+    const server = http.server as unknown as { setSecureContext(o: object): void };
+    deps.onPkiChange(() => {
+      server.setSecureContext(httpsOptions(deps.pki));
+      dimse.reloadCertificate();
+    });
     logger.info({ host: config.host, httpPort, dimsePort: dimse.port, aeTitle: config.aeTitle }, 'tresor is listening (HTTPS and DICOM TLS only)');
 
     // Housekeeping now and hourly: blobs left by a crash, and quiet lockout rows.

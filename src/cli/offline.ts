@@ -7,7 +7,6 @@
 //                          TRESOR_TLS_HOSTNAMES (devices keep trusting the same ca.crt).
 
 import { X509Certificate } from 'node:crypto';
-import { readdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
@@ -60,7 +59,34 @@ const operator = (): string => {
   }
 };
 
+/** `tls renew` with the master key: a new shared server pair in the database. */
+async function renewSharedServerCertificate(deps: Deps, cfg: Readonly<Config>) {
+  const { ensureDbPki } = await import('../pki/db-pki.js');
+  const { deriveKey, loadMasterKey } = await import('../pki/master-key.js');
+  const { createNodeSecretsRepo } = await import('../db/node-secrets.repo.js');
+  const sealKey = deriveKey(await loadMasterKey(cfg.masterKeyFile!), 'tresor/sealed-keys/v1');
+  return ensureDbPki({ repo: createNodeSecretsRepo(deps.db), sealKey, hostnames: cfg.tlsHostnames, renewServer: true });
+}
+
 export function offlineCommands(program: Command): void {
+  program
+    .command('keygen')
+    .description('write a new master key (32 random bytes, mode 0600) for TRESOR_MASTER_KEY_FILE; never overwrites a file. Create it once and copy it to every node')
+    .requiredOption('--out <file>', 'where to write it')
+    .option('--json', 'print JSON for programs instead of text', false)
+    .action(async (opts: { out: string; json: boolean }) => {
+      const { writeMasterKeyFile } = await import('../pki/master-key.js');
+      const file = path.resolve(opts.out);
+      try {
+        await writeMasterKeyFile(file);
+      } catch (e) {
+        const err = e as { kind?: string; message?: string };
+        if (err.kind === 'invalid') throw refused(String(err.message));
+        throw e;
+      }
+      emit(opts.json, { file }, () => `master key written to ${file} (mode 0600); back it up offline: without it the keys in the database cannot be opened`);
+    });
+
   const admin = program.command('admin').description('emergency administration (offline)');
   withSettings(
     admin
@@ -104,12 +130,11 @@ export function offlineCommands(program: Command): void {
     await withDeps(cfg, 'keys rotate', async (deps) => {
       const { auditedRun } = await import('../core/audit.js');
       const kid = await auditedRun(deps.audit, { action: 'admin.keys.rotate', principal: SYSTEM, details: { via: 'cli', operator: operator() } }, async (note) => {
-        await deps.identity.tokens.rotate();
-        const kids = (await readdir(path.join(cfg.dataDir, 'keys'))).filter((f) => f.endsWith('.key')).sort();
-        const newest = kids.at(-1)?.replace(/\.key$/, '');
+        const newest = await deps.identity.tokens.rotate();
         note.details.kid = newest;
         return newest;
       }, { strict: true });
+      // With TRESOR_MASTER_KEY_FILE the key is in the database: running nodes sign with it within a minute.
       emit(opts.json, { kid }, () => `new signing key ${kid}; tokens signed by older keys stay valid until they expire`);
     });
   });
@@ -130,13 +155,20 @@ export function offlineCommands(program: Command): void {
       const { ensureLocalPki } = await import('../pki/ca.js');
       const hostnames = [os.hostname(), ...cfg.tlsHostnames];
       const view = await auditedRun(deps.audit, { action: 'admin.tls.renew', principal: SYSTEM, details: { via: 'cli', operator: operator() } }, async (note) => {
-        const pki = await ensureLocalPki({ tlsDir: path.join(cfg.dataDir, 'tls'), hostnames, renewServer: true });
+        // Shared (TRESOR_MASTER_KEY_FILE): the new pair goes into the database for every node.
+        const pki = cfg.masterKeyFile
+          ? await renewSharedServerCertificate(deps, cfg)
+          : await ensureLocalPki({ tlsDir: path.join(cfg.dataDir, 'tls'), hostnames, renewServer: true });
         const cert = new X509Certificate(pki.serverCertPem);
         const v = { subjectAltName: cert.subjectAltName ?? '', notAfter: new Date(cert.validTo).toISOString(), fingerprint256: cert.fingerprint256 };
         Object.assign(note.details, v);
         return v;
       }, { strict: true });
-      emit(opts.json, view, () => [`new server certificate until ${view.notAfter}`, `names: ${view.subjectAltName}`, 'start tresor serve to use it']);
+      emit(opts.json, view, () => [
+        `new server certificate until ${view.notAfter}`,
+        `names: ${view.subjectAltName}`,
+        cfg.masterKeyFile ? 'running nodes serve it from their next key refresh (within a minute)' : 'start tresor serve to use it',
+      ]);
     });
   });
 }

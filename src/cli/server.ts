@@ -63,19 +63,33 @@ export function serverCommands(program: Command): void {
     });
 
   const audit = program.command('audit').description('audit trail tools');
-  withSettings(audit.command('verify').description('check the hash chain of the audit trail (offline: takes the data directory lock; exit 1 when broken)'))
+  withSettings(
+    audit
+      .command('verify')
+      .description(
+        'check the audit trail: hash chain, each row\'s MAC (audit key) and the signed checkpoints in <data-dir>/audit-checkpoints.jsonl; ' +
+          'names the check that failed (offline: takes the data directory lock; exit 1 when broken)',
+      ),
+  )
     .option('--json', 'print JSON for programs instead of text', false)
     .action(async (opts) => {
       const cfg = configFrom(opts);
       await withDataDirLock(cfg, 'audit verify', async () => {
         const { createAuditRepo } = await import('../db/audit.repo.js');
         const { createAuditLog } = await import('../core/audit.js');
+        const { auditKeyFromMaster, dataDirAuditKey } = await import('../pki/audit-key.js');
+        const { loadMasterKey } = await import('../pki/master-key.js');
+        const { auditCheckpointFile } = await import('../storage/audit-checkpoint-file.js');
+        const key = cfg.masterKeyFile ? auditKeyFromMaster(await loadMasterKey(cfg.masterKeyFile)) : await dataDirAuditKey(cfg.dataDir, { create: false });
         const db = await openDatabase(cfg);
         try {
-          const r = await createAuditLog(createAuditRepo(db)).verify();
-          emit(opts.json, r, () =>
-            r.ok ? `audit chain intact: ${r.count} events` : `audit chain BROKEN at event id ${r.brokenAt} (${r.reason}); ${r.count} events before it verify`,
-          );
+          const r = await createAuditLog(createAuditRepo(db), undefined, { key, checkpoints: auditCheckpointFile(cfg.dataDir), checkpointEveryMs: 0 }).verify();
+          emit(opts.json, r, () => [
+            r.ok ? `audit trail intact: ${r.count} events` : `audit trail BROKEN (${r.reason}) at ${r.reason === 'checkpoint-mac-invalid' ? 'checkpoint line' : 'event id'} ${r.brokenAt}: ${r.message}; ${r.count} events before it verify`,
+            r.legacy ? `${r.legacy} events written before MACs were introduced are legacy: verified by the hash chain only` : '',
+            r.macChecked ? '' : 'no audit key found (TRESOR_MASTER_KEY_FILE or <data-dir>/keys/audit.key): MACs and checkpoints were NOT checked',
+            r.lastCheckpoint ? `${r.checkpoints} checkpoints; the last names event ${r.lastCheckpoint.seq} (${r.lastCheckpoint.count} events) at ${r.lastCheckpoint.at}` : 'no checkpoint yet: deleting the newest events could not be detected',
+          ].filter(Boolean));
           if (!r.ok) process.exitCode = 1;
         } finally {
           await db.destroy();

@@ -47,6 +47,9 @@ export const SETTING_HELP: Record<SettingName, string> = {
   metricsHost: 'address the metrics listener binds to (default: 127.0.0.1; any other needs --metrics-token-file)',
   metricsTokenFile: 'file (mode 0600) with the bearer token a scraper must send to /metrics (default: none; required off loopback)',
   startupWaitSeconds: 'how long start-up retries an unreachable database or S3 before giving up, seconds (default: 60)',
+  masterKeyFile: 'file with ≥ 32 random bytes (`tresor keygen`), mode 0600: CA, server certificate and token keys then live in the database sealed under it; the same file on every node (default: none, keys in <data-dir>)',
+  auditCheckpointRows: 'a signed audit checkpoint in <data-dir>/audit-checkpoints.jsonl after this many audit rows (default: 1000)',
+  auditCheckpointMinutes: 'and at least this often while the audit trail grows, minutes; also at shutdown (default: 10)',
 };
 
 /** Every setting as a flag; the environment variable of the same setting is the fallback. */

@@ -134,6 +134,14 @@ export const REASONS = {
   'tls-files-inconsistent': spec('invalid'),
   'tls-key-mismatch': spec('invalid'),
   'tls-key-unreadable': spec('invalid'),
+  // master key, sealed keys in the database and the audit key (issues 11 and 14)
+  'master-key-missing': spec('invalid'),
+  'master-key-permissions': spec('invalid'),
+  'master-key-short': spec('invalid'),
+  'master-key-exists': spec('invalid'),
+  'sealed-key-invalid': spec('invalid'),
+  'audit-key-permissions': spec('invalid'),
+  'audit-key-invalid': spec('invalid'),
   'tls-key-unsupported': spec('invalid'),
 
   // --- invalid: stored objects (ingest) ---------------------------------------------------

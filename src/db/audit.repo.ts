@@ -19,6 +19,7 @@ const toRow = (r: any): AuditRow => ({
   details: r.details ?? {},
   prevHash: r.prev_hash,
   hash: r.hash,
+  mac: r.mac ?? null,
 });
 
 export function createAuditRepo(db: Db): AuditRepo {
@@ -41,6 +42,7 @@ export function createAuditRepo(db: Db): AuditRepo {
             details: JSON.stringify(row.details),
             prev_hash: row.prevHash,
             hash: row.hash,
+            mac: row.mac,
           })
           .returning('*');
         return toRow(inserted);
@@ -56,6 +58,16 @@ export function createAuditRepo(db: Db): AuditRepo {
       if (f.studyUid) q.whereRaw('? = ANY(study_uids)', [f.studyUid]);
       if (f.afterId) q.where('id', '<', f.afterId);
       return (await q).map(toRow);
+    },
+    async head() {
+      const r = await db('audit_events').select('id', 'hash').orderBy('id', 'desc').first();
+      if (!r) return null;
+      const [{ n }] = await db('audit_events').where('id', '<=', r.id).count<{ n: number | string }[]>({ n: '*' });
+      return { seq: Number(r.id), hash: r.hash, count: Number(n) };
+    },
+    async legacyThrough() {
+      const r = await db('audit_meta').select('legacy_through').first();
+      return r ? Number(r.legacy_through) : 0;
     },
     async scan(afterId, limit) {
       return (await db('audit_events').where('id', '>', afterId).orderBy('id').limit(limit)).map(toRow);

@@ -51,6 +51,20 @@ export async function migrate(db: Db): Promise<string[]> {
     getMigrationName: (m) => m.name,
     getMigration: async (m) => m,
   };
-  const [, applied] = (await db.migrate.latest({ migrationSource: source })) as [number, string[]];
-  return applied;
+  // Several nodes starting at once on one PostgreSQL: knex's migration lock lets one
+  // migrate and makes the others fail with MigrationLocked; on an empty database they
+  // may also race to create knex's own bookkeeping tables (unique violation 23505 on
+  // pg_type, or 42P07 duplicate table). Either way they wait and try again, and then
+  // find nothing left to do.
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const [, applied] = (await db.migrate.latest({ migrationSource: source })) as [number, string[]];
+      return applied;
+    } catch (e) {
+      const err = e as Error & { code?: string };
+      const race = err.name === 'MigrationLocked' || (attempt < 5 && (err.code === '23505' || err.code === '42P07'));
+      if (!race || attempt >= 120) throw e;
+      await new Promise((r) => setTimeout(r, 250 + Math.floor(Math.random() * 250)));
+    }
+  }
 }

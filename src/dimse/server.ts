@@ -39,6 +39,8 @@ export interface DimseServer {
   connections(): number;
   /** What each live association holds on to (for health checks and tests). */
   associations(): ReturnType<TresorScp['diagnostics']>[];
+  /** Serves the PKI's current server certificate to new connections (a renewal by another node). */
+  reloadCertificate(): void;
   close(): Promise<void>;
 }
 
@@ -95,6 +97,7 @@ export async function startDimseServer(deps: DimseDeps): Promise<DimseServer> {
     port: listener.port,
     connections: () => listener.connectionCount(),
     associations: () => [...live].map((s) => s.diagnostics()),
+    reloadCertificate: () => listener.setCertificate({ keyPem: deps.pki.serverKeyPem, certPem: deps.pki.serverCertPem, caPem: deps.pki.caCertPem }),
     async close() {
       const closing = listener.close(5_000);
       for (const scp of live) scp.guard.abort('server-shutdown', 'server shutting down');

@@ -113,7 +113,7 @@ export async function loadPki(paths: { cert: string; key: string; ca?: string; c
 
 // --- generation -------------------------------------------------------------------
 
-async function createCa(): Promise<{ caCertPem: string; caKeyPem: string }> {
+export async function createCa(): Promise<{ caCertPem: string; caKeyPem: string }> {
   const keys = await generateRsaKeyPair();
   const signer = await importSigner(keys.privateKeyPem);
   // A random id in the name lets operators tell two installations' CAs apart in a trust store.
@@ -137,7 +137,12 @@ async function createCa(): Promise<{ caCertPem: string; caKeyPem: string }> {
   return { caCertPem: cert.toString('pem') + '\n', caKeyPem: keys.privateKeyPem };
 }
 
-async function createServerCertificate(ca: { caCertPem: string; caKeyPem: string }, hostnames: string[]) {
+/**
+ * A server pair from the CA. `ownHostname` (default true) adds this machine's name; the
+ * shared certificate of several nodes (pki/db-pki.ts) names only TRESOR_TLS_HOSTNAMES,
+ * the same on every node, so no node sees it as "not covering my name" and re-issues it.
+ */
+export async function createServerCertificate(ca: { caCertPem: string; caKeyPem: string }, hostnames: string[], ownHostname = true) {
   const keys = await generateRsaKeyPair();
   const certPem = await signLeaf(ca, {
     subject: [{ CN: [{ utf8String: 'Tresor server' }] }],
@@ -146,22 +151,22 @@ async function createServerCertificate(ca: { caCertPem: string; caKeyPem: string
     keyUsages: x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment,
     // clientAuth too: Tresor presents this certificate when it connects to C-MOVE destinations.
     extendedKeyUsages: [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth],
-    subjectAltNames: serverSubjectAltNames(hostnames),
+    subjectAltNames: serverSubjectAltNames(hostnames, ownHostname),
   });
   return { certPem, keyPem: keys.privateKeyPem };
 }
 
-function serverSubjectAltNames(hostnames: string[]): x509.JsonGeneralNames {
+function serverSubjectAltNames(hostnames: string[], ownHostname: boolean): x509.JsonGeneralNames {
   const names = ['localhost', '127.0.0.1', '::1'];
   const own = os.hostname().toLowerCase();
-  if (isDnsName(own)) names.push(own);
+  if (ownHostname && isDnsName(own)) names.push(own);
   names.push(...hostnames);
   const unique = [...new Set(names.map((n) => n.toLowerCase()))];
   return unique.map((value) => ({ type: isIP(value) ? 'ip' : 'dns', value }));
 }
 
 /** Reuse the existing server pair only if it is whole, ours, fresh and covers the requested names. */
-function serverPairUsable(certPem: string, keyPem: string, caCertPem: string, hostnames: string[]): boolean {
+export function serverPairUsable(certPem: string, keyPem: string, caCertPem: string, hostnames: string[]): boolean {
   let cert: NodeX509;
   try {
     cert = new NodeX509(certPem);
@@ -182,7 +187,7 @@ function isDnsName(name: string): boolean {
   return name.length <= 253 && /^(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))*$/i.test(name);
 }
 
-function validateHostname(name: string): string {
+export function validateHostname(name: string): string {
   const n = name.trim().toLowerCase();
   if (isIP(n) || isDnsName(n)) return n;
   throw invalid('bad-hostname', `not a host name or IP address: ${JSON.stringify(name)}`);
@@ -196,7 +201,7 @@ function parseCertificate(pem: string, what: string): NodeX509 {
   }
 }
 
-function assertKeyMatches(certPem: string, keyPem: string, what: 'ca' | 'server'): void {
+export function assertKeyMatches(certPem: string, keyPem: string, what: 'ca' | 'server'): void {
   const cert = parseCertificate(certPem, `${what} certificate`);
   if (!cert.checkPrivateKey(parsePrivateKey(keyPem, `${what} key`))) {
     throw invalid('tls-key-mismatch', `the ${what} key does not belong to the ${what} certificate`);

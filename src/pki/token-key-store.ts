@@ -19,17 +19,17 @@ export function fsTokenKeyStore(dir: string): TokenKeyStore {
   };
 }
 
-const kidCreatedAt = (kid: string): number => {
+export const kidCreatedAt = (kid: string): number => {
   const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z/.exec(kid);
   return m ? Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6]) : 0;
 };
 
-function newKid(now: Date): string {
+export function newKid(now: Date): string {
   const iso = now.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
   return `${iso}-${randomBytes(4).toString('hex')}`;
 }
 
-function generateEcKey(): Promise<string> {
+export function generateEcKey(): Promise<string> {
   return new Promise((resolve, reject) => {
     generateKeyPair(
       'ec',

@@ -126,14 +126,20 @@ describe('npm start on embedded defaults', () => {
     const env: NodeJS.ProcessEnv = { ...process.env, TRESOR_DATA_DIR: dataDir };
     delete env.DATABASE_URL;
     const cli = path.join(ROOT, 'dist', 'src', 'cli.js');
-    expect(execFileSync(process.execPath, [cli, 'audit', 'verify'], { env, encoding: 'utf8' })).toMatch(/audit chain intact: \d+ events/);
+    const intact = execFileSync(process.execPath, [cli, 'audit', 'verify'], { env, encoding: 'utf8' });
+    expect(intact).toMatch(/audit trail intact: \d+ events/);
+    // The shutdown wrote a signed checkpoint outside the database (issue 14 item 3).
+    expect(intact).toMatch(/\d+ checkpoints; the last names event \d+/);
+    expect(fs.statSync(path.join(dataDir, 'audit-checkpoints.jsonl')).mode & 0o777).toBe(0o600);
+    expect(fs.statSync(path.join(dataDir, 'keys', 'audit.key')).mode & 0o777).toBe(0o600);
 
     // Tamper with one row directly in the embedded database (as a superuser could).
     const db = await openDb({ embeddedDir: path.join(dataDir, 'pgdata') });
     let id: number;
+    let outcome: string;
     try {
       await db.raw('ALTER TABLE audit_events DISABLE TRIGGER audit_events_no_change');
-      ({ id } = await db('audit_events').select('id').orderBy('id').first());
+      ({ id, outcome } = await db('audit_events').select('id', 'outcome').orderBy('id').first());
       await db('audit_events').where({ id }).update({ outcome: 'failure' });
     } finally {
       await db.destroy();
@@ -147,6 +153,27 @@ describe('npm start on embedded defaults', () => {
       status = e.status;
     }
     expect(status).toBe(1);
-    expect(out).toContain(`BROKEN at event id ${id}`);
+    expect(out).toContain(`BROKEN (row-hash-mismatch) at event id ${id}`);
+
+    // Delete the newest row (put the first back): the checkpoint names the truncation.
+    const db2 = await openDb({ embeddedDir: path.join(dataDir, 'pgdata') });
+    let last: number;
+    try {
+      await db2('audit_events').where({ id }).update({ outcome });
+      ({ id: last } = await db2('audit_events').select('id').orderBy('id', 'desc').first());
+      await db2('audit_events').where({ id: last }).delete();
+      await db2.raw('ALTER TABLE audit_events ENABLE TRIGGER audit_events_no_change');
+    } finally {
+      await db2.destroy();
+    }
+    try {
+      execFileSync(process.execPath, [cli, 'audit', 'verify'], { env, encoding: 'utf8' });
+      status = 0;
+    } catch (e: any) {
+      out = String(e.stdout);
+      status = e.status;
+    }
+    expect(status).toBe(1);
+    expect(out).toContain(`BROKEN (truncated) at event id ${last}`);
   });
 });

@@ -26,7 +26,8 @@ export function forge(header: Record<string, unknown>, payload: Record<string, u
 /** The server's current signing key, read from <dataDir>/keys (what an insider with the disk has). */
 export async function serverSigningKey(dataDir: string): Promise<{ kid: string; key: KeyObject }> {
   const dir = path.join(dataDir, 'keys');
-  const files = (await fs.readdir(dir)).filter((f) => f.endsWith('.key')).sort();
+  // Token keys only: <data>/keys also holds audit.key (the audit MAC key).
+  const files = (await fs.readdir(dir)).filter((f) => /^\d{8}T\d{6}Z-[0-9a-f]{8}\.key$/.test(f)).sort();
   const file = files[files.length - 1];
   return { kid: file.replace(/\.key$/, ''), key: createPrivateKey(await fs.readFile(path.join(dir, file), 'utf8')) };
 }

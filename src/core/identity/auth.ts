@@ -32,7 +32,9 @@ type LoginResult = { ok: true; user: UserRecord; principal: Principal } | { ok: 
 
 export function createAuthentication(ctx: IdentityContext) {
   const { repo, lockout } = ctx;
-  const refusals = createRefusalThrottle(ctx.now);
+  // Shared by every node when the composition root gives a store (issue 11), else this process's.
+  const localRefusals = createRefusalThrottle(ctx.now);
+  const refusals = ctx.refusalThrottle ?? { admit: async (source: string | undefined) => localRefusals.admit(source) };
   /**
    * Audits a refused token. Anonymous garbage (unparseable, badly signed, expired) is
    * throttled per source address (core/audit-throttle.ts); a validly signed token of
@@ -40,7 +42,7 @@ export function createAuthentication(ctx: IdentityContext) {
    */
   async function auditRefusal(reason: string, source: string | undefined): Promise<void> {
     const anonymous = reason !== 'account-unusable' && reason !== 'password-change-required';
-    const admitted = anonymous ? refusals.admit(source) : { suppressed: 0 };
+    const admitted = anonymous ? await refusals.admit(source) : { suppressed: 0 };
     if (!admitted) return;
     await ctx.audit.record({ action: 'token.refused', outcome: 'denied', source, details: { reason, ...(admitted.suppressed ? { suppressedBefore: admitted.suppressed } : {}) } });
   }

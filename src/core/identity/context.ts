@@ -2,6 +2,7 @@
 // clock; and the one function that turns stored rows into a Principal.
 
 import type { AuditLog } from '../audit.js';
+import type { SharedRefusalThrottle } from '../audit-throttle.js';
 import type { Lockout } from './lockout.js';
 import type { TokenService } from './tokens.js';
 import type { AccountKind, BindingRecord, DeviceRecord, IdentityRepo, UserRecord } from './types.js';
@@ -14,6 +15,8 @@ export interface IdentityContext {
   lockout: Lockout;
   tokens: TokenService;
   certificates?: CertificateIssuer;
+  /** The anonymous-refusal audit throttle shared through the database; absent: per process. */
+  refusalThrottle?: SharedRefusalThrottle;
   now: () => Date;
   /** <dataDir>/initial-admin-password: removed once the generated password is changed. */
   initialPasswordFile?: string;

@@ -7,6 +7,7 @@ import { writeFileAtomic } from '../../lib/fs-atomic.js';
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { AuditLog } from '../audit.js';
+import type { SharedRefusalThrottle } from '../audit-throttle.js';
 import { invalid } from '../errors.js';
 import { createAdministration, type Administration } from './admin.js';
 import { createAuthentication, type Authentication } from './auth.js';
@@ -41,6 +42,8 @@ export interface IdentityOptions {
   lockoutPolicy?: Partial<LockoutPolicy>;
   /** Browser sessions (console, viewer); absent: none can be started. */
   browserSessions?: { repo: BrowserSessionRepo; policy: SessionPolicy };
+  /** The anonymous-refusal audit throttle shared by every node (absent: per process). */
+  refusalThrottle?: SharedRefusalThrottle;
   now?: () => Date;
 }
 
@@ -61,7 +64,16 @@ export function createIdentity(opts: IdentityOptions): Identity {
   const policy = { ...DEFAULT_LOCKOUT_POLICY, ...opts.lockoutPolicy };
   const lockout = createLockout(opts.lockouts, policy, now);
   const initialPasswordFile = opts.dataDir ? path.join(opts.dataDir, INITIAL_ADMIN_PASSWORD_FILE) : undefined;
-  const ctx: IdentityContext = { repo: opts.repo, audit: opts.audit, lockout, tokens: opts.tokens, certificates: opts.certificates, now, initialPasswordFile };
+  const ctx: IdentityContext = {
+    repo: opts.repo,
+    audit: opts.audit,
+    lockout,
+    tokens: opts.tokens,
+    certificates: opts.certificates,
+    refusalThrottle: opts.refusalThrottle,
+    now,
+    initialPasswordFile,
+  };
   return {
     ...createAuthentication(ctx),
     admin: createAdministration(ctx),

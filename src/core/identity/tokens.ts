@@ -52,8 +52,8 @@ export interface TokenService {
   verifierOptions(): Partial<VerifierOptions>;
   /** maxAge: a token older than this is refused even if its exp says otherwise. */
   readonly maxAgeSeconds: number;
-  /** Writes a new signing key; older keys keep verifying until their tokens expire. */
-  rotate(): Promise<void>;
+  /** Writes a new signing key and returns its kid; older keys keep verifying until their tokens expire. */
+  rotate(): Promise<string>;
   /** Re-reads the key store (after a rotation by another process or the CLI). */
   reload(): Promise<void>;
 }
@@ -73,8 +73,9 @@ export async function openTokenService(opts: {
   return {
     ...service,
     async rotate() {
-      await opts.keys.create(now());
+      const kid = await opts.keys.create(now());
       service.setRing(await load());
+      return kid;
     },
     reload: service.reload,
   };
@@ -116,9 +117,20 @@ function createTokenService(opts: {
   });
 
   const publicKeyFor = (kid: unknown): string | undefined => (typeof kid === 'string' ? ring.publicKeys.get(kid) : undefined);
+  // An unknown kid re-reads the store (a key rotated by the CLI or by another node on the
+  // same database), at most once a second whatever the periodic reloads did, and one read
+  // at a time: garbage kids sprayed by an attacker cost at most one query per second.
+  let kidReloadAt = 0;
+  let kidReload: Promise<void> | undefined;
   const keyFor = async (kid: unknown): Promise<string | undefined> => {
     if (typeof kid !== 'string' || kid.length > 64) return undefined;
-    if (!ring.publicKeys.has(kid)) await refresh(10_000);
+    if (!ring.publicKeys.has(kid) && opts.reloadRing) {
+      if (!kidReload && now().getTime() - kidReloadAt >= 1_000) {
+        kidReloadAt = now().getTime();
+        kidReload = refresh(0).finally(() => (kidReload = undefined));
+      }
+      await kidReload;
+    }
     return publicKeyFor(kid);
   };
 

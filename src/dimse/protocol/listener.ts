@@ -77,6 +77,8 @@ export interface TlsListener {
   pendingCount(): number;
   /** Stops accepting; destroys every socket still open after `graceMs`. */
   close(graceMs?: number): Promise<void>;
+  /** Serves a new certificate (and trusts a new CA) for new connections; open ones keep theirs. */
+  setCertificate(pem: { keyPem: string; certPem: string; caPem: string }): void;
 }
 
 /** "::ffff:127.0.0.1" and "127.0.0.1" are the same peer. */
@@ -117,6 +119,15 @@ export async function listenTls(o: ListenerOptions): Promise<TlsListener> {
   let refusedSinceLog = 0;
   let evictedSinceLog = 0;
 
+  const contextOptions = (pem: { keyPem: string; certPem: string; caPem: string }): tls.SecureContextOptions => ({
+    key: pem.keyPem,
+    cert: pem.certPem,
+    ca: pem.caPem,
+    minVersion: 'TLSv1.2',
+    ciphers: BCP195_CIPHERS,
+    honorCipherOrder: true,
+    dhparam: 'auto',
+  });
   const server = tls.createServer({
     key: o.keyPem,
     cert: o.certPem,
@@ -236,6 +247,7 @@ export async function listenTls(o: ListenerOptions): Promise<TlsListener> {
     port,
     connectionCount: () => sockets.size,
     pendingCount: () => pending.size,
+    setCertificate: (pem) => server.setSecureContext(contextOptions(pem)),
     close: (graceMs = 0) =>
       new Promise<void>((resolve) => {
         clearInterval(window);

@@ -120,15 +120,22 @@ const auditEvent = {
   },
 } as const;
 
+const closedObject = (properties: Record<string, unknown>) => ({ type: 'object', additionalProperties: false, properties }) as const;
+
 const verification = {
   type: 'object',
   additionalProperties: false,
-  required: ['ok', 'count'],
+  required: ['ok', 'count', 'legacy', 'macChecked', 'checkpoints'],
   properties: {
     ok: { type: 'boolean' },
     count: { type: 'integer' },
+    legacy: { type: 'integer' },
+    macChecked: { type: 'boolean' },
+    checkpoints: { type: 'integer' },
+    lastCheckpoint: closedObject({ seq: { type: 'integer' }, count: { type: 'integer' }, at: { type: 'string' } }),
     brokenAt: { type: 'integer' },
     reason: { type: 'string' },
+    message: { type: 'string' },
   },
 } as const;
 
