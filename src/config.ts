@@ -56,6 +56,18 @@ export interface Config {
   dimseRequireBoth: boolean;
   /** Access-token lifetime in seconds. */
   tokenTtlSeconds: number;
+  /**
+   * Decoding stored pixel data (transcoding, rendering) in child processes
+   * (core/dicom/pixels/pixel-codec.ts, issue 14 item 1).
+   */
+  decode: {
+    /** Child processes decoding at once. */
+    workers: number;
+    /** Longest one decoding job may run (and wait for a child). */
+    timeoutMs: number;
+    /** Most decoded pixel bytes one job may produce (the header's promise is checked against it first). */
+    maxOutputBytes: number;
+  };
 }
 
 /** Names of every setting: environment variable ↔ `tresor serve` flag. */
@@ -92,6 +104,9 @@ export const SETTINGS = {
   maxPduBytes: { env: 'TRESOR_MAX_PDU_BYTES', flag: 'max-pdu-bytes' },
   dimseRequireBoth: { env: 'TRESOR_DIMSE_REQUIRE_BOTH', flag: 'dimse-require-both' },
   tokenTtlSeconds: { env: 'TRESOR_TOKEN_TTL_SECONDS', flag: 'token-ttl-seconds' },
+  decodeWorkers: { env: 'TRESOR_DECODE_WORKERS', flag: 'decode-workers' },
+  decodeTimeoutMs: { env: 'TRESOR_DECODE_TIMEOUT_MS', flag: 'decode-timeout-ms' },
+  decodeMaxBytes: { env: 'TRESOR_DECODE_MAX_BYTES', flag: 'decode-max-bytes' },
 } as const;
 
 export type SettingName = keyof typeof SETTINGS;
@@ -239,6 +254,12 @@ export function loadConfig(flags: RawSettings = {}, env: NodeJS.ProcessEnv = pro
     },
     dimseRequireBoth: bool('dimseRequireBoth', false),
     tokenTtlSeconds: int('tokenTtlSeconds', 600, 30, 3600),
+    decode: {
+      // Two children: one bomb being killed never stops all decoding; more compete with the server for CPU.
+      workers: int('decodeWorkers', 2, 1, 16),
+      timeoutMs: int('decodeTimeoutMs', 30_000, 1_000, 600_000),
+      maxOutputBytes: int('decodeMaxBytes', 256 * MiB, 1 * MiB, 2 * GiB),
+    },
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return deepFreeze(config);

@@ -16,6 +16,7 @@ import { createDeletionService, type DeletionService } from './core/delete.js';
 import { createIngestService, type IngestRepo, type IngestService } from './core/ingest.js';
 import { createQueryService, type QueryService } from './core/query.js';
 import { createRetrieveService, type RetrieveService } from './core/retrieve.js';
+import { createPixelCodec, type PixelCodec } from './core/dicom/pixels/pixel-codec.js';
 import { createAuditRepo } from './db/audit.repo.js';
 import { createBlobJournalRepo } from './db/blob-journal.repo.js';
 import { createDeleteRepo } from './db/delete.repo.js';
@@ -86,6 +87,8 @@ export interface Deps {
   query: QueryService;
   retrieve: RetrieveService;
   deletion: DeletionService;
+  /** Decoding stored pixel data under limits, in child processes (started on first use). */
+  pixels: PixelCodec;
   /** Authenticates DIMSE associations (certificate, passcode, user identity) against identity. */
   dimseAuthenticator: DimseAuthenticator;
   tuning: Tuning;
@@ -150,6 +153,12 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, overr
       onCleanupError: (err, key) => logger.error({ err, key }, 'could not delete the blob of a deleted instance'),
     });
     const real: CoreServices = { ingest, query, retrieve, deletion };
+    // Children start on the first decoding job; their exits and kills are logged (no patient data: pids and reasons).
+    const pixels = createPixelCodec(config.decode, (e) => {
+      if (e.event === 'spawn') logger.debug({ pid: e.pid }, 'decoder process started');
+      else if (e.event === 'killed') logger.warn({ pid: e.pid, reason: e.reason }, 'decoder process killed');
+      else logger.info({ pid: e.pid, reason: e.reason, detail: e.detail }, 'decoder process exited');
+    });
     const services: CoreServices = { ...real, ...overrides.services?.(real) };
     const realAuthenticator = dimseAuthenticatorFrom(identity);
     const identityRepo = identityRepoFor(db);
@@ -162,6 +171,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, overr
       audit,
       identity,
       ...services,
+      pixels,
       dimseAuthenticator: overrides.dimseAuthenticator?.(realAuthenticator) ?? realAuthenticator,
       tuning: overrides.tuning ?? {},
       async departmentByName(name) {
@@ -175,6 +185,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, overr
         }),
       tmpDir,
       async close() {
+        await pixels.close();
         if (ownBlobs) await store.close();
         if (ownDb) await db.destroy();
       },
@@ -196,6 +207,7 @@ export function dimseServerDeps(deps: Deps): DimseDeps {
     query: deps.query,
     retrieve: deps.retrieve,
     audit: deps.audit,
+    pixels: deps.pixels,
     logger: deps.logger,
     tuning: deps.tuning.dimse,
   };

@@ -40,6 +40,9 @@ export const SETTING_HELP: Record<SettingName, string> = {
   maxPduBytes: 'largest PDU accepted, bytes (default: 1 MiB)',
   dimseRequireBoth: 'DICOM: require a client certificate and user identity: true or false (default: false)',
   tokenTtlSeconds: 'access-token lifetime in seconds, 30–3600 (default: 600)',
+  decodeWorkers: 'child processes that decode pixel data (transcoding, rendering), 1–16 (default: 2)',
+  decodeTimeoutMs: 'longest one decoding job may run or wait, ms (default: 30000)',
+  decodeMaxBytes: 'most decoded pixel bytes one request may produce, bytes (default: 256 MiB)',
 };
 
 /** Every setting as a flag; the environment variable of the same setting is the fallback. */

@@ -21,7 +21,7 @@ import type { HttpsOptions } from './tls.js';
 /** The part of Deps the HTTP front door uses. */
 export type AppDeps = Pick<
   Deps,
-  'config' | 'logger' | 'db' | 'identity' | 'audit' | 'ingest' | 'query' | 'retrieve' | 'deletion' | 'departmentByName' | 'tuning' | 'blobs'
+  'config' | 'logger' | 'db' | 'identity' | 'audit' | 'ingest' | 'query' | 'retrieve' | 'deletion' | 'pixels' | 'departmentByName' | 'tuning' | 'blobs'
 >;
 
 export interface BuildAppOptions {
@@ -168,6 +168,7 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
         query: deps.query,
         retrieve: deps.retrieve,
         deletion: deps.deletion,
+        pixels: deps.pixels,
         config: { publicUrl: deps.config.publicUrl, limits: deps.config.limits },
         departmentByName: deps.departmentByName,
         stowIdleTimeoutMs: deps.tuning.stowIdleTimeoutMs,

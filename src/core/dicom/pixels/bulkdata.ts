@@ -5,6 +5,8 @@ import dcmjs from 'dcmjs';
 import { toArrayBuffer } from '../../../lib/array-buffer.js';
 import { notFound, unavailable } from '../../errors.js';
 import { silenceDcmjs } from '../dcmjs-quiet.js';
+import { checkInflatedSize } from '../inflate.js';
+import { datasetOffsetFromGroupLength } from '../part10.js';
 import { TS } from '../transfer-syntaxes.js';
 import { pixelLayout, type PixelLayout } from './layout.js';
 import { readPrefix, type StoredObject } from './stream-reader.js';
@@ -16,6 +18,12 @@ export async function readHeaderDict(o: StoredObject, layout?: PixelLayout): Pro
   const whole = o.transferSyntaxUid === TS.deflatedExplicitLittle;
   const end = whole ? o.size : (layout ?? (await pixelLayout(o))).headerEnd;
   const buf = await readPrefix(o, end);
+  if (whole) {
+    // Objects stored before ingest bounded the inflated size are checked here too (inflate.ts).
+    const offset = datasetOffsetFromGroupLength(buf);
+    const c = offset === undefined ? ({ ok: false } as const) : await checkInflatedSize(buf.subarray(offset));
+    if (!c.ok) throw unavailable('stored-object-unreadable', 'The stored deflated object inflates beyond what the server reads in memory, or is damaged; retrieve it as stored (transfer-syntax=*).');
+  }
   try {
     const d = dcmjs.data.DicomMessage.readFile(toArrayBuffer(buf), { ignoreErrors: true } as any);
     return { dict: d.dict, meta: d.meta };
