@@ -52,6 +52,10 @@ export interface ProcessPoolOptions {
   entry: string;
   /** Node flags of the children (replace, not extend, the parent's). */
   execArgv: string[];
+  /** Arguments of the child (process.argv[2…]): its settings. */
+  args?: string[];
+  /** A child must say it is ready (loaded, initialised) within this; its first job's time limit starts then. */
+  startTimeoutMs?: number;
   size: number;
   maxQueue: number;
   timeoutMs: number;
@@ -71,6 +75,8 @@ interface Job {
 
 interface Slot {
   child?: ChildProcess;
+  /** Settles when the current child has said it is ready. */
+  ready?: Promise<void>;
   busy?: { job: Job; timer: NodeJS.Timeout; memTimer?: NodeJS.Timeout; done: boolean };
   stderrTail: string;
 }
@@ -133,7 +139,7 @@ export class ProcessPool {
   }
 
   private spawn(slot: Slot): ChildProcess {
-    const child = fork(this.o.entry, [], {
+    const child = fork(this.o.entry, this.o.args ?? [], {
       execArgv: this.o.execArgv,
       serialization: 'advanced',
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
@@ -144,7 +150,15 @@ export class ProcessPool {
     child.stderr?.on('data', (d: string) => {
       slot.stderrTail = (slot.stderrTail + d).slice(-2000);
     });
-    child.on('message', (m: { id?: number; ok?: boolean; result?: unknown; code?: string; message?: string; retiring?: boolean }) => {
+    let readyNow: () => void = () => undefined;
+    let failStart: (e: Error) => void = () => undefined;
+    slot.ready = new Promise<void>((resolve, reject) => {
+      readyNow = resolve;
+      failStart = reject;
+    });
+    slot.ready.catch(() => undefined);
+    child.on('message', (m: { id?: number; ok?: boolean; result?: unknown; code?: string; message?: string; retiring?: boolean; ready?: boolean }) => {
+      if (m.ready) return readyNow();
       const b = slot.busy;
       if (!b || slot.child !== child || m.id !== b.job.id) return;
       // It exits once this is sent: the next job gets a fresh child.
@@ -153,6 +167,7 @@ export class ProcessPool {
       else this.finish(slot, () => b.job.reject(new PoolJobError(String(m.code ?? 'failed'), String(m.message ?? 'failed'))));
     });
     child.on('exit', (code, signal) => {
+      failStart(new PoolCrashError(`worker exited before it was ready (${signal ?? `code ${code}`})`));
       if (slot.child === child) slot.child = undefined;
       const detail = slot.stderrTail.trim().split('\n').slice(-1)[0]?.slice(0, 200);
       this.o.onEvent?.({ event: 'exit', pid: child.pid, reason: signal ?? `code ${code}`, detail });
@@ -166,15 +181,26 @@ export class ProcessPool {
 
   private start(slot: Slot, job: Job): void {
     const child = slot.child && slot.child.exitCode === null && slot.child.signalCode === null && slot.child.connected ? slot.child : this.spawn(slot);
-    const timer = setTimeout(() => this.kill(slot, child, 'timeout', new PoolTimeoutError(this.o.timeoutMs)), this.o.timeoutMs);
     const memTimer = setInterval(() => {
       const rss = child.pid ? rssOf(child.pid) : undefined;
       if (rss !== undefined && rss > this.o.maxRssBytes) this.kill(slot, child, 'memory', new PoolCrashError('worker passed its memory limit'));
     }, MEM_POLL_MS);
-    slot.busy = { job, timer, memTimer, done: false };
-    job.make().then(
+    // Until the child is ready, the start-up limit; then the job's own time limit.
+    const startMs = this.o.startTimeoutMs ?? 30_000;
+    const timer = setTimeout(() => this.kill(slot, child, 'start-timeout', new PoolCrashError('worker did not start in time')), startMs);
+    const busy = { job, timer, memTimer, done: false };
+    slot.busy = busy;
+    const ready = slot.ready ?? Promise.resolve();
+    ready
+      .then(async () => {
+        if (slot.busy !== busy || slot.child !== child) return undefined;
+        clearTimeout(busy.timer);
+        busy.timer = setTimeout(() => this.kill(slot, child, 'timeout', new PoolTimeoutError(this.o.timeoutMs)), this.o.timeoutMs);
+        return job.make();
+      })
+      .then(
       (msg) => {
-        if (slot.busy?.job !== job || slot.child !== child) return;
+        if (!msg || slot.busy?.job !== job || slot.child !== child) return;
         try {
           child.send({ ...msg, id: job.id }, (err) => {
             if (err) this.kill(slot, child, 'send-failed', new PoolCrashError('could not hand the job to a worker'));
@@ -183,7 +209,9 @@ export class ProcessPool {
           this.kill(slot, child, 'send-failed', new PoolCrashError('could not hand the job to a worker'));
         }
       },
-      (err: unknown) => this.finish(slot, () => job.reject(err instanceof Error ? err : new Error(String(err)))),
+      (err: unknown) => {
+        if (slot.busy === busy) this.finish(slot, () => job.reject(err instanceof Error ? err : new Error(String(err))));
+      },
     );
   }
 
@@ -220,7 +248,11 @@ export class ProcessPool {
  * When `retire(error)` says so after a failed job, the child exits once it has answered
  * (the pool starts a fresh one for the next job).
  */
-export async function serveChildJobs(handle: (msg: Record<string, any>) => Promise<unknown>, retire: (e: unknown) => boolean = () => false): Promise<void> {
+export async function serveChildJobs(
+  handle: (msg: Record<string, any>) => Promise<unknown>,
+  o: { init?: () => Promise<void>; retire?: (e: unknown) => boolean } = {},
+): Promise<void> {
+  const retire = o.retire ?? (() => false);
   if (!process.send) throw new Error('serveChildJobs: not started by ProcessPool (no IPC channel)');
   process.on('disconnect', () => process.exit(0));
   const { Worker } = await import('node:worker_threads');
@@ -248,4 +280,6 @@ export async function serveChildJobs(handle: (msg: Record<string, any>) => Promi
       if (exit) process.exit(0);
     });
   });
+  await o.init?.();
+  process.send({ ready: true });
 }

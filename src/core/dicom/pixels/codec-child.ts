@@ -1,13 +1,10 @@
 // Entry of a codec child process (started by pixel-codec.ts through lib/process-pool.ts):
-// loads the codecs once, then answers one job at a time. Everything that decodes
-// untrusted pixel data runs here, never in the server process (issue 14, item 1).
+// loads the codecs once (its settings come as a JSON argument), says it is ready, then
+// answers one job at a time. Everything that decodes untrusted pixel data runs here,
+// never in the server process (issue 14, item 1).
 
 import { serveChildJobs } from '../../../lib/process-pool.js';
 import { CodecJobError, initCodecs, renderFrame, transcodeDataset, transcodeObject } from './codec-jobs.js';
-
-interface Init {
-  wasmMaxBytes: number;
-}
 
 // A codec error thrown across WebAssembly frames skips C++ destructors: its allocations
 // leak in the module's memory. A trap (out of bounds, abort) may leave worse. So a child
@@ -19,24 +16,20 @@ function retire(e: unknown): boolean {
   return failures >= RETIRE_AFTER_FAILURES || e instanceof WebAssembly.RuntimeError || (e instanceof CodecJobError && e.trap);
 }
 
-async function main(): Promise<void> {
-  let ready: Promise<void> | undefined;
-  await serveChildJobs(async (m) => {
-    ready ??= initCodecs((m.init as Init).wasmMaxBytes);
-    await ready;
+const settings = JSON.parse(process.argv[2] ?? '{}') as { wasmMaxBytes: number; maxOutputBytes: number };
+
+void serveChildJobs(
+  async (m) => {
     switch (m.kind) {
       case 'transcode-object':
-        return transcodeObject(m.part10, m.to, m.maxOutputBytes);
+        return transcodeObject(m.part10, m.to, settings.maxOutputBytes);
       case 'transcode-dataset':
-        return transcodeDataset(m.dataset, m.from, m.to, m.maxOutputBytes);
+        return transcodeDataset(m.dataset, m.from, m.to, settings.maxOutputBytes);
       case 'render':
         return renderFrame(m.header, m.frame, m.transferSyntaxUid, m.opts, m.maxPixels);
-      case 'ping':
-        return process.pid;
       default:
         throw new Error('unknown job');
     }
-  }, retire);
-}
-
-void main();
+  },
+  { init: () => initCodecs(settings.wasmMaxBytes), retire },
+);

@@ -81,13 +81,13 @@ export function createPixelCodec(s: PixelCodecSettings, onEvent?: (e: PixelCodec
   const pool = new ProcessPool({
     entry,
     execArgv: [`--max-old-space-size=${limits.heapMiB}`, ...loader],
+    args: [JSON.stringify({ wasmMaxBytes: limits.wasmMaxBytes, maxOutputBytes: s.maxOutputBytes })],
     size: s.workers,
     maxQueue: 4 * s.workers,
     timeoutMs: s.timeoutMs,
     maxRssBytes: limits.maxRssBytes,
     onEvent,
   });
-  const init = { wasmMaxBytes: limits.wasmMaxBytes };
 
   const checkShape = (shape: PixelShape | undefined) => {
     if (shape && promisedBytes(shape).total > s.maxOutputBytes) {
@@ -100,7 +100,7 @@ export function createPixelCodec(s: PixelCodecSettings, onEvent?: (e: PixelCodec
   async function run(make: () => Promise<Record<string, unknown>>, failure: 'decode-failed' | 'render-failed'): Promise<Buffer> {
     let out: unknown;
     try {
-      out = await pool.run(async () => ({ ...(await make()), init, maxOutputBytes: s.maxOutputBytes }));
+      out = await pool.run(make);
     } catch (e) {
       if (e instanceof TresorError) throw e; // from make(): e.g. the blob store
       throw mapError(e, failure);
@@ -135,9 +135,25 @@ export function createPixelCodec(s: PixelCodecSettings, onEvent?: (e: PixelCodec
       return run(async () => ({ kind: 'transcode-dataset', dataset: await load(), from, to }), 'decode-failed');
     },
     async render(header, frame, transferSyntaxUid, opts) {
-      return run(async () => ({ kind: 'render', header, frame, transferSyntaxUid, opts, maxPixels: MAX_RENDER_PIXELS }), 'render-failed');
+      return run(async () => ({ kind: 'render', header: plainCopy(header), frame, transferSyntaxUid, opts, maxPixels: MAX_RENDER_PIXELS }), 'render-failed');
     },
     pids: () => pool.pids(),
     close: () => pool.close(),
   };
+}
+
+/**
+ * dcmjs dictionaries carry accessor functions (PN values, `__hasTagAccessors`), which
+ * the IPC channel's structured clone refuses: copy the data only (binary values as is).
+ */
+function plainCopy(v: unknown): unknown {
+  if (v === null || typeof v !== 'object') return typeof v === 'function' ? undefined : v;
+  if (v instanceof ArrayBuffer || ArrayBuffer.isView(v)) return v;
+  if (Array.isArray(v)) return v.map(plainCopy);
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(v)) {
+    const x = (v as Record<string, unknown>)[k];
+    if (typeof x !== 'function') out[k] = plainCopy(x);
+  }
+  return out;
 }
