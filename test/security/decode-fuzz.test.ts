@@ -19,6 +19,7 @@ import { clearLayoutCache } from '../../src/core/dicom/pixels/layout.js';
 import { isTresorError } from '../../src/core/errors.js';
 import { frameSource } from '../../src/http/dicomweb/frame-source.js';
 import { isEncapsulated, TS } from '../../src/core/dicom/transfer-syntaxes.js';
+import { readFileMeta } from '../../src/core/dicom/part10.js';
 
 const D = '/usr/lib/python3/dist-packages/pydicom/data/test_files/';
 const MiB = 1024 * 1024;
@@ -140,11 +141,12 @@ describe('decoding fuzz: mutated samples of every syntax through the one decodin
       expect(out.length, name).toBeLessThanOrEqual(bound);
       outcome = 'ok';
     } catch (e) {
-      if (!isTresorError(e) || !ALLOWED.has(e.reason)) throw new Error(`${name}: not a clean typed error: ${e instanceof Error ? `${e.name} ${e.message}` : String(e)}`);
+      if (!isTresorError(e) || !ALLOWED.has(e.reason)) throw new Error(`${name}: not a clean typed error: ${e instanceof Error ? `${e.name} ${e.message}` : String(e)}`, { cause: e });
       outcome = e.reason;
     }
-    // The time limit, plus a child's start-up on a loaded machine.
-    expect(Date.now() - t0, name).toBeLessThan(LIMITS.timeoutMs + 20_000);
+    // The job's time limit plus a child's start-up limit (30 s; under tsx a child compiles
+    // its modules, slow on a loaded machine), with some slack: bounded, not fast.
+    expect(Date.now() - t0, name).toBeLessThan(30_000 + LIMITS.timeoutMs + 15_000);
     count(name.split(':')[0], outcome);
   }
   function count(label: string, outcome: string): void {
@@ -159,12 +161,14 @@ describe('decoding fuzz: mutated samples of every syntax through the one decodin
       const jobs: (() => Promise<void>)[] = [];
       for (const [label, file, transcodable] of SAMPLES) {
         const original = fs.readFileSync(D + file);
-        const meta = dcmjs.data.DicomMessage.readFile(original.buffer.slice(original.byteOffset, original.byteOffset + original.length), { untilTag: '00020010' } as any).meta;
-        const ts: string = meta['00020010'].Value[0];
+        const ts = readFileMeta(original)!.transferSyntaxUid!;
+        expect(ts, file).toMatch(/^1\.2\.840\.10008\.1\.2/);
         const little = ts !== TS.explicitBig;
         for (let i = 0; i < VARIANTS; i++) {
           const { bytes, what } = ts === TS.deflatedExplicitLittle ? mutateDeflated(original, rnd, i) : mutate(original, rnd, little, i);
           const name = `${label}: ${file} #${i} (${what})`;
+          // FUZZ_ONLY=<substring>: rerun one case (the mutations of the others are still drawn, so it is the same case).
+          if (process.env.FUZZ_ONLY && !name.includes(process.env.FUZZ_ONLY)) continue;
           if (transcodable) {
             // The whole object, as WADO-RS/WADO-URI ask for it: the child checks the header it parses.
             jobs.push(() => attempt(name, bytes.length + LIMITS.maxOutputBytes, () => pc.transcodeObject(undefined, async () => bytes, TS.explicitLittle)));
@@ -176,7 +180,10 @@ describe('decoding fuzz: mutated samples of every syntax through the one decodin
             let frame: Buffer;
             try {
               clearLayoutCache();
-              const src = await frameSource(stored(bytes, ts, `fuzz-${label}-${i}`), { metadata: { '7FE00010': { vr: 'OB' } } } as any, [1]);
+              // The catalogue's metadata, as ingest would have recorded it from these bytes.
+              // (Deflated ones: the original's — dcmjs would inflate a mutated stream here, unbounded.)
+              const metadata = metadataOf(ts === TS.deflatedExplicitLittle ? original : bytes);
+              const src = await frameSource(stored(bytes, ts, `fuzz-${label}-${i}`), { transferSyntaxUid: ts, metadata } as any, [1]);
               header = await src.header();
               const chunks: Buffer[] = [];
               for await (const f of src.frames()) for await (const c of f.chunks) chunks.push(c);
@@ -187,6 +194,7 @@ describe('decoding fuzz: mutated samples of every syntax through the one decodin
               if (what === 'inflates past the cap') expect(isTresorError(e) && e.reason, name).toBe('stored-object-unreadable');
               return;
             }
+            if (process.env.FUZZ_ONLY) console.log(name, 'frame', frame.length, 'header keys', Object.keys(header).length);
             const shape = shapeOfElements(dcmjs.data.DicomMetaDictionary.naturalizeDataset({ ...header }));
             const bound = Math.max(1 * MiB, promisedBytes({ ...shape, numberOfFrames: 1 }).frame);
             await attempt(`${name} render`, bound, () => pc.render(header, frame, isEncapsulated(ts) ? ts : TS.explicitLittle, { format: 'jpeg', viewport: { width: 64, height: 64 } }));
@@ -206,7 +214,8 @@ describe('decoding fuzz: mutated samples of every syntax through the one decodin
       expect(Object.values(tally).reduce((n, t) => n + (t.ok ?? 0), 0)).toBeGreaterThan(SAMPLES.length);
       // Nothing decoded in this process: its memory barely moved, its event loop never stalled.
       expect(process.memoryUsage().rss - rssBefore).toBeLessThan(300 * MiB);
-      expect(lag.max / 1e6).toBeLessThan(2_000);
+      // (Generous: this machine is shared; a decoder in this process would stall it for seconds to minutes.)
+      expect(lag.max / 1e6).toBeLessThan(5_000);
     },
     180_000,
   );
@@ -217,7 +226,7 @@ describe('decoding fuzz: mutated samples of every syntax through the one decodin
     const bomb = Buffer.concat([original.subarray(0, datasetAt), DEFLATE_BOMB]);
     expect(bomb.length).toBeLessThan(1 * MiB);
     const before = process.memoryUsage().rss;
-    const err = await frameSource(stored(bomb, TS.deflatedExplicitLittle, 'deflate-bomb'), { metadata: {} } as any, [1]).then(
+    const err = await frameSource(stored(bomb, TS.deflatedExplicitLittle, 'deflate-bomb'), { transferSyntaxUid: TS.deflatedExplicitLittle, metadata: {} } as any, [1]).then(
       () => undefined,
       (e: unknown) => e,
     );
@@ -248,4 +257,10 @@ function mutateDeflated(src: Buffer, rnd: () => number, i: number): { bytes: Buf
   const n = 1 + Math.floor(rnd() * 8);
   for (let k = 0; k < n; k++) b[datasetAt + Math.floor(rnd() * (b.length - datasetAt))] = Math.floor(rnd() * 256);
   return { bytes: b, what: `${n} bytes flipped in the deflate stream` };
+}
+
+/** The attributes (DICOM JSON, as ingest indexes them) of an object, read the way ingest reads them. */
+function metadataOf(bytes: Buffer): Record<string, any> {
+  const d = dcmjs.data.DicomMessage.readFile(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length), { ignoreErrors: true, untilTag: '7FE00010', includeUntilTagValue: false } as any);
+  return { ...d.dict, '7FE00010': { vr: 'OB' } };
 }
