@@ -9,7 +9,7 @@
 import zlib from 'node:zlib';
 
 /** Most bytes a deflated data set may inflate to (it is then held and parsed in memory). */
-export const MAX_INFLATED_BYTES = 128 * 1024 * 1024;
+export const MAX_INFLATED_BYTES = 64 * 1024 * 1024;
 
 const LONG_VRS = new Set(['OB', 'OW', 'OF', 'OD', 'OL', 'OV', 'SQ', 'UN', 'UT', 'UC', 'UR']);
 

@@ -135,7 +135,12 @@ export function createPixelCodec(s: PixelCodecSettings, onEvent?: (e: PixelCodec
       return run(async () => ({ kind: 'transcode-dataset', dataset: await load(), from, to }), 'decode-failed');
     },
     async render(header, frame, transferSyntaxUid, opts) {
-      return run(async () => ({ kind: 'render', header: plainCopy(header), frame, transferSyntaxUid, opts, maxPixels: MAX_RENDER_PIXELS }), 'render-failed');
+      const budget = { nodes: MAX_HEADER_NODES };
+      const copied = plainCopy(header, budget);
+      // A damaged header parsed into millions of values (seen in the fuzz test): copying
+      // and cloning it would stall the event loop for seconds.
+      if (budget.nodes < 0) throw unavailable('render-failed', 'This image could not be decoded (its attributes are damaged); retrieve it as stored (transfer-syntax=*).');
+      return run(async () => ({ kind: 'render', header: copied, frame, transferSyntaxUid, opts, maxPixels: MAX_RENDER_PIXELS }), 'render-failed');
     },
     pids: () => pool.pids(),
     close: () => pool.close(),
@@ -146,14 +151,22 @@ export function createPixelCodec(s: PixelCodecSettings, onEvent?: (e: PixelCodec
  * dcmjs dictionaries carry accessor functions (PN values, `__hasTagAccessors`), which
  * the IPC channel's structured clone refuses: copy the data only (binary values as is).
  */
-function plainCopy(v: unknown): unknown {
+const MAX_HEADER_NODES = 200_000;
+function plainCopy(v: unknown, budget: { nodes: number }): unknown {
+  if (--budget.nodes < 0) return undefined;
   if (v === null || typeof v !== 'object') return typeof v === 'function' ? undefined : v;
   if (v instanceof ArrayBuffer || ArrayBuffer.isView(v)) return v;
-  if (Array.isArray(v)) return v.map(plainCopy);
+  if (Array.isArray(v)) {
+    if (v.length > budget.nodes) {
+      budget.nodes = -1;
+      return undefined;
+    }
+    return v.map((x) => plainCopy(x, budget));
+  }
   const out: Record<string, unknown> = {};
   for (const k of Object.keys(v)) {
     const x = (v as Record<string, unknown>)[k];
-    if (typeof x !== 'function') out[k] = plainCopy(x);
+    if (typeof x !== 'function') out[k] = plainCopy(x, budget);
   }
   return out;
 }
