@@ -79,6 +79,18 @@ export interface Config {
     /** …and at least this often (minutes) while rows are written; also at shutdown. */
     checkpointEveryMinutes: number;
   };
+  /**
+   * Decoding stored pixel data (transcoding, rendering) in child processes
+   * (core/dicom/pixels/pixel-codec.ts, issue 14 item 1).
+   */
+  decode: {
+    /** Child processes decoding at once. */
+    workers: number;
+    /** Longest one decoding job may run (and wait for a child). */
+    timeoutMs: number;
+    /** Most decoded pixel bytes one job may produce (the header's promise is checked against it first). */
+    maxOutputBytes: number;
+  };
 }
 
 /** Names of every setting: environment variable ↔ `tresor serve` flag. */
@@ -125,6 +137,9 @@ export const SETTINGS = {
   masterKeyFile: { env: 'TRESOR_MASTER_KEY_FILE', flag: 'master-key-file' },
   auditCheckpointRows: { env: 'TRESOR_AUDIT_CHECKPOINT_ROWS', flag: 'audit-checkpoint-rows' },
   auditCheckpointMinutes: { env: 'TRESOR_AUDIT_CHECKPOINT_MINUTES', flag: 'audit-checkpoint-minutes' },
+  decodeWorkers: { env: 'TRESOR_DECODE_WORKERS', flag: 'decode-workers' },
+  decodeTimeoutMs: { env: 'TRESOR_DECODE_TIMEOUT_MS', flag: 'decode-timeout-ms' },
+  decodeMaxBytes: { env: 'TRESOR_DECODE_MAX_BYTES', flag: 'decode-max-bytes' },
 } as const;
 
 export type SettingName = keyof typeof SETTINGS;
@@ -300,6 +315,12 @@ export function loadConfig(flags: RawSettings = {}, env: NodeJS.ProcessEnv = pro
     audit: {
       checkpointEveryRows: int('auditCheckpointRows', 1000, 1, 10_000_000),
       checkpointEveryMinutes: int('auditCheckpointMinutes', 10, 1, 1440),
+    },
+    decode: {
+      // Two children: one bomb being killed never stops all decoding; more compete with the server for CPU.
+      workers: int('decodeWorkers', 2, 1, 16),
+      timeoutMs: int('decodeTimeoutMs', 30_000, 1_000, 600_000),
+      maxOutputBytes: int('decodeMaxBytes', 256 * MiB, 1 * MiB, 2 * GiB),
     },
   };
   if (problems.length > 0) throw new ConfigError(problems);

@@ -18,6 +18,7 @@ import { createDeletionService, type DeletionService } from './core/delete.js';
 import { createIngestService, type IngestRepo, type IngestService } from './core/ingest.js';
 import { createQueryService, type QueryService } from './core/query.js';
 import { createRetrieveService, type RetrieveService } from './core/retrieve.js';
+import { createPixelCodec, type PixelCodec } from './core/dicom/pixels/pixel-codec.js';
 import { createAuditRepo } from './db/audit.repo.js';
 import { createBlobJournalRepo } from './db/blob-journal.repo.js';
 import { createBrowserSessionRepo } from './db/browser-session.repo.js';
@@ -110,6 +111,8 @@ export interface Deps {
   deletion: DeletionService;
   /** The console's system page and edge list (global admins). */
   overview: ConsoleOverview;
+  /** Decoding stored pixel data under limits, in child processes (started on first use). */
+  pixels: PixelCodec;
   /** Authenticates DIMSE associations (certificate, passcode, user identity) against identity. */
   dimseAuthenticator: DimseAuthenticator;
   tuning: Tuning;
@@ -243,6 +246,12 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, overr
     });
     const real: CoreServices = { ingest: instrumentIngest(ingest, metrics), query: instrumentQuery(query, metrics), retrieve, deletion };
     const refusals = createRefusalLog(audit, overrides.now ?? (() => new Date()), overrides.refusalThrottle);
+    // Children start on the first decoding job; their exits and kills are logged (no patient data: pids and reasons).
+    const pixels = createPixelCodec(config.decode, (e) => {
+      if (e.event === 'spawn') logger.debug({ pid: e.pid }, 'decoder process started');
+      else if (e.event === 'killed') logger.warn({ pid: e.pid, reason: e.reason }, 'decoder process killed');
+      else logger.info({ pid: e.pid, reason: e.reason, detail: e.detail }, 'decoder process exited');
+    });
     const services: CoreServices = { ...real, ...overrides.services?.(real) };
     const overview = createConsoleOverview({
       repo: createOverviewRepo(db),
@@ -275,6 +284,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, overr
       identity,
       ...services,
       overview,
+      pixels,
       dimseAuthenticator: overrides.dimseAuthenticator?.(realAuthenticator) ?? realAuthenticator,
       tuning: overrides.tuning ?? {},
       async departmentByName(name) {
@@ -304,6 +314,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, overr
         unobserveDb();
         stopRefresh?.();
         await auditLog.close(); // the shutdown checkpoint
+        await pixels.close();
         if (ownBlobs) await store.close();
         if (ownDb) await db.destroy();
       },
@@ -337,6 +348,7 @@ export function dimseServerDeps(deps: Deps): DimseDeps {
     query: deps.query,
     retrieve: deps.retrieve,
     audit: deps.audit,
+    pixels: deps.pixels,
     logger: deps.logger,
     tuning: deps.tuning.dimse,
     onAnonymousRefusal: (r) => deps.refuse({ reason: r.reason, via: 'dimse', source: r.address, code: r.code }),

@@ -50,6 +50,9 @@ export const SETTING_HELP: Record<SettingName, string> = {
   masterKeyFile: 'file with ≥ 32 random bytes (`tresor keygen`), mode 0600: CA, server certificate and token keys then live in the database sealed under it; the same file on every node (default: none, keys in <data-dir>)',
   auditCheckpointRows: 'a signed audit checkpoint in <data-dir>/audit-checkpoints.jsonl after this many audit rows (default: 1000)',
   auditCheckpointMinutes: 'and at least this often while the audit trail grows, minutes; also at shutdown (default: 10)',
+  decodeWorkers: 'child processes that decode pixel data (transcoding, rendering), 1–16 (default: 2)',
+  decodeTimeoutMs: 'longest one decoding job may run or wait, ms (default: 30000)',
+  decodeMaxBytes: 'most decoded pixel bytes one request may produce, bytes (default: 256 MiB)',
 };
 
 /** Every setting as a flag; the environment variable of the same setting is the fallback. */

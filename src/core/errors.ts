@@ -95,6 +95,11 @@ export const REASONS = {
   'blob-truncated': spec('unavailable'),
   'bot-unread': spec('unavailable'),
   'ca-key-unavailable': spec('unavailable'),
+  // Decoding stored pixel data (core/dicom/pixels/pixel-codec.ts, issue 14 item 1).
+  'decode-busy': spec('unavailable'),
+  'decode-failed': spec('unavailable'),
+  'decode-timeout': spec('unavailable'),
+  'decode-too-large': spec('unavailable'),
   'frame-boundaries-unknown': spec('unavailable'),
   'image-too-large': spec('unavailable'),
   'not-an-image': spec('unavailable'),

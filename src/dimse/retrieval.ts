@@ -12,13 +12,14 @@ import type { Exchange, SubOperationCounts } from './exchange.js';
 import { identifierToJson, isLevelAllowed, queryLevel, stringValues } from './identifier.js';
 import { PcResult, type NegotiatedContext } from './protocol/negotiation.js';
 import { openDataset } from './part10-reader.js';
-import type { RetrieveRequest, StoredInstance } from './services.js';
+import type { DimseDeps, RetrieveRequest, StoredInstance } from './services.js';
+import { shapeOfMetadata } from '../core/dicom/pixels/pixel-bounds.js';
 import { DimseStatus, type StatusAnswer } from './status.js';
 
-const { Dataset, Transcoding } = dimse;
+const { Dataset } = dimse;
 
-// dcmjs-dimse's TranscodableTransferSyntaxes (not exported by the package) is the
-// registry's decodable set: the same object DICOMweb's transcoder checks.
+// The registry's decodable set is dcmjs-codecs' table (what the codec children run,
+// core/dicom/pixels/pixel-codec.ts): the same set DICOMweb's transcoder checks.
 const NATIVE = NATIVE_TRANSFER_SYNTAXES;
 const DECODABLE = DECODABLE_TRANSFER_SYNTAXES;
 
@@ -27,8 +28,7 @@ const DECODABLE = DECODABLE_TRANSFER_SYNTAXES;
  * that the stored object had, whereas encoding to a lossy syntax would.
  */
 export function canTranscode(from: string, to: string): boolean {
-  if (from === to || !NATIVE.has(to) || !DECODABLE.has(from)) return false;
-  return NATIVE.has(from) || Transcoding.isInitialized();
+  return from !== to && NATIVE.has(to) && DECODABLE.has(from);
 }
 
 /** The identifier of a C-GET/C-MOVE as a core retrieve request (PS3.4 C.4.2.2.1 unique keys), or why not. */
@@ -95,8 +95,26 @@ export function chooseContext(contexts: Iterable<NegotiatedContext>, inst: Store
   return other ? { pcId: other.id, transcodeTo: other.transferSyntax } : undefined;
 }
 
-/** The data set to send: the stored bytes as a stream, or a transcoded copy (bounded in size). */
-export async function datasetBody(open: () => Promise<NodeJS.ReadableStream>, inst: StoredInstance, transcodeTo: string | undefined, maxTranscodeBytes: number): Promise<AsyncIterable<Buffer> | Buffer> {
+/**
+ * The data set to send: the stored bytes as a stream, or a transcoded copy. Transcoding
+ * runs in a codec child process under its limits (core/dicom/pixels/pixel-codec.ts): the
+ * stored object is at most `maxTranscodeBytes`, what it decodes to at most what its
+ * header promises and the decode cap; a corrupt object fails this sub-operation only.
+ */
+export async function datasetBody(
+  open: () => Promise<NodeJS.ReadableStream>,
+  inst: StoredInstance,
+  transcodeTo: string | undefined,
+  maxTranscodeBytes: number,
+  pixels: DimseDeps['pixels'],
+): Promise<AsyncIterable<Buffer> | Buffer> {
+  if (transcodeTo && inst.size > maxTranscodeBytes) throw new Error('too large to transcode');
+  if (!transcodeTo) return (await openStored(open, inst)).body;
+  // The object is read once a codec child is free (pixel-codec.ts), so waiting holds nothing.
+  return pixels.transcodeDataset(shapeOfMetadata(inst.metadata), () => readDataset(open, inst, maxTranscodeBytes), inst.transferSyntaxUid, transcodeTo);
+}
+
+async function openStored(open: () => Promise<NodeJS.ReadableStream>, inst: StoredInstance): Promise<{ stream: import('node:stream').Readable; body: AsyncIterable<Buffer> }> {
   const stream = (await open()) as import('node:stream').Readable;
   let opened;
   try {
@@ -109,14 +127,14 @@ export async function datasetBody(open: () => Promise<NodeJS.ReadableStream>, in
     stream.destroy();
     throw new Error('stored transfer syntax differs from the catalogue');
   }
-  if (!transcodeTo) return opened.body;
-  if (inst.size > maxTranscodeBytes) {
-    stream.destroy();
-    throw new Error('too large to transcode');
-  }
+  return { stream, body: opened.body };
+}
+
+async function readDataset(open: () => Promise<NodeJS.ReadableStream>, inst: StoredInstance, maxTranscodeBytes: number): Promise<Buffer> {
+  const { stream, body } = await openStored(open, inst);
   const chunks: Buffer[] = [];
   let n = 0;
-  for await (const c of opened.body) {
+  for await (const c of body) {
     n += c.length;
     if (n > maxTranscodeBytes) {
       stream.destroy();
@@ -124,9 +142,7 @@ export async function datasetBody(open: () => Promise<NodeJS.ReadableStream>, in
     }
     chunks.push(c);
   }
-  const ds = new Dataset(Buffer.concat(chunks, n), inst.transferSyntaxUid);
-  const out = Transcoding.transcodeDataset(ds, transcodeTo);
-  return out.getDenaturalizedDataset();
+  return Buffer.concat(chunks, n);
 }
 
 export type SubOpResult = 'completed' | 'warning' | 'failed';

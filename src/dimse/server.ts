@@ -44,16 +44,6 @@ export interface DimseServer {
   close(): Promise<void>;
 }
 
-let codecs: Promise<void> | undefined;
-
-/** dcmjs-codecs (WebAssembly) for decoding compressed objects a C-GET/C-MOVE peer cannot take as stored. */
-function initCodecs(log: DimseDeps['logger']): Promise<void> {
-  codecs ??= dimse.Transcoding.initializeAsync().catch((e: unknown) => {
-    log.warn({ err: e instanceof Error ? e.message : String(e) }, 'dimse: codecs unavailable; compressed objects will only be sent as stored');
-  });
-  return codecs;
-}
-
 export async function startDimseServer(deps: DimseDeps): Promise<DimseServer> {
   const tuning: DimseTuning = { ...DEFAULT_TUNING, ...deps.tuning };
   const log = deps.logger.child({ component: 'dimse' });
@@ -64,7 +54,7 @@ export async function startDimseServer(deps: DimseDeps): Promise<DimseServer> {
   dimse.Implementation.setImplementationClassUid(IMPLEMENTATION_CLASS_UID);
   dimse.Implementation.setImplementationVersion(IMPLEMENTATION_VERSION_NAME);
   dimse.Implementation.setMaxPduLength(deps.config.limits.maxPduBytes);
-  await initCodecs(log);
+  // No codecs here: transcoding for C-GET/C-MOVE runs in codec child processes (deps.pixels).
 
   // Temporary C-STORE files: private to Tresor; leftovers of a crash are removed.
   const tmp = path.join(deps.config.dataDir, 'tmp');

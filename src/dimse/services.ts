@@ -10,6 +10,7 @@ import type { DimseAuthenticator } from './association.js';
 import type { IngestService } from '../core/ingest.js';
 import type { QueryService } from '../core/query.js';
 import type { RetrieveService } from '../core/retrieve.js';
+import type { PixelCodec } from '../core/dicom/pixels/pixel-codec.js';
 
 export type { DicomJson };
 
@@ -54,7 +55,7 @@ export interface DimseTuning {
   subOpTimeoutMs: number;
   /** C-FIND: matches fetched from the core per page. */
   findPageSize: number;
-  /** Largest object we transcode in memory for a C-GET/C-MOVE sub-operation. */
+  /** Largest object (as stored) we read into memory to transcode for a C-GET/C-MOVE sub-operation. */
   maxTranscodeBytes: number;
   /** C-MOVE: TCP + TLS + A-ASSOCIATE to the destination. */
   moveConnectTimeoutMs: number;
@@ -68,6 +69,8 @@ export interface DimseDeps {
   query: QueryPort;
   retrieve: RetrievePort;
   audit: AuditPort;
+  /** Transcoding under limits, in codec child processes (core/dicom/pixels/pixel-codec.ts). */
+  pixels: Pick<PixelCodec, 'transcodeDataset'>;
   logger: Logger;
   tuning?: Partial<DimseTuning>;
   /**

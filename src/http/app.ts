@@ -28,7 +28,7 @@ import { viewerRoutes } from './viewer/routes.js';
 /** The part of Deps the HTTP front door uses. */
 export type AppDeps = Pick<
   Deps,
-  'config' | 'logger' | 'db' | 'identity' | 'audit' | 'ingest' | 'query' | 'retrieve' | 'deletion' | 'departmentByName' | 'tuning' | 'blobs' | 'overview'
+  'config' | 'logger' | 'db' | 'identity' | 'audit' | 'ingest' | 'query' | 'retrieve' | 'deletion' | 'pixels' | 'departmentByName' | 'tuning' | 'blobs' | 'overview'
 > &
   Partial<Pick<Deps, 'metrics' | 'refuse' | 'countUnauthenticated'>>;
 
@@ -198,6 +198,7 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
         query: deps.query,
         retrieve: deps.retrieve,
         deletion: deps.deletion,
+        pixels: deps.pixels,
         config: { publicUrl: deps.config.publicUrl, limits: deps.config.limits },
         departmentByName: deps.departmentByName,
         stowIdleTimeoutMs: deps.tuning.stowIdleTimeoutMs,

@@ -23,6 +23,7 @@ import type { BlobStore } from '../../src/core/ports/blob-store.js';
 import { startDimseServer, type DimseServer, type DimseTuning } from '../../src/dimse/server.js';
 import type { DimseDeps } from '../../src/dimse/services.js';
 import { testConfig } from './config.js';
+import type { Config } from '../../src/config.js';
 import { databasesUnderTest } from './db.js';
 import { opensslCertificate, sharedTestPki } from './pki.js';
 
@@ -84,6 +85,8 @@ export interface EnvOptions {
   authenticator?: DepsOverrides['dimseAuthenticator'];
   /** Replaces core services (fault injection); env.ingest/query/retrieve stay the real ones. */
   services?: (s: CoreServices) => Partial<CoreServices>;
+  /** Decoding limits (TRESOR_DECODE_*). */
+  decode?: Partial<Config['decode']>;
 }
 
 export async function startDimseEnv(o: EnvOptions = {}): Promise<DimseEnv> {
@@ -93,7 +96,7 @@ export async function startDimseEnv(o: EnvOptions = {}): Promise<DimseEnv> {
   const database = await databases[databases.length - 1].open();
   const logs: string[] = [];
   const logger = createLogger('debug', new Writable({ write: (c, _e, cb) => (logs.push(String(c)), cb()) }) as never);
-  const config = testConfig(dir, {
+  const base = testConfig(dir, {
     host: '127.0.0.1',
     dimsePort: 0,
     aeTitle: AE,
@@ -108,6 +111,7 @@ export async function startDimseEnv(o: EnvOptions = {}): Promise<DimseEnv> {
       ...o.limits,
     },
   });
+  const config = { ...base, decode: { ...base.decode, ...o.decode } };
   let real: CoreServices | undefined;
   let deps: Deps;
   try {

@@ -9,6 +9,7 @@ import { toArrayBuffer } from '../../lib/array-buffer.js';
 import { invalid, tooLarge } from '../errors.js';
 import { silenceDcmjs } from './dcmjs-quiet.js';
 import { datasetOffsetFromGroupLength, FILE_META_START, MAX_FILE_META_BYTES, PREAMBLE_LENGTH, readFileMeta } from './part10.js';
+import { inflatePart10, MAX_INFLATED_BYTES } from './inflate.js';
 import { TS } from './transfer-syntaxes.js';
 import { walkDataset, type PixelDataLocation } from './walk.js';
 
@@ -82,9 +83,18 @@ export async function parsePart10File(path: string): Promise<ParsedObject> {
       if (pixelData) headerEnd = pixelData.elementOffset;
     }
     if (headerEnd > MAX_HEADER_BYTES) throw tooLarge('header-too-large', 'The attributes before the pixel data are too large.');
-    const buf = Buffer.alloc(headerEnd);
+    let buf: Buffer = Buffer.alloc(headerEnd);
     await fh.read(buf, 0, headerEnd, 0);
+    const deflated = transferSyntaxUid === TS.deflatedExplicitLittle;
+    if (deflated) {
+      // Inflated off the event loop and bounded (inflate.ts); dcmjs then reads explicit VR little endian.
+      const c = await inflatePart10(buf, datasetOffset);
+      if (!c.ok && c.why === 'too-large') throw tooLarge('deflated-too-large', `Deflated data sets that inflate to more than ${MAX_INFLATED_BYTES / (1024 * 1024)} MiB are not accepted; send the object uncompressed or in an encapsulated syntax.`);
+      if (!c.ok) throw invalid('unreadable', 'The deflated data set is not a valid deflate stream.');
+      buf = c.part10;
+    }
     const { meta, dict, charsetFallback } = readWithDcmjs(buf);
+    if (deflated && meta['00020010']) meta['00020010'].Value = [TS.deflatedExplicitLittle];
     return { size, preamble: buf.subarray(0, PREAMBLE_LENGTH), meta, dict, transferSyntaxUid, datasetOffset, pixelData, charsetFallback };
   } finally {
     await fh.close();

@@ -31,7 +31,7 @@ export async function handleGet(ex: Exchange, conn: DimseConnection): Promise<vo
       result = await runSubOperations(ex, instances, async (inst) => {
         const choice = chooseContext(conn.negotiated(), inst);
         if (!choice) return 'failed';
-        const body = await datasetBody(() => r.open(inst), inst, choice.transcodeTo, tuning.maxTranscodeBytes);
+        const body = await datasetBody(() => r.open(inst), inst, choice.transcodeTo, tuning.maxTranscodeBytes, scope.deps.pixels);
         const status = await conn.sendStore({ pcId: choice.pcId, sopClassUid: inst.sopClassUid, sopInstanceUid: inst.sopInstanceUid, body, timeoutMs: tuning.subOpTimeoutMs });
         return classify(status);
       });

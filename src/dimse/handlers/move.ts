@@ -87,7 +87,7 @@ export async function handleMove(ex: Exchange): Promise<void> {
         if (!allowed.has(inst.sopInstanceUid) || conn.guard.closed) return 'failed';
         const choice = chooseContext(conn.negotiated(), inst);
         if (!choice) return 'failed';
-        const body = await datasetBody(() => r.open(inst), inst, choice.transcodeTo, tuning.maxTranscodeBytes);
+        const body = await datasetBody(() => r.open(inst), inst, choice.transcodeTo, tuning.maxTranscodeBytes, scope.deps.pixels);
         const status = await conn.sendStore({
           pcId: choice.pcId,
           sopClassUid: inst.sopClassUid,

@@ -40,7 +40,7 @@ export function registerRenderedRoutes(app: FastifyInstance, ctx: DicomwebContex
     const image = await retrieval(ctx, p, params, resource, async (r) => {
       const [row] = await r.list(retrieveRequestOf(params), { withMetadata: true });
       r.note({ frame });
-      return renderInstanceFrame(r, row, frame, opts);
+      return renderInstanceFrame(ctx.deps.pixels, r, row, frame, opts);
     });
     return reply.code(200).header('content-type', `image/${format}`).send(image);
   };

@@ -7,6 +7,7 @@ import type { DeletionService } from '../../core/delete.js';
 import type { IngestService } from '../../core/ingest.js';
 import type { QueryLevel, QueryService } from '../../core/query.js';
 import type { RetrieveService } from '../../core/retrieve.js';
+import type { PixelCodec } from '../../core/dicom/pixels/pixel-codec.js';
 
 // The contracts are the core's own; the "Like" types are the parts of each
 // service the routes use.
@@ -16,6 +17,8 @@ export type QueryLike = Pick<QueryService, 'search'>;
 export type IngestLike = Pick<IngestService, 'openTransfer'>;
 export type RetrieveLike = Pick<RetrieveService, 'run'>;
 export type DeletionLike = Pick<DeletionService, 'delete'>;
+/** Decoding under limits, out of process (core/dicom/pixels/pixel-codec.ts). */
+export type PixelsLike = Pick<PixelCodec, 'transcodeObject' | 'render'>;
 
 export interface DicomwebConfig {
   /** Public base URL (https://host[:port][/path], no trailing slash); links are built from it, never from Host. */
@@ -28,6 +31,7 @@ export interface DicomwebOptions {
   query: QueryLike;
   retrieve: RetrieveLike;
   deletion: DeletionLike;
+  pixels: PixelsLike;
   config: DicomwebConfig;
   /**
    * Sets `request.principal` or throws 401. Leave it out under buildApp: its global

@@ -7,7 +7,9 @@
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { invalid } from '../../core/errors.js';
-import { transcodeToExplicitLittle } from '../../core/dicom/pixels/transcode.js';
+import { shapeOfMetadata } from '../../core/dicom/pixels/pixel-bounds.js';
+import { TS } from '../../core/dicom/transfer-syntaxes.js';
+import { isTresorError } from '../../core/errors.js';
 import { isValidUid } from '../../core/dicom/uids.js';
 import { parseQuality, type RenderOptions } from '../../core/dicom/pixels/render.js';
 import { parseAccept } from './accept.js';
@@ -86,14 +88,20 @@ export function registerWadoUriRoutes(app: FastifyInstance, ctx: DicomwebContext
         if (choice.mode === 'transcode') {
           let out: Buffer;
           try {
-            out = await transcodeToExplicitLittle(async () => {
-              const chunks: Buffer[] = [];
-              for await (const c of await r.open(row)) chunks.push(c as Buffer);
-              return Buffer.concat(chunks);
-            });
-          } catch {
-            r.failed('transcode-failed');
-            return problem(reply, 406, 'not-acceptable', 'This object cannot be transcoded; transferSyntax=* returns it as stored.');
+            // In a codec child process, under its limits (core/dicom/pixels/pixel-codec.ts).
+            out = await ctx.deps.pixels.transcodeObject(
+              shapeOfMetadata(row.metadata),
+              async () => {
+                const chunks: Buffer[] = [];
+                for await (const c of await r.open(row)) chunks.push(c as Buffer);
+                return Buffer.concat(chunks);
+              },
+              TS.explicitLittle,
+            );
+          } catch (e) {
+            if (!isTresorError(e) || e.reason === 'decode-busy' || !e.reason.startsWith('decode-')) throw e;
+            r.failed(e.reason);
+            return problem(reply, 406, e.reason, e.message.replace('transfer-syntax=*', 'transferSyntax=*'));
           }
           r.note({ transcoded: true });
           return reply.code(200).header('content-type', 'application/dicom').header('content-length', String(out.length)).send(out);
@@ -105,7 +113,7 @@ export function registerWadoUriRoutes(app: FastifyInstance, ctx: DicomwebContext
     const image = await retrieval(ctx, p, params, 'wado-uri', async (r) => {
       const [row] = await r.list(retrieveRequestOf(params), { withMetadata: true });
       r.note({ frame });
-      return renderInstanceFrame(r, row, frame, opts);
+      return renderInstanceFrame(ctx.deps.pixels, r, row, frame, opts);
     });
     return reply.code(200).header('content-type', `image/${opts.format}`).send(image);
   };

@@ -8,7 +8,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { invalid, isTresorError, unavailable } from '../../core/errors.js';
 import { bulkValueAt, readHeaderDict } from '../../core/dicom/pixels/bulkdata.js';
 import { imagePixelModule, parseFrameList } from '../../core/dicom/pixels/frame-plan.js';
-import { transcodeToExplicitLittle } from '../../core/dicom/pixels/transcode.js';
+import { shapeOfMetadata } from '../../core/dicom/pixels/pixel-bounds.js';
+import { TS } from '../../core/dicom/transfer-syntaxes.js';
 import { normalizeDicomJson } from '../../core/dicom/json-normalize.js';
 import type { StoredInstance } from '../../core/retrieve.js';
 import type { MediaRange } from './accept.js';
@@ -42,14 +43,19 @@ export function registerWadoRoutes(app: FastifyInstance, ctx: DicomwebContext): 
       }
       choices.push(c);
     }
-    // One instance to transcode: do it before answering, so a codec failure is still a 406.
+    // One instance to transcode: do it before answering, so a codec failure is still a 406
+    // (with the reason: decode-failed, decode-too-large, decode-timeout). Decoding runs in
+    // a codec child process under its limits (core/dicom/pixels/pixel-codec.ts); "busy"
+    // is a 503 with Retry-After.
     let ready: Buffer | undefined;
+    const transcode = (row: StoredInstance) => ctx.deps.pixels.transcodeObject(shapeOfMetadata(row.metadata), async () => readAll(await r.open(row)), TS.explicitLittle);
     if (rows.length === 1 && choices[0].mode === 'transcode') {
       try {
-        ready = await transcodeToExplicitLittle(async () => readAll(await r.open(rows[0])));
-      } catch {
-        r.failed('transcode-failed');
-        return problem(reply, 406, 'not-acceptable', 'This instance cannot be transcoded; transfer-syntax=* returns it as stored.');
+        ready = await transcode(rows[0]);
+      } catch (e) {
+        if (!isTresorError(e) || e.reason === 'decode-busy' || e.kind !== 'unavailable' || !e.reason.startsWith('decode-')) throw e;
+        r.failed(e.reason);
+        return problem(reply, 406, e.reason, e.message);
       }
     }
     // Open the first object before answering: a blob missing behind its row is then a
@@ -98,7 +104,7 @@ export function registerWadoRoutes(app: FastifyInstance, ctx: DicomwebContext): 
           // A blob shorter or longer than its row: cut the response rather than send a wrong object.
           if (n !== row.size) throw new Error('stored object size differs from the index');
         } else {
-          const out = await transcodeToExplicitLittle(async () => readAll(await r.open(row)));
+          const out = await transcode(row);
           yield heads[i];
           yield out;
         }

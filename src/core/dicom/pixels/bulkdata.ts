@@ -5,6 +5,8 @@ import dcmjs from 'dcmjs';
 import { toArrayBuffer } from '../../../lib/array-buffer.js';
 import { notFound, unavailable } from '../../errors.js';
 import { silenceDcmjs } from '../dcmjs-quiet.js';
+import { inflatePart10 } from '../inflate.js';
+import { datasetOffsetFromGroupLength } from '../part10.js';
 import { TS } from '../transfer-syntaxes.js';
 import { pixelLayout, type PixelLayout } from './layout.js';
 import { readPrefix, type StoredObject } from './stream-reader.js';
@@ -15,9 +17,18 @@ silenceDcmjs(dcmjs);
 export async function readHeaderDict(o: StoredObject, layout?: PixelLayout): Promise<{ dict: Record<string, any>; meta: Record<string, any> }> {
   const whole = o.transferSyntaxUid === TS.deflatedExplicitLittle;
   const end = whole ? o.size : (layout ?? (await pixelLayout(o))).headerEnd;
-  const buf = await readPrefix(o, end);
+  let buf = await readPrefix(o, end);
+  if (whole) {
+    // Inflated off the event loop and bounded (inflate.ts), also for objects stored
+    // before ingest bounded it; dcmjs then reads explicit VR little endian.
+    const offset = datasetOffsetFromGroupLength(buf);
+    const c = offset === undefined ? ({ ok: false } as const) : await inflatePart10(buf, offset);
+    if (!c.ok) throw unavailable('stored-object-unreadable', 'The stored deflated object inflates beyond what the server reads in memory, or is damaged; retrieve it as stored (transfer-syntax=*).');
+    buf = c.part10;
+  }
   try {
     const d = dcmjs.data.DicomMessage.readFile(toArrayBuffer(buf), { ignoreErrors: true } as any);
+    if (whole && d.meta['00020010']) d.meta['00020010'].Value = [TS.deflatedExplicitLittle];
     return { dict: d.dict, meta: d.meta };
   } catch {
     throw unavailable('stored-object-unreadable', 'The stored object could not be parsed.');

@@ -1,7 +1,7 @@
 // Rendered images (PS3.18 §8.3.5, §10.4.1.1.3 rendered/thumbnail; WADO-URI image/jpeg):
-// one frame, decoded and windowed by dcmjs-imaging (its WebAssembly codecs decode
-// JPEG, JPEG-LS, JPEG 2000 and RLE), scaled to the viewport, and encoded by jpeg-js
-// or pngjs. No codec here is ours.
+// the request parameters, and the scaling of the decoded RGBA image. The decoding
+// itself (dcmjs-imaging's WebAssembly codecs, jpeg-js, pngjs) runs only in a codec
+// child process: codec-jobs.ts, reached through pixel-codec.ts (issue 14, item 1).
 //
 // dcmjs-imaging works on a dataset in memory. We never hand it the stored object:
 // only the attributes before Pixel Data and the bytes of the one frame to render,
@@ -10,14 +10,7 @@
 // dataset must have exactly one fragment per frame; a one-frame dataset concatenates
 // all its fragments — which is how we present a frame of any layout.
 
-import dcmjs from 'dcmjs';
-import dcmjsImaging from 'dcmjs-imaging';
-import jpeg from 'jpeg-js';
-import { PNG } from 'pngjs';
-import { createRequire } from 'node:module';
-import { semaphore } from '../../../lib/semaphore.js';
-import { invalid, unavailable } from '../../errors.js';
-import { silenceDcmjs } from '../dcmjs-quiet.js';
+import { invalid } from '../../errors.js';
 
 export interface RenderOptions {
   format: 'jpeg' | 'png';
@@ -31,64 +24,7 @@ export interface RenderOptions {
 
 /** Largest image we render: 4096 × 4096 (the RGBA output alone is 64 MiB). */
 export const MAX_RENDER_PIXELS = 4096 * 4096;
-/** Renders in progress at once; each holds a decoded frame (see MAX_RENDER_PIXELS). */
-const RENDER_CONCURRENCY = 2;
-const renderSlot = semaphore(RENDER_CONCURRENCY);
 export const MAX_VIEWPORT = 4096;
-
-let decoderReady: Promise<void> | undefined;
-function initDecoders(): Promise<void> {
-  decoderReady ??= dcmjsImaging.NativePixelDecoder.initializeAsync({ logNativeDecodersMessages: false }) as Promise<void>;
-  return decoderReady;
-}
-// dcmjs-imaging logs through loglevel (e.g. pixel fixes); nothing of it belongs in our logs.
-dcmjsImaging.log?.setLevel?.('silent');
-// dcmjs-imaging loads its own nested copy of dcmjs: silence that one.
-silenceDcmjs(createRequire(createRequire(import.meta.url).resolve('dcmjs-imaging'))('dcmjs'));
-
-/**
- * Renders one frame. `header` is the dcmjs dictionary of the attributes before Pixel
- * Data; `frame` the frame's bytes in `transferSyntaxUid` (native frames in little
- * endian byte order: pass Explicit VR Little Endian for them).
- */
-export function renderFrame(header: Record<string, any>, frame: Buffer, transferSyntaxUid: string, opts: RenderOptions): Promise<Buffer> {
-  return renderSlot(() => render(header, frame, transferSyntaxUid, opts));
-}
-
-async function render(header: Record<string, any>, frame: Buffer, transferSyntaxUid: string, opts: RenderOptions): Promise<Buffer> {
-  const elements = dcmjs.data.DicomMetaDictionary.naturalizeDataset({ ...header });
-  delete elements.PixelData;
-  delete elements.FloatPixelData;
-  delete elements.DoubleFloatPixelData;
-  const rows = Number(elements.Rows) || 0;
-  const columns = Number(elements.Columns) || 0;
-  if (!rows || !columns) throw unavailable('not-an-image', 'This instance has no image to render.');
-  if (rows * columns > MAX_RENDER_PIXELS) throw unavailable('image-too-large', 'This image is too large to render.');
-  elements.NumberOfFrames = 1;
-  elements.PixelData = [frame.buffer.slice(frame.byteOffset, frame.byteOffset + frame.byteLength)];
-  await initDecoders();
-  let result: { width: number; height: number; pixels: ArrayBuffer };
-  try {
-    const image = new dcmjsImaging.DicomImage(elements, transferSyntaxUid);
-    result = image.render({
-      frame: 0,
-      ...(opts.window ? { windowLevel: new dcmjsImaging.WindowLevel(opts.window.width, opts.window.center) } : {}),
-      renderOverlays: true,
-      calculateHistograms: false,
-    });
-  } catch {
-    throw unavailable('render-failed', 'This image could not be rendered.');
-  }
-  let rgba: Buffer = Buffer.from(result.pixels);
-  let { width, height } = result;
-  if (opts.viewport) ({ data: rgba, width, height } = fit(rgba, width, height, opts.viewport.width, opts.viewport.height));
-  if (opts.format === 'png') {
-    const png = new PNG({ width, height });
-    rgba.copy(png.data);
-    return PNG.sync.write(png);
-  }
-  return Buffer.from(jpeg.encode({ data: rgba, width, height }, opts.quality ?? 90).data);
-}
 
 /**
  * Scales RGBA pixels to fit inside w × h, keeping the aspect ratio: box filter when
