@@ -8,6 +8,7 @@ import { Command, CommanderError } from 'commander';
 import { DataDirLockedError } from '../lib/data-dir-lock.js';
 import { departmentCommands } from './department.js';
 import { deviceCommands } from './device.js';
+import { importCommand } from './import.js';
 import { offlineCommands } from './offline.js';
 import { CliError, EXIT } from './output.js';
 import { serverCommands } from './server.js';
@@ -32,7 +33,7 @@ export function buildProgram(): Command {
   const program = new Command('tresor')
     .description(
       'Tresor: a hardened, minimal PACS.\n' +
-        'Online commands (department, user, device) talk to the running server as an administrator: ' +
+        'Online commands (department, user, device, import) talk to the running server as an administrator: ' +
         'TRESOR_URL, TRESOR_CA, TRESOR_USER, TRESOR_PASSWORD_FILE.\n' +
         'Exit codes: 0 done, 1 refused or partly failed, 2 usage, configuration, connection or login error.',
     )
@@ -46,6 +47,7 @@ export function buildProgram(): Command {
   departmentCommands(program);
   userCommands(program);
   deviceCommands(program);
+  importCommand(program);
   return program;
 }
 
