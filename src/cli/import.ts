@@ -133,9 +133,7 @@ export function importCommand(program: Command): void {
           counts[r.outcome]++;
           state.files++;
           state.bytes += r.bytes;
-          if (FAILED.has(r.outcome) || r.outcome === 'skipped-not-dicom') {
-            if (problems.length < PROBLEMS_SHOWN) problems.push(r);
-          }
+          if (FAILED.has(r.outcome) && problems.length < PROBLEMS_SHOWN) problems.push(r);
           await report?.add(r);
         }
       };
@@ -153,10 +151,10 @@ export function importCommand(program: Command): void {
       const seconds = (Date.now() - started) / 1000;
       const total = OUTCOMES.reduce((a, o) => a + counts[o], 0);
       const failed = [...FAILED].reduce((a, o) => a + counts[o], 0);
-      const listed = problems.length < total - counts.stored - counts.duplicate ? ` (first ${PROBLEMS_SHOWN} shown${opts.report ? `; all in ${opts.report}` : ''})` : '';
+      const listed = problems.length < failed ? ` (first ${PROBLEMS_SHOWN} shown${opts.report ? `; all in ${opts.report}` : ''})` : '';
       emit(opts.json, { files: total, counts, bytes: state.bytes, seconds, report: opts.report ?? null, problems }, () => [
         `${total} files in ${duration(seconds)}: ${OUTCOMES.map((o) => `${counts[o]} ${o}`).join(', ')}`,
-        ...(problems.length ? [`not stored${listed}:`, ...table(['OUTCOME', 'PATH', 'REASON'], problems.map((p) => [p.outcome, p.path, p.reason ?? ''])).map((l) => `  ${l}`)] : []),
+        ...(problems.length ? [`refused, in conflict or unreadable${listed}:`, ...table(['OUTCOME', 'PATH', 'REASON'], problems.map((p) => [p.outcome, p.path, p.reason ?? ''])).map((l) => `  ${l}`)] : []),
         ...(opts.report ? [`report: ${opts.report}`] : []),
       ]);
       if (failed > 0) process.exitCode = EXIT.refused;
