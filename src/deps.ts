@@ -12,11 +12,13 @@ import { createIdentity, type Identity } from './core/identity/index.js';
 import type { LockoutPolicy } from './core/identity/lockout.js';
 import { openTokenService } from './core/identity/tokens.js';
 import { sweepBlobJournal, type SweepResult } from './core/blob-journal.js';
+import { createBackupService, type BackupService } from './core/backup.js';
 import { createDeletionService, type DeletionService } from './core/delete.js';
 import { createIngestService, type IngestRepo, type IngestService } from './core/ingest.js';
 import { createQueryService, type QueryService } from './core/query.js';
 import { createRetrieveService, type RetrieveService } from './core/retrieve.js';
 import { createAuditRepo } from './db/audit.repo.js';
+import { withSnapshot } from './db/backup.repo.js';
 import { createBlobJournalRepo } from './db/blob-journal.repo.js';
 import { createDeleteRepo } from './db/delete.repo.js';
 import { createIdentityRepo as identityRepoFor } from './db/identity.repo.js';
@@ -86,6 +88,8 @@ export interface Deps {
   query: QueryService;
   retrieve: RetrieveService;
   deletion: DeletionService;
+  /** `tresor backup`: the consistent snapshot and the blobs it references (core/backup.ts). */
+  backup: BackupService;
   /** Authenticates DIMSE associations (certificate, passcode, user identity) against identity. */
   dimseAuthenticator: DimseAuthenticator;
   tuning: Tuning;
@@ -162,6 +166,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, overr
       audit,
       identity,
       ...services,
+      backup: createBackupService({ snapshot: (fn) => withSnapshot(db, fn), blobs: store, audit, dataDir: config.dataDir, now: overrides.now }),
       dimseAuthenticator: overrides.dimseAuthenticator?.(realAuthenticator) ?? realAuthenticator,
       tuning: overrides.tuning ?? {},
       async departmentByName(name) {

@@ -14,6 +14,7 @@ import { registerAuth } from './auth.js';
 import { dicomwebRoutes } from './dicomweb/routes.js';
 import { installErrorHandlers } from './errors.js';
 import { adminRoutes } from './routes/admin.js';
+import { backupRoutes } from './routes/backup.js';
 import { authRoutes } from './routes/auth.js';
 import { healthRoutes } from './routes/health.js';
 import type { HttpsOptions } from './tls.js';
@@ -21,7 +22,7 @@ import type { HttpsOptions } from './tls.js';
 /** The part of Deps the HTTP front door uses. */
 export type AppDeps = Pick<
   Deps,
-  'config' | 'logger' | 'db' | 'identity' | 'audit' | 'ingest' | 'query' | 'retrieve' | 'deletion' | 'departmentByName' | 'tuning' | 'blobs'
+  'config' | 'logger' | 'db' | 'identity' | 'audit' | 'ingest' | 'query' | 'retrieve' | 'deletion' | 'departmentByName' | 'tuning' | 'blobs' | 'backup'
 >;
 
 export interface BuildAppOptions {
@@ -159,6 +160,7 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
   await app.register(healthRoutes, { check: health, ready: { database: health, 'blob-store': () => deps.blobs.ping() } });
   await app.register(authRoutes, { identity: deps.identity, rateLimit: opts.authRateLimit ?? { max: 30, timeWindowMs: 60_000 } });
   await app.register(adminRoutes, { identity: deps.identity });
+  await app.register(backupRoutes, { backup: deps.backup });
   // Every DICOMweb route is authenticated by the global hook (registerAuth): no
   // `authenticate` here. STOW-RS sets its own bodyLimit or parses the raw stream.
   await app.register(
