@@ -279,9 +279,11 @@ export function backupCommands(program: Command): void {
     .description("check a backup: every part's sha256 against manifest.json, every blob's sha256 and size against its instance row (exit 1 when anything differs)")
     .argument('<dir>', 'the backup directory')
     .option('--json', 'print JSON for programs instead of text', false)
-    .action(async (dir: string, opts: { json?: boolean }) => {
+    .action(async (dir: string, opts: { json?: boolean }, cmd: Command) => {
+      // `backup` has --json too, and Commander gives it to the parent when both know it.
+      const json = Boolean(opts.json || cmd.optsWithGlobals().json);
       const r = await verifyBackup(dir);
-      emit(opts.json, { ok: r.ok, problems: r.problems, blobs: r.manifest.blobs.count, tables: r.manifest.tables.length }, () =>
+      emit(json, { ok: r.ok, problems: r.problems, blobs: r.manifest.blobs.count, tables: r.manifest.tables.length }, () =>
         r.ok ? `backup ${dir} is intact: ${r.manifest.tables.length} tables, ${r.manifest.blobs.count} blobs verified` : [`backup ${dir} is DAMAGED:`, ...r.problems.map((p) => `  ${p}`)],
       );
       if (!r.ok) process.exitCode = 1;
