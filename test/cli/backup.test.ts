@@ -284,6 +284,19 @@ describe.each(VARIANTS)('tresor backup, backup verify, restore ($name)', (varian
     expect(fs.existsSync(path.join(work, 'by-reader'))).toBe(false);
     expect((await tresor(['backup', dest])).code).toBe(2);
 
+    // The blob reads of a backup: only for the global admin whose snapshot issued the id.
+    const blobPath = (id: string, key = rows[0].object_key) => `/admin/backup/blobs/${key}?backup=${id}`;
+    const get = (p: string, token: string) => raw(url(), ca(), 'GET', p, { token });
+    expect((await get(blobPath(manifest.backupId), admin)).status).toBe(200);
+    expect((await get(blobPath(manifest.backupId), readerToken)).status).toBe(403);
+    expect((await get(blobPath('00000000-0000-4000-8000-000000000000'), admin)).status).toBe(403);
+    const otherAdmin = path.join(work, 'other.pw');
+    fs.writeFileSync(otherAdmin, 'other-Global-Pa55word\n', { mode: 0o600 });
+    expect((await tresor(['user', 'add', 'olga', '--global-admin', '--new-password-file', otherAdmin])).code).toBe(0);
+    expect((await get(blobPath(manifest.backupId), await login('olga', 'other-Global-Pa55word'))).status).toBe(403);
+    expect((await get(`/admin/backup/blobs/objects/../../tls/ca.key?backup=${manifest.backupId}`, admin)).status).not.toBe(200);
+    expect((await get('/admin/backup', readerToken)).status).toBe(403);
+
     // Restore into an empty place, the server A stopped; B takes over its ports.
     await stop();
     const restored = await tresor(['restore', dest, '--data-dir', dataB], places.b);
