@@ -166,15 +166,30 @@ async function takeBackup(opts: ServerOptions & { jobs: number }, dest: string):
     await Promise.all(pending);
     if (failure) throw failure;
     if (dropped.length) {
-      // Deleted after the snapshot: leave their rows out, so every instance in the backup has its blob.
+      // Deleted after the snapshot: leave their rows out, so every instance in the backup has
+      // its blob; and the series and studies that the DELETE emptied, as it did (core/delete.ts).
       const gone = new Set(dropped);
-      const src = tableFile(tmp, 'instances');
-      const kept = `${src}.kept`;
-      const w = createWriteStream(kept, { flags: 'wx', mode: FILE_MODE });
-      for await (const line of jsonLines(src)) if (!gone.has((JSON.parse(line) as { sop_instance_uid: string }).sop_instance_uid)) await writeLine(w, line);
-      await closeStream(w);
-      await rename(kept, src);
-      rows.instances -= dropped.length;
+      const touchedSeries = new Set<number>();
+      const liveSeries = new Set<number>();
+      rows.instances -= await filterTable(tmp, 'instances', (r) => {
+        if (gone.has(r.sop_instance_uid)) {
+          touchedSeries.add(r.series_id);
+          return false;
+        }
+        liveSeries.add(r.series_id);
+        return true;
+      });
+      const touchedStudies = new Set<number>();
+      const liveStudies = new Set<number>();
+      rows.series -= await filterTable(tmp, 'series', (r) => {
+        if (touchedSeries.has(r.id) && !liveSeries.has(r.id)) {
+          touchedStudies.add(r.study_id);
+          return false;
+        }
+        liveStudies.add(r.study_id);
+        return true;
+      });
+      rows.studies -= await filterTable(tmp, 'studies', (r) => !(touchedStudies.has(r.id) && !liveStudies.has(r.id)));
     }
 
     const tables: Manifest['tables'] = [];
@@ -199,6 +214,21 @@ async function takeBackup(opts: ServerOptions & { jobs: number }, dest: string):
   } finally {
     agent.destroy();
   }
+}
+
+/** Rewrites a table file keeping the rows `keep` accepts; returns how many were dropped. */
+async function filterTable(dir: string, table: string, keep: (row: any) => boolean): Promise<number> {
+  const src = tableFile(dir, table);
+  const kept = `${src}.kept`;
+  const w = createWriteStream(kept, { flags: 'wx', mode: FILE_MODE });
+  let dropped = 0;
+  for await (const line of jsonLines(src)) {
+    if (keep(JSON.parse(line))) await writeLine(w, line);
+    else dropped++;
+  }
+  await closeStream(w);
+  await rename(kept, src);
+  return dropped;
 }
 
 export interface VerifyResult {

@@ -328,7 +328,10 @@ describe.each(VARIANTS)('tresor backup, backup verify, restore ($name)', (varian
     );
     expect(sent.code, sent.stderr).toBe(0);
     const studies = await api('GET', '/dicomweb/studies', undefined, admin2);
-    expect(studies.body.map((s: any) => s['0020000D'].Value[0])).toContain(scStudy);
+    const studyUids = studies.body.map((s: any) => s['0020000D'].Value[0]);
+    expect(studyUids).toContain(scStudy);
+    // A study the concurrent DELETE emptied in the backup is not restored as an empty shell.
+    if (manifest.droppedInstances.length === doomed.length) expect(studyUids).not.toContain(doomedStudy);
   });
 
   let scStudy = '';
