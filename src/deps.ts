@@ -14,12 +14,14 @@ import { createIdentity, type Identity } from './core/identity/index.js';
 import type { LockoutPolicy } from './core/identity/lockout.js';
 import { openTokenService } from './core/identity/tokens.js';
 import { sweepBlobJournal, type SweepResult } from './core/blob-journal.js';
+import { createBackupService, type BackupService } from './core/backup.js';
 import { createDeletionService, type DeletionService } from './core/delete.js';
 import { createIngestService, type IngestRepo, type IngestService } from './core/ingest.js';
 import { createQueryService, type QueryService } from './core/query.js';
 import { createRetrieveService, type RetrieveService } from './core/retrieve.js';
 import { createPixelCodec, type PixelCodec } from './core/dicom/pixels/pixel-codec.js';
 import { createAuditRepo } from './db/audit.repo.js';
+import { withSnapshot } from './db/backup.repo.js';
 import { createBlobJournalRepo } from './db/blob-journal.repo.js';
 import { createBrowserSessionRepo } from './db/browser-session.repo.js';
 import { createOverviewRepo } from './db/console.repo.js';
@@ -113,6 +115,8 @@ export interface Deps {
   overview: ConsoleOverview;
   /** Decoding stored pixel data under limits, in child processes (started on first use). */
   pixels: PixelCodec;
+  /** `tresor backup`: the consistent snapshot and the blobs it references (core/backup.ts). */
+  backup: BackupService;
   /** Authenticates DIMSE associations (certificate, passcode, user identity) against identity. */
   dimseAuthenticator: DimseAuthenticator;
   tuning: Tuning;
@@ -285,6 +289,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, overr
       ...services,
       overview,
       pixels,
+      backup: createBackupService({ snapshot: (fn) => withSnapshot(db, fn), blobs: store, audit, dataDir: config.dataDir, now: overrides.now }),
       dimseAuthenticator: overrides.dimseAuthenticator?.(realAuthenticator) ?? realAuthenticator,
       tuning: overrides.tuning ?? {},
       async departmentByName(name) {

@@ -90,14 +90,7 @@ function send(base: URL, ca: string | undefined, method: string, path: string, b
       },
     );
     req.on('timeout', () => req.destroy(Object.assign(new Error('no answer within 30 s'), { code: 'ETIMEDOUT' })));
-    req.on('error', (e: NodeJS.ErrnoException) => {
-      const code = e.code ?? 'error';
-      if (TLS_CODES.has(code)) {
-        reject(usageError(`TLS check of ${base.origin} failed (${code}): give Tresor's CA with --ca or TRESOR_CA (<data>/tls/ca.crt), and a --url host the certificate names`));
-      } else {
-        reject(usageError(`cannot reach ${base.origin} (${code}): check --url or TRESOR_URL and that tresor serve is running`));
-      }
-    });
+    req.on('error', (e: NodeJS.ErrnoException) => reject(connectionError(base, e)));
     req.end(payload);
   });
 }
@@ -107,8 +100,17 @@ const apiMessage = (a: Answer): string => {
   return e && typeof e.message === 'string' ? `${e.message} (${a.status} ${e.code})` : `HTTP ${a.status}`;
 };
 
-/** Logs in (exit 2 when refused) and returns a client for the admin API. */
-export async function connect(opts: ServerOptions): Promise<ApiClient> {
+/** A logged-in session: what a command that streams its own requests (import) needs. */
+export interface Session {
+  base: URL;
+  ca: string | undefined;
+  token(): string;
+  /** Logs in again (a long import outlives the token's lifetime); exit 2 when refused. */
+  relogin(): Promise<void>;
+}
+
+/** Logs in (exit 2 when refused) and keeps the password to log in again when the token expires. */
+export async function openSession(opts: ServerOptions): Promise<Session> {
   const base = parseUrl(opts.url);
   let ca: string | undefined;
   if (opts.ca) {
@@ -119,22 +121,47 @@ export async function connect(opts: ServerOptions): Promise<ApiClient> {
     }
   }
   const password = await adminPassword(opts);
-  const login = await send(base, ca, 'POST', '/auth/token', { username: opts.user, password });
-  if (login.status !== 200) {
-    throw usageError(`login as ${opts.user} refused: ${apiMessage(login)}; check --user and --password-file`);
-  }
-  if (login.body.password_change_required) {
-    throw usageError(`${opts.user} must change its one-time password first: POST /auth/password (see README, first steps) or the console`);
-  }
-  const token = String(login.body.access_token);
+  const login = async (): Promise<string> => {
+    const a = await send(base, ca, 'POST', '/auth/token', { username: opts.user, password });
+    if (a.status !== 200) {
+      throw usageError(`login as ${opts.user} refused: ${apiMessage(a)}; check --user and --password-file`);
+    }
+    if (a.body.password_change_required) {
+      throw usageError(`${opts.user} must change its one-time password first: POST /auth/password (see README, first steps) or the console`);
+    }
+    return String(a.body.access_token);
+  };
+  let token = await login();
+  return {
+    base,
+    ca,
+    token: () => token,
+    async relogin() {
+      token = await login();
+    },
+  };
+}
+
+/** Logs in (exit 2 when refused) and returns a client for the admin API. */
+export async function connect(opts: ServerOptions): Promise<ApiClient> {
+  const s = await openSession(opts);
   return {
     async request(method, path, body) {
-      const a = await send(base, ca, method, path, body, token);
+      const a = await send(s.base, s.ca, method, path, body, s.token());
       if (a.status >= 200 && a.status < 300) return a.body;
       if (a.status === 401) throw usageError(`the server no longer accepts the login: ${apiMessage(a)}; run the command again`);
       throw refused(`refused: ${apiMessage(a)}`);
     },
   };
+}
+
+/** The one line for a failed network request: a TLS check or an unreachable server (exit 2). */
+export function connectionError(base: URL, e: NodeJS.ErrnoException): Error {
+  const code = e.code ?? 'error';
+  if (TLS_CODES.has(code)) {
+    return usageError(`TLS check of ${base.origin} failed (${code}): give Tresor's CA with --ca or TRESOR_CA (<data>/tls/ca.crt), and a --url host the certificate names`);
+  }
+  return usageError(`cannot reach ${base.origin} (${code}): check --url or TRESOR_URL and that tresor serve is running`);
 }
 
 /** A path segment, percent-encoded (AE titles may contain spaces). */

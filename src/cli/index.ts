@@ -5,10 +5,14 @@ import { Command, CommanderError } from 'commander';
 import { DataDirLockedError } from '../lib/data-dir-lock.js';
 import { departmentCommands } from './department.js';
 import { deviceCommands } from './device.js';
+import { backupCommands } from './backup.js';
+import { importCommand } from './import.js';
+import { restoreCommand } from './restore.js';
 import { offlineCommands } from './offline.js';
 import { CliError, EXIT } from './output.js';
 import { serverCommands } from './server.js';
 import { userCommands } from './user.js';
+import { packageVersion } from './version.js';
 
 export { packageVersion } from '../lib/package-version.js';
 import { packageVersion } from '../lib/package-version.js';
@@ -17,7 +21,7 @@ export function buildProgram(): Command {
   const program = new Command('tresor')
     .description(
       'Tresor: a hardened, minimal PACS.\n' +
-        'Online commands (department, user, device) talk to the running server as an administrator: ' +
+        'Online commands (department, user, device, import) talk to the running server as an administrator: ' +
         'TRESOR_URL, TRESOR_CA, TRESOR_USER, TRESOR_PASSWORD_FILE.\n' +
         'Exit codes: 0 done, 1 refused or partly failed, 2 usage, configuration, connection or login error.',
     )
@@ -31,6 +35,9 @@ export function buildProgram(): Command {
   departmentCommands(program);
   userCommands(program);
   deviceCommands(program);
+  importCommand(program);
+  backupCommands(program);
+  restoreCommand(program);
   return program;
 }
 

@@ -14,6 +14,7 @@ import { registerAuth } from './auth.js';
 import { dicomwebRoutes } from './dicomweb/routes.js';
 import { installErrorHandlers } from './errors.js';
 import { adminRoutes } from './routes/admin.js';
+import { backupRoutes } from './routes/backup.js';
 import { authRoutes } from './routes/auth.js';
 import { studyZipRoutes } from './routes/study-zip.js';
 import { consoleOverviewRoutes } from './routes/console-overview.js';
@@ -28,7 +29,7 @@ import { viewerRoutes } from './viewer/routes.js';
 /** The part of Deps the HTTP front door uses. */
 export type AppDeps = Pick<
   Deps,
-  'config' | 'logger' | 'db' | 'identity' | 'audit' | 'ingest' | 'query' | 'retrieve' | 'deletion' | 'pixels' | 'departmentByName' | 'tuning' | 'blobs' | 'overview'
+  'config' | 'logger' | 'db' | 'identity' | 'audit' | 'ingest' | 'query' | 'retrieve' | 'deletion' | 'pixels' | 'departmentByName' | 'tuning' | 'blobs' | 'overview' | 'backup'
 > &
   Partial<Pick<Deps, 'metrics' | 'refuse' | 'countUnauthenticated'>>;
 
@@ -189,6 +190,7 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
     publicUrl: deps.config.publicUrl,
   });
   await app.register(consoleStaticRoutes, { webRoot });
+  await app.register(backupRoutes, { backup: deps.backup });
   // Every DICOMweb route is authenticated by the global hook (registerAuth): no
   // `authenticate` here. STOW-RS sets its own bodyLimit or parses the raw stream.
   await app.register(

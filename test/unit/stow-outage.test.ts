@@ -29,3 +29,12 @@ describe('STOW-RS answer for an outage', () => {
     expect(stowStatus([failed(new Error('parser exploded'))])).toBe(409);
   });
 });
+
+describe('STOW-RS answer for a re-send', () => {
+  it('counts the parts that were already stored with the same bytes in Tresor-Duplicates', () => {
+    const dup: PartOutcome = { ...stored, sopInstanceUid: '1.2.5', duplicate: true };
+    expect(stowStatus([stored, dup])).toBe(200);
+    expect(stowHeaders([stored, dup, dup])).toEqual({ 'tresor-duplicates': '2' });
+    expect(stowHeaders([stored])).toEqual({});
+  });
+});

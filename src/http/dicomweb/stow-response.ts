@@ -17,7 +17,7 @@ export const FAILURE = {
 export const WARNING_COERCED = 0xb000;
 
 export type PartOutcome =
-  | { ok: true; sopClassUid: string; sopInstanceUid: string; studyUid: string; seriesUid: string; warning?: number }
+  | { ok: true; sopClassUid: string; sopInstanceUid: string; studyUid: string; seriesUid: string; warning?: number; duplicate?: boolean }
   | { ok: false; sopClassUid?: string; sopInstanceUid?: string; reason: number; conflict: boolean; retryAfterSeconds?: number };
 
 /** Retry-After when an outage gives no figure of its own (RFC 9110 §10.2.3). */
@@ -104,9 +104,17 @@ export function stowStatus(outcomes: PartOutcome[]): number {
   return 409;
 }
 
-/** Headers of the response beyond its content type: Retry-After on a 503. */
+/**
+ * Headers of the response beyond its content type: Retry-After on a 503; Tresor-Duplicates,
+ * the number of stored parts that were already there with the same bytes. PS3.18 has no
+ * Warning Reason for a re-sent identical instance (it is simply a success), yet an import
+ * reports "already there" apart from "stored" (`tresor import` sends one file a request).
+ */
 export function stowHeaders(outcomes: PartOutcome[]): Record<string, string> {
-  if (stowStatus(outcomes) !== 503) return {};
+  if (stowStatus(outcomes) !== 503) {
+    const duplicates = outcomes.filter((o) => o.ok && o.duplicate).length;
+    return duplicates ? { 'tresor-duplicates': String(duplicates) } : {};
+  }
   const after = Math.max(...outcomes.map((o) => (o.ok ? 0 : (o.retryAfterSeconds ?? 0))));
   return { 'retry-after': String(after) };
 }

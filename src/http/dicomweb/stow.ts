@@ -176,6 +176,7 @@ async function storeOne(ctx: DicomwebContext, transfer: IngestTransfer, part: Pa
       sopInstanceUid: r.sopInstanceUid,
       studyUid: r.studyUid,
       seriesUid: r.seriesUid,
+      ...(r.outcome === 'duplicate' ? { duplicate: true } : {}),
       ...(r.warnings.includes('preamble-zeroed') ? { warning: WARNING_COERCED } : {}),
     };
   } catch (e) {
