@@ -17,13 +17,14 @@ import { assertValidKeyPrefix, assertValidObjectKey, isValidObjectKey } from '..
 import { fsyncDir } from '../lib/fs-atomic.js';
 import { ensurePrivateDir, removeStaleFiles, writeNewFile } from './temp-files.js';
 
-export async function createFsBlobStore(rootDir: string): Promise<BlobStore> {
+/** `tempMaxAgeMs`: temp files older than this are removed at start (0: all, when the root is ours alone). */
+export async function createFsBlobStore(rootDir: string, opts: { tempMaxAgeMs?: number } = {}): Promise<BlobStore> {
   const root = path.resolve(rootDir);
   const tmpDir = path.join(root, 'tmp');
   await ensurePrivateDir(root);
   await ensurePrivateDir(tmpDir);
   await ensurePrivateDir(path.join(root, 'objects'));
-  await removeStaleFiles(tmpDir);
+  await removeStaleFiles(tmpDir, opts.tempMaxAgeMs);
 
   // Keys are validated before they touch the filesystem; every valid key starts
   // with `objects/`, so the result is always inside root/objects.
