@@ -8,22 +8,27 @@
 // With --edge, the target is the same Tresor behind `tresor edge` (issue 12): the
 // clients speak plain DICOM to the edge, which relays to Tresor over mutual TLS with
 // BENCHSCU's certificate (other ports, so that both targets can run in one compare).
-//   usage: node scripts/bench-provision.mjs WORK_DIR [--edge]
+// With --pg, Tresor runs on PostgreSQL (a fresh database `tresor_bench_<DIMSE port>`
+// on the server of BENCH_PG_URL, default postgres://postgres@127.0.0.1:5432/postgres)
+// instead of the embedded database (other ports again).
+// BENCH_TRESOR_REPO runs another build (its dist/) with this script: A/B runs of two commits.
+//   usage: node scripts/bench-provision.mjs WORK_DIR [--edge] [--pg]
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const repo = path.resolve(process.env.BENCH_TRESOR_REPO ?? path.join(path.dirname(fileURLToPath(import.meta.url)), '..'));
 const work = path.resolve(process.argv[2] ?? '/tmp/pacs-bench/tresor');
 const viaEdge = process.argv.includes('--edge');
+const onPg = process.argv.includes('--pg');
 const edgePidFile = path.join(work, 'edge.pid');
 const EDGE_PORT = Number(process.env.TRESOR_BENCH_EDGE_PORT ?? 11122);
 const dataDir = path.join(work, 'data');
 const pidFile = path.join(work, 'tresor.pid');
-const HTTP_PORT = Number(process.env.TRESOR_BENCH_HTTP_PORT ?? (viaEdge ? 8453 : 8443));
-const DIMSE_PORT = Number(process.env.TRESOR_BENCH_DIMSE_PORT ?? (viaEdge ? 2772 : 2762));
+const HTTP_PORT = Number(process.env.TRESOR_BENCH_HTTP_PORT ?? (viaEdge ? 8453 : onPg ? 8463 : 8443));
+const DIMSE_PORT = Number(process.env.TRESOR_BENCH_DIMSE_PORT ?? (viaEdge ? 2772 : onPg ? 2782 : 2762));
 
 fs.mkdirSync(work, { recursive: true });
 if (fs.existsSync(edgePidFile)) {
@@ -48,10 +53,25 @@ if (fs.existsSync(pidFile)) {
   fs.rmSync(pidFile, { force: true });
 }
 fs.rmSync(dataDir, { recursive: true, force: true });
+let databaseUrl;
+if (onPg) {
+  const admin = new URL(process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres');
+  const name = `tresor_bench_${DIMSE_PORT}`;
+  const { default: pg } = await import('pg');
+  const c = new pg.Client({ connectionString: admin.href });
+  await c.connect();
+  await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  await c.query(`CREATE DATABASE ${name}`);
+  await c.end();
+  admin.pathname = `/${name}`;
+  databaseUrl = admin.href;
+}
 
 const adminPassword = randomBytes(18).toString('base64url');
 const log = fs.openSync(path.join(work, 'tresor.log'), 'w');
-const child = spawn(process.execPath, [path.join(repo, 'dist/src/cli.js'), 'serve'], {
+// BENCH_NODE_ARGS: extra node flags for the server (e.g. --cpu-prof --cpu-prof-dir=DIR).
+const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+const child = spawn(process.execPath, [...nodeArgs, path.join(repo, 'dist/src/cli.js'), 'serve'], {
   env: {
     ...process.env,
     TRESOR_DATA_DIR: dataDir,
@@ -60,6 +80,7 @@ const child = spawn(process.execPath, [path.join(repo, 'dist/src/cli.js'), 'serv
     TRESOR_ADMIN_PASSWORD: adminPassword,
     TRESOR_TOKEN_TTL_SECONDS: '3600',
     TRESOR_LOG_LEVEL: process.env.TRESOR_LOG_LEVEL ?? 'warn',
+    ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
   },
   detached: true,
   stdio: ['ignore', log, log],
@@ -146,7 +167,7 @@ if (viaEdge) {
 }
 
 const env = `# written by scripts/bench-provision.mjs (contains a bearer token: do not commit)
-TARGET_NAME=${viaEdge ? 'tresor-edge' : 'tresor'}
+TARGET_NAME=${viaEdge ? 'tresor-edge' : onPg ? 'tresor-pg' : 'tresor'}
 DICOM_HOST=127.0.0.1
 DICOM_PORT=${viaEdge ? EDGE_PORT : DIMSE_PORT}
 DICOM_AET=TRESOR
@@ -162,7 +183,7 @@ MOVE_DEST_KEY=${work}/device.key
 DICOMWEB_URL=${base}/dicomweb
 AUTH_HEADER="Authorization: Bearer ${token}"
 HTTP_CACERT=${work}/ca.crt
-RESET_CMD="node ${path.join(repo, 'scripts/bench-provision.mjs')} ${work}${viaEdge ? ' --edge' : ''}"
+RESET_CMD="${process.env.BENCH_TRESOR_REPO ? `BENCH_TRESOR_REPO=${repo} ` : ''}node ${fileURLToPath(import.meta.url)} ${work}${viaEdge ? ' --edge' : ''}${onPg ? ' --pg' : ''}"
 `;
 fs.writeFileSync(path.join(work, 'target.env'), env, { mode: 0o600 });
 process.stdout.write(`tresor ready (pid ${child.pid}); target: ${path.join(work, 'target.env')}\n`);

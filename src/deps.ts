@@ -123,7 +123,7 @@ export interface Deps {
   /** Id of a department by name (STOW-RS `department=`), or null. */
   departmentByName(name: string): Promise<number | null>;
   /** Removes blobs a crash or a failed cleanup left without a row (core/blob-journal.ts). */
-  sweepBlobs(): Promise<SweepResult>;
+  sweepBlobs(opts?: { minAgeMs?: number }): Promise<SweepResult>;
   /** Temporary files (C-STORE spooling, STOW parts); same filesystem as the data. */
   tmpDir: string;
   /** The Prometheus registry and its metrics (src/metrics/); served only when TRESOR_METRICS_PORT is set. */
@@ -295,12 +295,15 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, overr
       async departmentByName(name) {
         return (await identityRepo.findDepartmentByName(name))?.id ?? null;
       },
-      sweepBlobs: () =>
-        sweepBlobJournal({
-          repo: createBlobJournalRepo(db),
-          blobs: store,
-          onError: (err, key) => logger.error({ err, key }, 'blob sweep: could not delete an orphaned blob'),
-        }),
+      sweepBlobs: (opts) =>
+        sweepBlobJournal(
+          {
+            repo: createBlobJournalRepo(db),
+            blobs: store,
+            onError: (err, key) => logger.error({ err, key }, 'blob sweep: could not delete an orphaned blob'),
+          },
+          opts,
+        ),
       tmpDir,
       metrics,
       refuse(r) {

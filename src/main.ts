@@ -80,9 +80,17 @@ export async function startServer(config: Readonly<Config>, logger: Logger): Pro
     logger.info({ host: config.host, httpPort, dimsePort: dimse.port, aeTitle: config.aeTitle }, 'tresor is listening (HTTPS and DICOM TLS only)');
 
     // Housekeeping now and hourly: blobs left by a crash, and quiet lockout rows.
+    // The first sweep on the embedded database takes every ingest entry, whatever its age:
+    // that database is this process's alone (data-directory lock), so no upload can still
+    // be in flight, and what a crash (SIGKILL, power loss) left is removed at once. On
+    // PostgreSQL other nodes may be uploading: there entries wait for the hour.
+    let first = true;
     const housekeeping = async () => {
-      const swept = await deps.sweepBlobs().catch(() => ({ deleted: 0, kept: 0, failed: 1 }));
+      const startUp = first;
+      first = false;
+      const swept = await deps.sweepBlobs({ minAgeMs: startUp && !config.databaseUrl ? 0 : undefined }).catch(() => ({ deleted: 0, kept: 0, failed: 1 }));
       if (swept.deleted || swept.failed) logger.warn(swept, 'blob sweep removed objects left without rows');
+      if (startUp) logger.info(swept, 'start-up blob sweep done');
       await deps.identity.pruneLockouts().catch(() => undefined);
     };
     void housekeeping();

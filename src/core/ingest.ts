@@ -22,7 +22,7 @@ import { inspectPreamble, PREAMBLE_LENGTH } from './dicom/part10.js';
 import { TS } from './dicom/transfer-syntaxes.js';
 import { isValidUid } from './dicom/uids.js';
 import type { Principal } from './principal.js';
-import type { BlobStore } from './ports/blob-store.js';
+import type { BlobStore, PutResult } from './ports/blob-store.js';
 import { newObjectKey } from './ports/object-keys.js';
 
 export interface IngestOptions {
@@ -32,6 +32,12 @@ export interface IngestOptions {
   via: 'dimse' | 'dicomweb';
   /** STOW-RS POST /studies/{study} (PS3.18 §10.5.1): only instances of this study are stored. */
   expectedStudyUid?: string;
+  /**
+   * The file is a spool file of the door's, which the core may move into the blob store
+   * (BlobStore.adopt) instead of copying; size and SHA-256 of the whole file, computed
+   * while it was written. The caller still removes the path afterwards (absent is fine).
+   */
+  spooled?: PutResult;
 }
 
 export interface IngestResult {
@@ -153,6 +159,9 @@ export function createIngestService(d: IngestDeps): IngestService {
         throw invalid('study-uid-mismatch', 'The instance does not belong to the study in the request URL.');
       }
 
+      // Both lookups at once (each is a round trip); they are judged in this order below.
+      const shaLookup = d.repo.instanceSha256(v.sopInstanceUid);
+      shaLookup.catch(() => undefined); // judged (and awaited) below, or dropped on a refusal
       const existingDept = await d.repo.studyDepartment(v.studyUid);
       let departmentId: number;
       if (existingDept !== null) {
@@ -170,11 +179,12 @@ export function createIngestService(d: IngestDeps): IngestService {
 
       const zeroPreamble = inspectPreamble(parsed.preamble) === 'executable';
 
-      const existingSha = await d.repo.instanceSha256(v.sopInstanceUid);
+      const existingSha = await shaLookup;
       if (existingSha !== null) {
         // Only a re-send needs the hash before storing; a new instance gets it from the
         // store's single pass over the bytes (put()).
-        if (existingSha !== (await hashStored(file, zeroPreamble))) throw conflict('sop-instance-conflict', 'An instance with this SOP Instance UID but different content is already stored.');
+        const sha = opts.spooled && !zeroPreamble ? opts.spooled.sha256 : await hashStored(file, zeroPreamble);
+        if (existingSha !== sha) throw conflict('sop-instance-conflict', 'An instance with this SOP Instance UID but different content is already stored.');
         t.stored({ studyUid: v.studyUid, sopClassUid: v.sopClassUid, duplicate: true, warnings: [] });
         return result('duplicate', v, parsed, []);
       }
@@ -186,7 +196,13 @@ export function createIngestService(d: IngestDeps): IngestService {
       let storedSize: number;
       let sha256: string;
       try {
-        ({ size: storedSize, sha256 } = await d.blobs.put(key, storedBytes(file, zeroPreamble)));
+        // A spool file is moved, not copied, when the store can (the filesystem store: the
+        // bytes are written once). Not when the preamble must be zeroed: then the stored
+        // bytes differ from the file's.
+        ({ size: storedSize, sha256 } =
+          opts.spooled && d.blobs.adopt && !zeroPreamble && opts.spooled.size === size
+            ? await d.blobs.adopt(key, file, opts.spooled)
+            : await d.blobs.put(key, storedBytes(file, zeroPreamble)));
       } catch (e) {
         // An outage (timeout, S3 hung or gone) may still complete the upload inside the
         // store later, and a delete now would only wait for another timeout: leave the
@@ -242,8 +258,18 @@ export function createIngestService(d: IngestDeps): IngestService {
     await fsp.mkdir(d.tmpDir, { recursive: true, mode: 0o700 });
     const tmp = path.join(d.tmpDir, `ingest-${randomUUID()}.dcm`);
     try {
-      await pipeline(body, sizeCap(d.maxObjectBytes), fs.createWriteStream(tmp, { mode: 0o600 }));
-      return await ingestFile(t, p, tmp, opts);
+      // The hash in the same pass as the spool write, so the blob store can adopt the file.
+      const hash = createHash('sha256');
+      let size = 0;
+      const tap = new Transform({
+        transform(chunk: Buffer, _enc, cb) {
+          hash.update(chunk);
+          size += chunk.length;
+          cb(null, chunk);
+        },
+      });
+      await pipeline(body, sizeCap(d.maxObjectBytes), tap, fs.createWriteStream(tmp, { mode: 0o600 }));
+      return await ingestFile(t, p, tmp, { ...opts, spooled: { size, sha256: hash.digest('hex') } });
     } finally {
       await fsp.rm(tmp, { force: true });
     }

@@ -39,25 +39,32 @@ class Outcome extends Error {
 }
 
 function insertTx(db: Db, n: NewInstance): Promise<InsertOutcome> {
+  // Three statements (each a round trip; on the embedded database each also waits for
+  // the one connection), so a commit costs as little as the rows need (issue 13).
   return db.transaction(async (trx) => {
-    // INSERT … ON CONFLICT DO NOTHING, then read: concurrent ingests of the same
-    // study/series/instance from several connections all end up with one row.
-    await trx('studies')
+    // Upsert that always returns the row and locks it (DO UPDATE): concurrent ingests of
+    // the same study from several connections end up with one row, serialised on it.
+    // updated_at moves with every instance added.
+    const [study] = await trx('studies')
       .insert({ study_uid: n.study.uid, department_id: n.departmentId, attributes: JSON.stringify(n.study.attributes), ...clean(n.study.columns) })
       .onConflict('study_uid')
-      .ignore();
-    const study = await trx('studies').select('id', 'department_id').where({ study_uid: n.study.uid }).forUpdate().first();
+      .merge({ updated_at: trx.fn.now() })
+      .returning(['id', 'department_id']);
     if (Number(study.department_id) !== n.departmentId) throw new Outcome({ result: 'conflict', reason: 'study-in-other-department' });
 
-    await trx('series')
+    // The no-op update only makes the existing row come back (ON CONFLICT DO NOTHING returns nothing).
+    const [series] = await trx('series')
       .insert({ study_id: study.id, series_uid: n.series.uid, attributes: JSON.stringify(n.series.attributes), ...clean(n.series.columns) })
       .onConflict('series_uid')
-      .ignore();
-    const series = await trx('series').select('id', 'study_id').where({ series_uid: n.series.uid }).first();
+      .merge(['series_uid'])
+      .returning(['id', 'study_id']);
     if (Number(series.study_id) !== Number(study.id)) throw new Outcome({ result: 'conflict', reason: 'series-in-other-study' });
 
     const i = n.instance;
+    // The blob is referenced once this commits: its journal entry goes in the same
+    // statement (rolled back with everything else when the instance is a duplicate).
     const inserted = await trx('instances')
+      .with('unjournal', trx.raw('DELETE FROM blob_journal WHERE object_key = ?', [i.objectKey]))
       .insert({
         series_id: series.id,
         sop_instance_uid: i.sopInstanceUid,
@@ -79,9 +86,6 @@ function insertTx(db: Db, n: NewInstance): Promise<InsertOutcome> {
       const existing = await trx('instances').select('sha256').where({ sop_instance_uid: i.sopInstanceUid }).first();
       throw new Outcome(existing?.sha256 === i.sha256 ? { result: 'duplicate' } : { result: 'conflict', reason: 'sop-instance-conflict' });
     }
-    await trx('studies').where({ id: study.id }).update({ updated_at: trx.fn.now() });
-    // The blob is now referenced: no longer the sweeper's business.
-    await trx('blob_journal').where({ object_key: i.objectKey }).del();
     return { result: 'inserted' } as InsertOutcome;
   });
 }

@@ -6,21 +6,28 @@
 // the chunk, so `write()` returns false while the disk is behind and the PDU loop
 // waits for 'drain' (real backpressure, down to TCP).
 //
+// The SHA-256 of the file is computed in the same pass (header included), so the core
+// can move the file into the blob store instead of reading and writing it again.
+//
 // It never errors towards dcmjs-dimse (an error would leave dcmjs-dimse awaiting a
 // 'drain' that never comes): a failure or the size cap switches it to discarding,
 // and the outcome is read by the C-STORE handler.
 
+import { createHash, type Hash } from 'node:crypto';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 
 export type StoreOutcome =
-  | { ok: true; path: string; bytes: number }
+  | { ok: true; path: string; bytes: number; /** of the whole file */ size: number; sha256: string }
   | { ok: false; why: 'too-large' | 'write-failed' | 'refused'; detail?: string };
 
 export class Part10TempWriter extends Writable {
   private file?: WriteStream;
   private received = 0;
+  private readonly hash: Hash = createHash('sha256');
+  private headerBytes = 0;
+  private digest?: string;
   private failure?: { why: 'too-large' | 'write-failed' | 'refused'; detail?: string };
   private readonly fileClosed: Promise<void>;
 
@@ -42,6 +49,8 @@ export class Part10TempWriter extends Writable {
     this.fileClosed = new Promise<void>((resolve) => file.once('close', () => resolve()));
     file.on('error', (e: NodeJS.ErrnoException) => this.fail('write-failed', e.code ?? 'error'));
     file.write(header);
+    this.hash.update(header);
+    this.headerBytes = header.length;
   }
 
   private fail(why: 'too-large' | 'write-failed', detail?: string): void {
@@ -67,6 +76,7 @@ export class Part10TempWriter extends Writable {
       }
     };
     f.once('error', done);
+    this.hash.update(chunk);
     if (f.write(chunk)) done();
     else f.once('drain', done);
   }
@@ -82,7 +92,7 @@ export class Part10TempWriter extends Writable {
   async outcome(): Promise<StoreOutcome> {
     await this.fileClosed;
     if (this.failure) return { ok: false, ...this.failure };
-    return { ok: true, path: this.path, bytes: this.received };
+    return { ok: true, path: this.path, bytes: this.received, size: this.headerBytes + this.received, sha256: (this.digest ??= this.hash.digest('hex')) };
   }
 
   /** Removes the file (after ingest, or when the association dies mid-transfer). */

@@ -16,5 +16,7 @@ export async function createBlobStore(config: Config): Promise<BlobStore> {
   if (config.s3) {
     return createS3BlobStore(config.s3, { spoolDir: path.join(config.dataDir, S3_SPOOL_DIR) });
   }
-  return createFsBlobStore(path.join(config.dataDir, FS_BLOB_DIR));
+  // The data directory is held by one process (lib/data-dir-lock.ts): every write in
+  // progress under blobs/tmp is a crash's leftover, whatever its age.
+  return createFsBlobStore(path.join(config.dataDir, FS_BLOB_DIR), { tempMaxAgeMs: 0 });
 }

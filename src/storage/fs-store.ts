@@ -3,10 +3,12 @@
 //   tmp/<uuid>.part       writes in progress
 // A put streams to tmp/ (same filesystem, so rename is atomic), fsyncs the file,
 // renames it into place and fsyncs the directory: after a crash an object is
-// either complete under its key or absent, never partial.
+// either complete under its key or absent, never partial. adopt() does the same with
+// a spool file that is already complete (C-STORE, STOW-RS): fsync and rename, so
+// every received byte is written once instead of twice (issue 13).
 
 import { randomUUID } from 'node:crypto';
-import { access, constants, mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { access, constants, copyFile, mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { isTresorError, notFound, unavailable } from '../core/errors.js';
@@ -15,13 +17,14 @@ import { assertValidKeyPrefix, assertValidObjectKey, isValidObjectKey } from '..
 import { fsyncDir } from '../lib/fs-atomic.js';
 import { ensurePrivateDir, removeStaleFiles, writeNewFile } from './temp-files.js';
 
-export async function createFsBlobStore(rootDir: string): Promise<BlobStore> {
+/** `tempMaxAgeMs`: temp files older than this are removed at start (0: all, when the root is ours alone). */
+export async function createFsBlobStore(rootDir: string, opts: { tempMaxAgeMs?: number } = {}): Promise<BlobStore> {
   const root = path.resolve(rootDir);
   const tmpDir = path.join(root, 'tmp');
   await ensurePrivateDir(root);
   await ensurePrivateDir(tmpDir);
   await ensurePrivateDir(path.join(root, 'objects'));
-  await removeStaleFiles(tmpDir);
+  await removeStaleFiles(tmpDir, opts.tempMaxAgeMs);
 
   // Keys are validated before they touch the filesystem; every valid key starts
   // with `objects/`, so the result is always inside root/objects.
@@ -29,6 +32,29 @@ export async function createFsBlobStore(rootDir: string): Promise<BlobStore> {
     assertValidObjectKey(key);
     return path.join(root, key);
   };
+
+  /** Renames a durable temp file to `dest` and makes the rename durable; on failure nothing is under dest. */
+  async function moveIntoPlace(tmp: string, dest: string): Promise<void> {
+    const dir = path.dirname(dest);
+    try {
+      const created = await mkdir(dir, { recursive: true, mode: 0o700 });
+      await rename(tmp, dest);
+      await fsyncDir(dir);
+      // New fan-out directories are entries in their parents: sync those too.
+      if (created) {
+        const top = path.dirname(created);
+        for (let d = path.dirname(dir); ; d = path.dirname(d)) {
+          await fsyncDir(d);
+          if (d === top || d === path.dirname(d)) break;
+        }
+      }
+    } catch (e) {
+      // Rejecting must mean "nothing under key": the caller will not record it.
+      await rm(tmp, { force: true });
+      await rm(dest, { force: true });
+      throw mapFsError(e);
+    }
+  }
 
   async function* walk(rel: string, depth: number, prefix: string): AsyncGenerator<string> {
     let entries;
@@ -65,26 +91,37 @@ export async function createFsBlobStore(rootDir: string): Promise<BlobStore> {
       } catch (e) {
         throw mapFsError(e); // writeNewFile already removed the temp file
       }
-      const dir = path.dirname(dest);
+      await moveIntoPlace(tmp, dest);
+      return written;
+    },
+
+    async adopt(key: string, file: string, info: PutResult): Promise<PutResult> {
+      const dest = pathOf(key);
+      const tmp = path.join(tmpDir, `${randomUUID()}.part`);
       try {
-        const created = await mkdir(dir, { recursive: true, mode: 0o700 });
-        await rename(tmp, dest);
-        await fsyncDir(dir);
-        // New fan-out directories are entries in their parents: sync those too.
-        if (created) {
-          const top = path.dirname(created);
-          for (let d = path.dirname(dir); ; d = path.dirname(d)) {
-            await fsyncDir(d);
-            if (d === top || d === path.dirname(d)) break;
-          }
+        // Into our own tmp/ first: a rename there fails with EXDEV when the spool is on
+        // another filesystem (then one copy), and the object directory never sees a file
+        // that is not yet durable.
+        try {
+          await rename(file, tmp);
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'EXDEV') throw e;
+          await copyFile(file, tmp);
+        }
+        const fh = await open(tmp, 'r+');
+        try {
+          if ((await fh.stat()).size !== info.size) throw new Error('spool file changed size');
+          await fh.chmod(0o600);
+          await fh.datasync();
+        } finally {
+          await fh.close();
         }
       } catch (e) {
-        // Rejecting must mean "nothing under key": the caller will not record it.
         await rm(tmp, { force: true });
-        await rm(dest, { force: true });
         throw mapFsError(e);
       }
-      return written;
+      await moveIntoPlace(tmp, dest);
+      return { size: info.size, sha256: info.sha256 };
     },
 
     async get(key: string): Promise<Readable> {

@@ -251,6 +251,29 @@ describe('filesystem blob store', () => {
     expect(await readdir(path.join(root, 'tmp'))).toEqual([]);
   });
 
+  it('adopts a complete spool file by moving it (0600, nothing left in tmp/ or at the spool path), and refuses one whose size changed', async () => {
+    const root = await scratchDir();
+    const spoolDir = await scratchDir();
+    const store = await createFsBlobStore(root);
+    const bytes = randomBytes(300_000);
+    const info = { size: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') };
+    const spool = path.join(spoolDir, 'in.part');
+    await writeFile(spool, bytes, { mode: 0o644 });
+    const key = newObjectKey();
+    expect(await store.adopt!(key, spool, info)).toEqual(info);
+    expect(createHash('sha256').update(await readAllFrom(await store.get(key))).digest('hex')).toBe(info.sha256);
+    expect((await stat(path.join(root, key))).mode & 0o777).toBe(0o600);
+    await expect(stat(spool)).rejects.toThrow();
+    expect(await readdir(path.join(root, 'tmp'))).toEqual([]);
+
+    // The spool file is not what the caller says it is: nothing under the key.
+    await writeFile(spool, bytes.subarray(1));
+    const other = newObjectKey();
+    await expect(store.adopt!(other, spool, info)).rejects.toThrow();
+    expect(await store.stat(other)).toBeNull();
+    expect(await readdir(path.join(root, 'tmp'))).toEqual([]);
+  });
+
   it('removes temp files older than an hour on start, and only those', async () => {
     const root = await scratchDir();
     await (await createFsBlobStore(root)).close();
@@ -413,3 +436,9 @@ describe('readiness ping (GET /readyz)', () => {
     }
   });
 });
+
+async function readAllFrom(r: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of r) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}

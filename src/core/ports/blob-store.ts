@@ -17,6 +17,14 @@ export interface PutResult extends BlobInfo {
 export interface BlobStore {
   /** Streams `body` to `key`; resolves when the object is durable. Never leaves a partial object under `key`. */
   put(key: string, body: Readable): Promise<PutResult>;
+  /**
+   * Optional: makes the complete local file `file` (a spool file of ours, same machine)
+   * the object under `key`, without copying its bytes when the store can (filesystem:
+   * fsync, rename, fsync the directory). `info` is what the spooling computed while
+   * writing the file. Resolves when the object is durable; on rejection nothing is under
+   * `key`, and the file may or may not still exist (the caller removes it either way).
+   */
+  adopt?(key: string, file: string, info: PutResult): Promise<PutResult>;
   /** Opens the object for reading; rejects with TresorError('not-found') when absent. */
   get(key: string): Promise<Readable>;
   /** Size of the object, or null when absent. */
