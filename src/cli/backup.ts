@@ -21,7 +21,7 @@ import { Transform } from 'node:stream';
 import type { Command } from 'commander';
 import { connectionError, openSession, withServerOptions, type ServerOptions, type Session } from './api-client.js';
 import { FORMAT, MANIFEST, instanceBlobs, isDataFileName, jsonLines, readManifest, sha256File, tableFile, type Manifest } from './backup-format.js';
-import { packageVersion } from './version.js';
+import { packageVersion } from '../lib/package-version.js';
 import { emit, refused, usageError } from './output.js';
 import { semaphore } from '../lib/semaphore.js';
 

@@ -12,7 +12,6 @@ import { offlineCommands } from './offline.js';
 import { CliError, EXIT } from './output.js';
 import { serverCommands } from './server.js';
 import { userCommands } from './user.js';
-import { packageVersion } from './version.js';
 
 export { packageVersion } from '../lib/package-version.js';
 import { packageVersion } from '../lib/package-version.js';

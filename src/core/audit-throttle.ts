@@ -67,6 +67,12 @@ export interface ThrottleWindowStore {
 
 export interface SharedRefusalThrottle {
   admit(source: string | undefined): Promise<{ suppressed: number } | null>;
+  /**
+   * This node's held-back refusals (the local budget's), for the periodic summary rows.
+   * Those held back by the shared budget stay in the database and ride on the next
+   * admitted refusal from that address, so nothing is counted twice.
+   */
+  drain(): { source: string; suppressed: number }[];
 }
 
 /**
@@ -102,5 +108,6 @@ export function createSharedRefusalThrottle(
       });
       return result;
     },
+    drain: () => local.drain(),
   };
 }

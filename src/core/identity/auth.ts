@@ -34,7 +34,7 @@ export function createAuthentication(ctx: IdentityContext) {
   const { repo, lockout } = ctx;
   // Shared by every node when the composition root gives a store (issue 11), else this process's.
   const localRefusals = createRefusalThrottle(ctx.now);
-  const refusals = ctx.refusalThrottle ?? { admit: async (source: string | undefined) => localRefusals.admit(source) };
+  const refusals = ctx.refusalThrottle ?? { admit: async (source: string | undefined) => localRefusals.admit(source), drain: () => localRefusals.drain() };
   /**
    * Audits a refused token. Anonymous garbage (unparseable, badly signed, expired) is
    * throttled per source address (core/audit-throttle.ts); a validly signed token of
