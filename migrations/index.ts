@@ -3,5 +3,6 @@
 import * as m001 from './001-initial.js';
 import * as m002 from './002-identity.js';
 import * as m003 from './003-blob-journal.js';
+import * as m004 from './004-browser-sessions.js';
 
-export const migrations = [m001, m002, m003];
+export const migrations = [m001, m002, m003, m004];

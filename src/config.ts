@@ -56,6 +56,8 @@ export interface Config {
   dimseRequireBoth: boolean;
   /** Access-token lifetime in seconds. */
   tokenTtlSeconds: number;
+  /** Browser sessions (console, viewer): idle timeout and absolute lifetime. */
+  session: { idleMinutes: number; maxHours: number };
 }
 
 /** Names of every setting: environment variable ↔ `tresor serve` flag. */
@@ -92,6 +94,8 @@ export const SETTINGS = {
   maxPduBytes: { env: 'TRESOR_MAX_PDU_BYTES', flag: 'max-pdu-bytes' },
   dimseRequireBoth: { env: 'TRESOR_DIMSE_REQUIRE_BOTH', flag: 'dimse-require-both' },
   tokenTtlSeconds: { env: 'TRESOR_TOKEN_TTL_SECONDS', flag: 'token-ttl-seconds' },
+  sessionIdleMinutes: { env: 'TRESOR_SESSION_IDLE_MINUTES', flag: 'session-idle-minutes' },
+  sessionMaxHours: { env: 'TRESOR_SESSION_MAX_HOURS', flag: 'session-max-hours' },
 } as const;
 
 export type SettingName = keyof typeof SETTINGS;
@@ -239,6 +243,7 @@ export function loadConfig(flags: RawSettings = {}, env: NodeJS.ProcessEnv = pro
     },
     dimseRequireBoth: bool('dimseRequireBoth', false),
     tokenTtlSeconds: int('tokenTtlSeconds', 600, 30, 3600),
+    session: { idleMinutes: int('sessionIdleMinutes', 30, 1, 1440), maxHours: int('sessionMaxHours', 12, 1, 720) },
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return deepFreeze(config);

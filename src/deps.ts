@@ -18,6 +18,7 @@ import { createQueryService, type QueryService } from './core/query.js';
 import { createRetrieveService, type RetrieveService } from './core/retrieve.js';
 import { createAuditRepo } from './db/audit.repo.js';
 import { createBlobJournalRepo } from './db/blob-journal.repo.js';
+import { createBrowserSessionRepo } from './db/browser-session.repo.js';
 import { createDeleteRepo } from './db/delete.repo.js';
 import { createIdentityRepo as identityRepoFor } from './db/identity.repo.js';
 import { createIngestRepo } from './db/ingest.repo.js';
@@ -130,6 +131,10 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, overr
       certificates: pkiCertificateIssuer(pki),
       dataDir: config.dataDir,
       lockoutPolicy: overrides.lockoutPolicy,
+      browserSessions: {
+        repo: createBrowserSessionRepo(db),
+        policy: { idleSeconds: config.session.idleMinutes * 60, maxSeconds: config.session.maxHours * 3600 },
+      },
       now: overrides.now,
     });
     const store = blobs;

@@ -40,6 +40,8 @@ export const SETTING_HELP: Record<SettingName, string> = {
   maxPduBytes: 'largest PDU accepted, bytes (default: 1 MiB)',
   dimseRequireBoth: 'DICOM: require a client certificate and user identity: true or false (default: false)',
   tokenTtlSeconds: 'access-token lifetime in seconds, 30–3600 (default: 600)',
+  sessionIdleMinutes: 'browser session idle timeout in minutes, 1–1440 (default: 30)',
+  sessionMaxHours: 'browser session absolute lifetime in hours, 1–720 (default: 12)',
 };
 
 /** Every setting as a flag; the environment variable of the same setting is the fallback. */

@@ -26,6 +26,9 @@ const BY_ACTION: Record<string, DicomAuditEvent> = {
   login: E('110114', 'User Authentication'),
   'token.refused': E('110114', 'User Authentication'),
   association: E('110114', 'User Authentication'),
+  // Browser sessions of the console and viewer: login (EventTypeCode 110122) and logout (110123).
+  'session.start': E('110114', 'User Authentication'),
+  'session.end': E('110114', 'User Authentication'),
   // A.5.3.11 Security Alert: security attributes changed, protocol violations.
   'password.change': E('110113', 'Security Alert'),
   'security-alert': E('110113', 'Security Alert'),

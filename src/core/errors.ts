@@ -45,6 +45,8 @@ export const REASONS = {
 
   // --- forbidden ------------------------------------------------------------------------
   forbidden: spec('forbidden'),
+  // A state-changing request on a cookie session without its CSRF token, or from another origin.
+  csrf: spec('forbidden'),
   'cannot-grant': spec('forbidden'),
   'cannot-manage-account': spec('forbidden'),
   'global-admin-required': spec('forbidden'),
@@ -61,6 +63,8 @@ export const REASONS = {
   'invalid-token': { kind: 'unauthenticated', invalidToken: true },
   locked: spec('unauthenticated'),
   'missing-token': spec('unauthenticated'),
+  // A browser session cookie that is unknown, ended, idle too long or past its lifetime.
+  'session-expired': spec('unauthenticated'),
   'token-expired': { kind: 'unauthenticated', invalidToken: true },
 
   // --- conflict ---------------------------------------------------------------------------

@@ -152,7 +152,7 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
   }
   await app.register(rateLimit, { global: false });
 
-  await registerAuth(app, deps.identity);
+  await registerAuth(app, deps.identity, { publicUrl: deps.config.publicUrl });
 
   // Readiness for GET /healthz: the database answers.
   const health = async () => void (await deps.db.raw('select 1'));

@@ -4,11 +4,21 @@
 // forgetting a hook. @fastify/jwt verifies the signature and claims with the options of
 // core/identity/tokens.ts (one algorithm, issuer, audience, type, our keys by kid only);
 // the account is then re-read on every request, so disable and role changes act at once.
+//
+// The console and the viewer authenticate with a session cookie instead
+// (core/identity/browser-sessions.ts), accepted on every route that takes a token and
+// resolving to the same Principal. A cookie is sent by the browser on its own, so every
+// state-changing request it authenticates must also carry the session's CSRF token in
+// X-CSRF-Token (OWASP "synchronizer token") and, when the browser names one, come from
+// our own Origin (RFC 6454 §7; Fetch sends it on every non-GET request). SameSite=Strict
+// is a second wall, not the only one. Bearer requests are not ambient and unaffected.
 
+import fastifyCookie from '@fastify/cookie';
 import fastifyJwt from '@fastify/jwt';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { forbidden, unauthenticated } from '../core/errors.js';
-import type { Identity, Session } from '../core/identity/index.js';
+import type { Identity, ResolvedBrowserSession, Session } from '../core/identity/index.js';
+import { csrfTokenMatches } from '../core/identity/browser-sessions.js';
 import { isAccessClaims } from '../core/identity/tokens.js';
 import type { Principal } from '../core/principal.js';
 
@@ -21,6 +31,8 @@ declare module 'fastify' {
     /** Set by authentication; null on public routes. */
     principal: Principal | null;
     session: Session | null;
+    /** Set when the request was authenticated by the session cookie (not by a bearer token). */
+    browserSession: ResolvedBrowserSession | null;
   }
   interface FastifyContextConfig {
     /** No authentication (POST /auth/token, GET /healthz). */
@@ -38,8 +50,28 @@ export function principalOf(request: FastifyRequest): Principal {
 
 const BEARER_RE = /^Bearer [A-Za-z0-9_.-]{1,8192}$/;
 
-export async function registerAuth(app: FastifyInstance, identity: Identity): Promise<void> {
+/**
+ * The console's session cookie. The __Host- prefix makes the browser refuse it unless it
+ * is Secure, has Path=/ and no Domain (RFC 6265bis §4.1.3.2): no sibling host can set or
+ * shadow it.
+ */
+export const SESSION_COOKIE = '__Host-tresor_session';
+export const CSRF_HEADER = 'x-csrf-token';
+export const SESSION_COOKIE_OPTIONS = Object.freeze({ httpOnly: true, secure: true, sameSite: 'strict', path: '/' } as const);
+
+/** Methods that must not change state (RFC 9110 §9.2.1): no CSRF token needed. */
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+export interface AuthOptions {
+  /** TRESOR_PUBLIC_URL: its origin is ours too (behind a port mapping or a name). */
+  publicUrl?: string;
+}
+
+export async function registerAuth(app: FastifyInstance, identity: Identity, opts: AuthOptions = {}): Promise<void> {
   const tokens = identity.tokens;
+  const publicOrigin = opts.publicUrl ? new URL(opts.publicUrl).origin : undefined;
+  // Parses Cookie on onRequest, before the authentication hook below (hooks run in order).
+  await app.register(fastifyCookie);
   await app.register(fastifyJwt, {
     // Verify-only: tokens are signed in core (identity.login). The key comes from our own
     // ring by `kid`; header fields that name a key (jku, x5u, jwk, x5c) are never read.
@@ -57,11 +89,42 @@ export async function registerAuth(app: FastifyInstance, identity: Identity): Pr
 
   app.decorateRequest('principal', null);
   app.decorateRequest('session', null);
+  app.decorateRequest('browserSession', null);
+
+  /** The origins a browser may call us from: the one it addressed, and the public URL's. */
+  function isOwnOrigin(request: FastifyRequest, origin: string): boolean {
+    if (origin === publicOrigin) return true;
+    return origin === `https://${request.host}` && request.protocol === 'https';
+  }
+
+  async function refuseCsrf(request: FastifyRequest, why: string): Promise<never> {
+    await identity.recordTokenRefusal(`csrf-${why}`, request.ip);
+    throw forbidden('csrf', 'the request lacks the console session\'s X-CSRF-Token or comes from another site: reload the console and try again');
+  }
+
+  async function authenticateCookie(request: FastifyRequest, value: string): Promise<void> {
+    const sessions = identity.sessions;
+    const s = sessions ? await sessions.resolve(value, request.ip) : null;
+    if (!s) throw unauthenticated('session-expired', 'the console session has ended or expired: log in again');
+    if (!SAFE_METHODS.has(request.method)) {
+      const origin = request.headers.origin;
+      if (origin !== undefined && !isOwnOrigin(request, origin)) await refuseCsrf(request, 'origin');
+      const token = request.headers[CSRF_HEADER];
+      if (!csrfTokenMatches(s.csrfToken, typeof token === 'string' ? token : undefined)) await refuseCsrf(request, 'token');
+    }
+    request.browserSession = s;
+    request.session = s;
+    request.principal = s.principal;
+  }
 
   async function authenticate(request: FastifyRequest): Promise<void> {
     if (request.principal) return;
     const header = request.headers.authorization;
-    if (header === undefined) throw unauthenticated('missing-token', 'a bearer token is required');
+    if (header === undefined) {
+      const cookie = request.cookies[SESSION_COOKIE];
+      if (cookie !== undefined) return authenticateCookie(request, cookie);
+      throw unauthenticated('missing-token', 'a bearer token is required');
+    }
     if (!BEARER_RE.test(header)) {
       await identity.recordTokenRefusal('malformed-authorization', request.ip);
       throw unauthenticated('invalid-token', 'invalid access token');

@@ -7,7 +7,8 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { isTresorError, reasonSpec, type ErrorKind, type Reason } from '../core/errors.js';
 
 export interface ErrorBody {
-  error: { code: string; message: string };
+  /** retryAfterSeconds: when a retry may succeed (a locked account), as the Retry-After header says. */
+  error: { code: string; message: string; retryAfterSeconds?: number };
 }
 
 const STATUS_BY_KIND: Readonly<Record<ErrorKind, number>> = Object.freeze({
@@ -63,7 +64,9 @@ function renderError(err: unknown): Rendered {
     // Core messages are written to be shown (core/errors.ts); the default message of a
     // bare error is its reason, which is replaced by a sentence.
     const message = err.message && err.message !== err.reason ? err.message : (DEFAULT_MESSAGE[status] ?? 'error');
-    return { status, body: errorBody(err.reason, message), headers, internal: status >= 500 && err.kind !== 'unavailable' };
+    const body = errorBody(err.reason, message);
+    if (err.retryAfterSeconds !== undefined) body.error.retryAfterSeconds = err.retryAfterSeconds;
+    return { status, body, headers, internal: status >= 500 && err.kind !== 'unavailable' };
   }
   const fe = err as Partial<FastifyError> & { validation?: unknown; validationContext?: string };
   const status = typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 600 ? fe.statusCode : 500;

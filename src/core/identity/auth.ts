@@ -92,7 +92,8 @@ export function createAuthentication(ctx: IdentityContext) {
 
   function lockedError(until: Date | undefined) {
     const retryAfterSeconds = until ? Math.max(1, Math.ceil((until.getTime() - ctx.now().getTime()) / 1000)) : undefined;
-    return unauthenticated('locked', 'too many failed attempts: try again later', { retryAfterSeconds });
+    const when = retryAfterSeconds === undefined ? 'later' : retryAfterSeconds < 120 ? `in ${retryAfterSeconds} seconds` : `in ${Math.ceil(retryAfterSeconds / 60)} minutes`;
+    return unauthenticated('locked', `too many failed attempts: try again ${when}, or ask an administrator to unlock the account`, { retryAfterSeconds });
   }
 
   async function issueFor(user: UserRecord): Promise<IssuedToken> {
@@ -111,18 +112,31 @@ export function createAuthentication(ctx: IdentityContext) {
     return { principal: toPrincipal('user', user, await repo.bindingsOf('user', id), source), mustChangePassword: user.mustChangePassword };
   }
 
+  /** The password login shared by tokens and browser sessions. */
+  async function passwordLogin(input: { username: unknown; password: unknown; source?: string }, method: 'password' | 'session'): Promise<UserRecord> {
+    const result = await checkUserPassword(input.username, input.password, input.source);
+    await auditLogin(method, result, String(input.username ?? ''), input.source);
+    if (!result.ok) {
+      if (result.reason === 'locked') throw lockedError(result.lockedUntil);
+      throw unauthenticated('bad-credentials', 'wrong username or password');
+    }
+    return result.user;
+  }
+
   return {
     principalFor,
 
     /** POST /auth/token. Throws unauthenticated('bad-credentials' | 'locked'). */
     async login(input: { username: unknown; password: unknown; source?: string }): Promise<IssuedToken> {
-      const result = await checkUserPassword(input.username, input.password, input.source);
-      await auditLogin('password', result, String(input.username ?? ''), input.source);
-      if (!result.ok) {
-        if (result.reason === 'locked') throw lockedError(result.lockedUntil);
-        throw unauthenticated('bad-credentials', 'wrong username or password');
-      }
-      return issueFor(result.user);
+      return issueFor(await passwordLogin(input, 'password'));
+    },
+
+    /**
+     * POST /auth/session: the same check, lockout and audit as login (method 'session');
+     * the caller starts the browser session for the returned user id.
+     */
+    async loginForSession(input: { username: unknown; password: unknown; source?: string }): Promise<{ userId: number }> {
+      return { userId: (await passwordLogin(input, 'session')).id };
     },
 
     /** DIMSE user identity (PS3.7 D.3.3.7, type 2): a user's name and password. */

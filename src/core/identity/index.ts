@@ -10,6 +10,7 @@ import type { AuditLog } from '../audit.js';
 import { invalid } from '../errors.js';
 import { createAdministration, type Administration } from './admin.js';
 import { createAuthentication, type Authentication } from './auth.js';
+import { createBrowserSessions, type BrowserSessionRepo, type BrowserSessions, type SessionPolicy } from './browser-sessions.js';
 import type { IdentityContext } from './context.js';
 import { createRecheck, type RecheckPrincipal } from './recheck.js';
 import { createLockout, DEFAULT_LOCKOUT_POLICY, type LockoutPolicy, type LockoutRepo } from './lockout.js';
@@ -19,6 +20,7 @@ import { checkPasswordRules, generatePassword, hashPassword } from './passwords.
 import type { CertificateIssuer } from '../ports/certificate-issuer.js';
 
 export type { Session, IssuedToken } from './auth.js';
+export type { BrowserSessions, ResolvedBrowserSession, SessionView, SessionPolicy } from './browser-sessions.js';
 export type { RoleInput } from './admin.js';
 export type { HeldCredential, RecheckResult, RevocationReason } from './recheck.js';
 
@@ -36,12 +38,16 @@ export interface IdentityOptions {
   /** The data directory: where the bootstrap password file is written and removed. */
   dataDir?: string;
   lockoutPolicy?: Partial<LockoutPolicy>;
+  /** Browser sessions (console, viewer); absent: none can be started. */
+  browserSessions?: { repo: BrowserSessionRepo; policy: SessionPolicy };
   now?: () => Date;
 }
 
 export type Identity = Authentication & {
   admin: Administration;
   tokens: TokenService;
+  /** Cookie sessions of the console and viewer; null when not configured. */
+  sessions: BrowserSessions | null;
   /** An earlier authentication still holds (open DIMSE associations, before each request). */
   recheckPrincipal: RecheckPrincipal;
   /** Deletes lockout rows that have been quiet for a day (call now and then). */
@@ -59,6 +65,7 @@ export function createIdentity(opts: IdentityOptions): Identity {
     ...createAuthentication(ctx),
     admin: createAdministration(ctx),
     tokens: opts.tokens,
+    sessions: opts.browserSessions ? createBrowserSessions(ctx, opts.browserSessions.repo, opts.browserSessions.policy) : null,
     recheckPrincipal: createRecheck(ctx),
     pruneLockouts: () => lockout.prune(),
     bootstrapAdmin: (b) => bootstrap(ctx, opts.dataDir, b),

@@ -1,9 +1,11 @@
-// POST /auth/token and POST /auth/password. Rate-limited per address on top of the
-// database lockout (which counts per account and per address across processes).
+// POST /auth/token, POST /auth/password and the console's session (POST, GET, DELETE
+// /auth/session). Rate-limited per address on top of the database lockout (which counts
+// per account and per address across processes).
 
-import type { FastifyInstance } from 'fastify';
-import type { Identity, IssuedToken } from '../../core/identity/index.js';
-import { principalOf } from '../auth.js';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { unauthenticated } from '../../core/errors.js';
+import type { BrowserSessions, Identity, IssuedToken, ResolvedBrowserSession } from '../../core/identity/index.js';
+import { principalOf, SESSION_COOKIE, SESSION_COOKIE_OPTIONS } from '../auth.js';
 
 export interface AuthRouteOptions {
   identity: Identity;
@@ -22,6 +24,36 @@ const tokenResponse = {
   },
 } as const;
 
+const sessionResponse = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['user', 'csrfToken', 'idleTimeoutSeconds', 'expiresAt'],
+  properties: {
+    user: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['username', 'globalAdmin', 'mustChangePassword', 'roles'],
+      properties: {
+        username: { type: 'string' },
+        globalAdmin: { type: 'boolean' },
+        mustChangePassword: { type: 'boolean' },
+        roles: {
+          type: 'array',
+          items: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['department', 'role'],
+            properties: { department: { type: 'string' }, role: { type: 'string' } },
+          },
+        },
+      },
+    },
+    csrfToken: { type: 'string' },
+    idleTimeoutSeconds: { type: 'integer' },
+    expiresAt: { type: 'string', format: 'date-time' },
+  },
+} as const;
+
 // Lengths only: the rules for a good password are checked in core with a clear message,
 // and a login with any junk simply fails like a wrong password.
 const secret = { type: 'string', minLength: 1, maxLength: 256 } as const;
@@ -32,6 +64,25 @@ const toBody = (t: IssuedToken) => ({
   expires_in: t.expiresIn,
   password_change_required: t.mustChangePassword,
 });
+
+function sessionsOf(identity: Identity): BrowserSessions {
+  if (!identity.sessions) throw unauthenticated('session-expired', 'browser sessions are not enabled on this server: use a bearer token');
+  return identity.sessions;
+}
+
+function cookieSessionOf(request: FastifyRequest): ResolvedBrowserSession {
+  if (!request.browserSession) throw unauthenticated('session-expired', 'no console session: log in with POST /auth/session');
+  return request.browserSession;
+}
+
+const setSessionCookie = (reply: FastifyReply, value: string) => void reply.setCookie(SESSION_COOKIE, value, SESSION_COOKIE_OPTIONS);
+
+const credentials = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['username', 'password'],
+  properties: { username: { type: 'string', minLength: 1, maxLength: 128 }, password: { type: 'string', minLength: 1, maxLength: 256 } },
+} as const;
 
 export async function authRoutes(app: FastifyInstance, opts: AuthRouteOptions): Promise<void> {
   const { identity } = opts;
@@ -51,18 +102,40 @@ export async function authRoutes(app: FastifyInstance, opts: AuthRouteOptions): 
     {
       config: { public: true },
       onRequest: limit,
-      schema: {
-        body: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['username', 'password'],
-          properties: { username: { type: 'string', minLength: 1, maxLength: 128 }, password: secret },
-        },
-        response: { 200: tokenResponse },
-      },
+      schema: { body: credentials, response: { 200: tokenResponse } },
     },
     async (request) => toBody(await identity.login({ username: request.body.username, password: request.body.password, source: request.ip })),
   );
+
+  // The console's login: the same password check, lockout and audit as /auth/token, then
+  // a server-side session behind an HttpOnly cookie (core/identity/browser-sessions.ts).
+  app.post<{ Body: { username: string; password: string } }>(
+    '/auth/session',
+    {
+      config: { public: true },
+      onRequest: limit,
+      schema: { body: credentials, response: { 200: sessionResponse } },
+    },
+    async (request, reply) => {
+      const sessions = sessionsOf(identity);
+      const { userId } = await identity.loginForSession({ username: request.body.username, password: request.body.password, source: request.ip });
+      const started = await sessions.start(userId, request.ip, 'password');
+      setSessionCookie(reply, started.cookieValue);
+      return started.view;
+    },
+  );
+
+  // Page reload: who am I, and the CSRF token again (it lives only in the page's memory).
+  app.get('/auth/session', { config: { allowPasswordChange: true }, schema: { response: { 200: sessionResponse } } }, async (request) =>
+    cookieSessionOf(request).view(),
+  );
+
+  // Logout: the row goes, so the old cookie gets 401 everywhere from now on.
+  app.delete('/auth/session', { config: { allowPasswordChange: true } }, async (request, reply) => {
+    await sessionsOf(identity).end(cookieSessionOf(request));
+    void reply.clearCookie(SESSION_COOKIE, SESSION_COOKIE_OPTIONS);
+    return reply.code(204).send();
+  });
 
   app.post<{ Body: { currentPassword: string; newPassword: string } }>(
     '/auth/password',
@@ -76,9 +149,21 @@ export async function authRoutes(app: FastifyInstance, opts: AuthRouteOptions): 
           required: ['currentPassword', 'newPassword'],
           properties: { currentPassword: secret, newPassword: secret },
         },
-        response: { 200: tokenResponse },
+        response: { 200: { anyOf: [tokenResponse, sessionResponse] } },
       },
     },
-    async (request) => toBody(await identity.changePassword(principalOf(request), request.body)),
+    async (request, reply) => {
+      const issued = await identity.changePassword(principalOf(request), request.body);
+      const old = request.browserSession;
+      if (!old) return toBody(issued);
+      // A cookie session: the password change ended it (the token generation moved), so a
+      // new one replaces it (a fresh id after a privilege change, OWASP session management),
+      // and no bearer token is handed to the page.
+      const sessions = sessionsOf(identity);
+      await sessions.end(old, 'password-change');
+      const started = await sessions.start(old.principal.id, request.ip, 'password-change');
+      setSessionCookie(reply, started.cookieValue);
+      return started.view;
+    },
   );
 }
