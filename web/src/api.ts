@@ -86,10 +86,10 @@ async function errorOf(res: Response): Promise<ApiError> {
   let message = '';
   let retryAfter: number | undefined;
   try {
-    const body = (await res.json()) as { error?: { code?: string; message?: string }; retryAfterSeconds?: number };
+    const body = (await res.json()) as { error?: { code?: string; message?: string; retryAfterSeconds?: number } };
     if (body?.error?.code) code = body.error.code;
     if (body?.error?.message) message = body.error.message;
-    if (typeof body?.retryAfterSeconds === 'number') retryAfter = body.retryAfterSeconds;
+    if (typeof body?.error?.retryAfterSeconds === 'number') retryAfter = body.error.retryAfterSeconds;
   } catch {
     // Not JSON (a proxy's error page): the status says enough.
   }

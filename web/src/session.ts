@@ -58,8 +58,11 @@ export async function logOut(): Promise<void> {
   }
 }
 
-export async function changePassword(currentPassword: string, newPassword: string): Promise<void> {
-  await request('POST', '/auth/password', { body: { currentPassword, newPassword }, anonymous: true });
+/** Changes the password; the server ends this session and answers a new one (new cookie, new CSRF token). */
+export async function changePassword(currentPassword: string, newPassword: string): Promise<Session | null> {
+  const res = await request('POST', '/auth/password', { body: { currentPassword, newPassword }, anonymous: true });
+  const body = (await res.json()) as Partial<Session>;
+  return body.csrfToken && body.user ? accept(body as Session) : null;
 }
 
 export const isAdmin = (u: SessionUser): boolean => u.globalAdmin || u.roles.some((r) => r.role === 'admin');

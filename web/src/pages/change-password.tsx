@@ -58,10 +58,9 @@ export function ChangePasswordPage({ forced }: { forced?: boolean }) {
     if (next !== again) return setError('The two new passwords are not the same. Type the new password again in both fields.');
     setBusy(true);
     try {
-      await changePassword(current, next);
-      // Changing the password ends every earlier session of the account; take the
-      // session the server gave this browser, or log in again with the new password.
-      const s = (await currentSession()) ?? (await logIn(username, next));
+      // Changing the password ends every earlier session of the account; the server
+      // answers this browser's new session (else: log in again with the new password).
+      const s = (await changePassword(current, next)) ?? (await currentSession()) ?? (await logIn(username, next));
       setCurrent('');
       setNext('');
       setAgain('');
