@@ -15,6 +15,7 @@ import { dicomwebRoutes } from './dicomweb/routes.js';
 import { installErrorHandlers } from './errors.js';
 import { adminRoutes } from './routes/admin.js';
 import { authRoutes } from './routes/auth.js';
+import { consoleStaticRoutes, defaultWebRoot, isConsolePath, sendConsolePage } from './routes/console-static.js';
 import { healthRoutes } from './routes/health.js';
 import type { HttpsOptions } from './tls.js';
 
@@ -31,6 +32,8 @@ export interface BuildAppOptions {
   authRateLimit?: { max: number; timeWindowMs: number };
   /** Largest JSON body (default 1 MiB): the admin API needs a few KiB at most. */
   bodyLimit?: number;
+  /** The built console (index.html, assets/); default dist/web beside the code. */
+  webRoot?: string;
   /** Told about every route as it is registered (the OpenAPI completeness test, diagnostics). */
   onRoute?: (route: { method: string; url: string }) => void;
 }
@@ -126,7 +129,8 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
       for (const method of [r.method].flat()) listener({ method: String(method), url: r.url });
     });
   }
-  installErrorHandlers(app);
+  const webRoot = opts.webRoot ?? defaultWebRoot();
+  installErrorHandlers(app, { pageFallback: (request, reply) => (isConsolePath(request.url) ? sendConsolePage(webRoot, reply) : null) });
 
   await app.register(helmet, {
     // An API: nothing here is ever a page, a frame or a script.
@@ -152,13 +156,14 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
   }
   await app.register(rateLimit, { global: false });
 
-  await registerAuth(app, deps.identity, { publicUrl: deps.config.publicUrl });
+  await registerAuth(app, deps.identity, { publicUrl: deps.config.publicUrl, isPagePath: isConsolePath });
 
   // Readiness for GET /healthz: the database answers.
   const health = async () => void (await deps.db.raw('select 1'));
   await app.register(healthRoutes, { check: health, ready: { database: health, 'blob-store': () => deps.blobs.ping() } });
   await app.register(authRoutes, { identity: deps.identity, rateLimit: opts.authRateLimit ?? { max: 30, timeWindowMs: 60_000 } });
   await app.register(adminRoutes, { identity: deps.identity });
+  await app.register(consoleStaticRoutes, { webRoot });
   // Every DICOMweb route is authenticated by the global hook (registerAuth): no
   // `authenticate` here. STOW-RS sets its own bodyLimit or parses the raw stream.
   await app.register(

@@ -65,6 +65,8 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 export interface AuthOptions {
   /** TRESOR_PUBLIC_URL: its origin is ours too (behind a port mapping or a name). */
   publicUrl?: string;
+  /** A GET for a path no route has that the console serves (its client-side routes): no authentication. */
+  isPagePath?: (url: string) => boolean;
 }
 
 export async function registerAuth(app: FastifyInstance, identity: Identity, opts: AuthOptions = {}): Promise<void> {
@@ -165,6 +167,8 @@ export async function registerAuth(app: FastifyInstance, identity: Identity, opt
   app.addHook('onRequest', async (request) => {
     const config = request.routeOptions.config;
     if (config?.public) return;
+    // No route matched (the 404 handler): the console's page fallback needs no login.
+    if (request.routeOptions.url === undefined && (request.method === 'GET' || request.method === 'HEAD') && opts.isPagePath?.(request.url)) return;
     // CORS preflight (answered by @fastify/cors) carries no credentials by design.
     if (request.method === 'OPTIONS' && request.routeOptions.url === '*') return;
     await authenticate(request);

@@ -104,8 +104,16 @@ function codeFor(fastifyCode: string | undefined, status: number): string {
   return 'bad-request';
 }
 
+export interface ErrorHandlerOptions {
+  /**
+   * Answers GET/HEAD requests for paths no route has when they belong to the console
+   * (client-side routes); null to answer the JSON 404 as for any other path.
+   */
+  pageFallback?: (request: FastifyRequest, reply: FastifyReply) => Promise<unknown> | null;
+}
+
 /** Installs the error and not-found handlers on the root instance (children inherit them). */
-export function installErrorHandlers(app: FastifyInstance): void {
+export function installErrorHandlers(app: FastifyInstance, opts: ErrorHandlerOptions = {}): void {
   app.setErrorHandler((err: unknown, request: FastifyRequest, reply: FastifyReply) => {
     const r = renderError(err);
     if (r.internal) {
@@ -116,7 +124,11 @@ export function installErrorHandlers(app: FastifyInstance): void {
     }
     void reply.code(r.status).headers(r.headers).type('application/json; charset=utf-8').send(r.body);
   });
-  app.setNotFoundHandler((_request, reply) => {
-    void reply.code(404).type('application/json; charset=utf-8').send(errorBody('not-found', DEFAULT_MESSAGE[404]));
+  app.setNotFoundHandler(async (request, reply) => {
+    if ((request.method === 'GET' || request.method === 'HEAD') && opts.pageFallback) {
+      const page = opts.pageFallback(request, reply);
+      if (page) return page;
+    }
+    return reply.code(404).type('application/json; charset=utf-8').send(errorBody('not-found', DEFAULT_MESSAGE[404]));
   });
 }

@@ -79,6 +79,8 @@ export interface TestServerOptions {
   services?: DepsOverrides['services'];
   logs?: string[];
   now?: () => Date;
+  /** The built console to serve (default: dist/web beside the code). */
+  webRoot?: string;
 }
 
 export async function tempDir(prefix = 'tresor-http-'): Promise<string> {
@@ -106,7 +108,7 @@ export async function startTestServer(opts: TestServerOptions): Promise<TestServ
   let app: FastifyInstance | undefined;
   try {
     if (opts.adminPassword !== undefined) await deps.identity.bootstrapAdmin({ adminPassword: opts.adminPassword });
-    app = await buildApp(deps, { https: httpsOptions(deps.pki), authRateLimit: opts.authRateLimit ?? { max: 10_000, timeWindowMs: 60_000 } });
+    app = await buildApp(deps, { https: httpsOptions(deps.pki), webRoot: opts.webRoot, authRateLimit: opts.authRateLimit ?? { max: 10_000, timeWindowMs: 60_000 } });
     await app.listen({ host: '127.0.0.1', port: 0 });
   } catch (e) {
     await app?.close().catch(() => undefined);

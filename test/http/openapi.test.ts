@@ -95,7 +95,7 @@ describe('openapi/openapi.yaml', () => {
   });
 
   it('secures every route but the public ones, and answers 401 there', async () => {
-    const publicOps = new Set(['GET /healthz', 'GET /readyz', 'POST /auth/token', 'POST /auth/session']);
+    const publicOps = new Set(['GET /healthz', 'GET /readyz', 'POST /auth/token', 'POST /auth/session', 'GET /', 'GET /assets/{wildcard}']);
     // The console's session routes take only the cookie; every other route either.
     const cookieOnly = new Set(['GET /auth/session', 'DELETE /auth/session']);
     for (const [p, item] of Object.entries<any>(doc.paths)) {
