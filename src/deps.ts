@@ -19,6 +19,10 @@ import { createRetrieveService, type RetrieveService } from './core/retrieve.js'
 import { createAuditRepo } from './db/audit.repo.js';
 import { createBlobJournalRepo } from './db/blob-journal.repo.js';
 import { createBrowserSessionRepo } from './db/browser-session.repo.js';
+import { createOverviewRepo } from './db/console.repo.js';
+import { createConsoleOverview, type ConsoleOverview } from './core/console-overview.js';
+import { packageVersion } from './lib/package-version.js';
+import { X509Certificate } from 'node:crypto';
 import { createDeleteRepo } from './db/delete.repo.js';
 import { createIdentityRepo as identityRepoFor } from './db/identity.repo.js';
 import { createIngestRepo } from './db/ingest.repo.js';
@@ -87,6 +91,8 @@ export interface Deps {
   query: QueryService;
   retrieve: RetrieveService;
   deletion: DeletionService;
+  /** The console's system page and edge list (global admins). */
+  overview: ConsoleOverview;
   /** Authenticates DIMSE associations (certificate, passcode, user identity) against identity. */
   dimseAuthenticator: DimseAuthenticator;
   tuning: Tuning;
@@ -156,6 +162,24 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, overr
     });
     const real: CoreServices = { ingest, query, retrieve, deletion };
     const services: CoreServices = { ...real, ...overrides.services?.(real) };
+    const overview = createConsoleOverview({
+      repo: createOverviewRepo(db),
+      audit,
+      version: packageVersion(),
+      probes: { database: async () => void (await db.raw('select 1')), blobStore: () => store.ping() },
+      tlsNotAfter: () => ({
+        ca: new Date(new X509Certificate(pki.caCertPem).validTo).toISOString(),
+        server: new Date(new X509Certificate(pki.serverCertPem).validTo).toISOString(),
+      }),
+      diskSpace: async () => {
+        try {
+          const st = await fs.statfs(config.dataDir);
+          return { freeBytes: Number(st.bavail) * Number(st.bsize), totalBytes: Number(st.blocks) * Number(st.bsize) };
+        } catch {
+          return null;
+        }
+      },
+    });
     const realAuthenticator = dimseAuthenticatorFrom(identity);
     const identityRepo = identityRepoFor(db);
     return {
@@ -167,6 +191,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, overr
       audit,
       identity,
       ...services,
+      overview,
       dimseAuthenticator: overrides.dimseAuthenticator?.(realAuthenticator) ?? realAuthenticator,
       tuning: overrides.tuning ?? {},
       async departmentByName(name) {

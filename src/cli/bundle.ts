@@ -2,11 +2,10 @@
 //
 // Asks Tresor to issue the device a certificate with a key it generates (POST
 // /admin/devices/{ae}/certificate without a CSR: issued and audited by the server) and
-// writes what the device's administrator needs:
-//   plain: <AE>.key (0600), <AE>.crt, tresor-ca.crt, storescu.sh (a ready-to-run dcmtk
-//          line: `./storescu.sh FILE…`) and orthanc.json (DicomModalities + DICOM TLS
-//          settings for an Orthanc acting as this device);
-//   --edge: edge.json for `tresor edge` (edge/bundle.ts), key 0600, certificate, CA.
+// writes what the device's administrator needs, built by edge/bundle.ts (the same files
+// as the console's ZIP, POST /admin/devices/{ae}/bundle):
+//   plain: <AE>.key (0600), <AE>.crt, tresor-ca.crt, storescu.sh, orthanc.json, README.txt;
+//   --edge: edge.json for `tresor edge`, key 0600, certificate, CA.
 // Issuing a new certificate revokes the device's previous one (server side).
 
 import { chmod, mkdir } from 'node:fs/promises';
@@ -14,7 +13,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { writeFileAtomic } from '../lib/fs-atomic.js';
 import { EdgeConfigError } from '../edge/config.js';
-import { parseAllow, parseEndpoint, writeEdgeBundle } from '../edge/bundle.js';
+import { deviceBundleFiles, parseAllow, parseEndpoint, writeEdgeBundle } from '../edge/bundle.js';
 import { connect, seg, withServerOptions, type ServerOptions } from './api-client.js';
 import { emit, usageError } from './output.js';
 import { parsePort } from './args.js';
@@ -32,21 +31,8 @@ interface BundleOptions extends ServerOptions {
   edgeName: string;
 }
 
-const fileBase = (ae: string) => ae.replace(/[^A-Za-z0-9_-]/g, '_');
-/** POSIX shell single quoting. */
-const sh = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
-export function storescuScript(o: { aeTitle: string; calledAe: string; host: string; port: number; key: string; cert: string; ca: string }): string {
-  return [
-    '#!/bin/sh',
-    `# Sends DICOM files to Tresor as ${o.aeTitle} over TLS with this bundle's key and certificate.`,
-    '# Usage: ./storescu.sh FILE... (add dcmtk options before the files, e.g. +sd +r DIR to send a folder;',
-    '# for compressed files -R with the option of their transfer syntax: -xs, -xv, -xw, -xy, ...).',
-    'D="$(cd "$(dirname "$0")" && pwd)"',
-    `exec storescu --aetitle ${sh(o.aeTitle)} --call ${sh(o.calledAe)} --enable-tls "$D/${o.key}" "$D/${o.cert}" --add-cert-file "$D/${o.ca}" ${sh(o.host)} ${o.port} "$@"`,
-    '',
-  ].join('\n');
-}
+export { storescuScript } from '../edge/bundle.js';
 
 export function bundleCommand(device: Command): void {
   withServerOptions(
@@ -103,25 +89,24 @@ export function bundleCommand(device: Command): void {
       return;
     }
 
-    const base = fileBase(aeTitle);
-    const files = { key: `${base}.key`, cert: `${base}.crt`, ca: 'tresor-ca.crt' };
     await mkdir(out, { recursive: true, mode: 0o700 });
-    await writeFileAtomic(path.join(out, files.key), issued.privateKey, 0o600);
-    await writeFileAtomic(path.join(out, files.cert), issued.certificate, 0o644);
-    await writeFileAtomic(path.join(out, files.ca), issued.ca, 0o644);
+    const bundle = deviceBundleFiles({
+      aeTitle,
+      certificatePem: issued.certificate,
+      privateKeyPem: issued.privateKey,
+      caPem: issued.ca,
+      tresor: { host: dimseHost, port: opts.dimsePort, aeTitle: opts.calledAe },
+      dir: out,
+      notAfter: issued.notAfter,
+    });
+    for (const f of bundle) {
+      await writeFileAtomic(path.join(out, f.name), f.content, f.mode);
+      // (the umask may have narrowed the mode at creation)
+      if (f.mode === 0o755) await chmod(path.join(out, f.name), f.mode);
+    }
+    const [key, cert, ca] = bundle;
+    const files = { key: key!.name, cert: cert!.name, ca: ca!.name };
     const script = path.join(out, 'storescu.sh');
-    await writeFileAtomic(script, storescuScript({ aeTitle, calledAe: opts.calledAe, host: dimseHost, port: opts.dimsePort, ...files }), 0o755);
-    await chmod(script, 0o755);
-    // Orthanc ≥ 1.9 (DICOM TLS): the device is the Orthanc; Tresor is its modality "tresor".
-    const orthanc = {
-      DicomAet: aeTitle,
-      DicomTlsEnabled: true,
-      DicomTlsCertificate: path.join(out, files.cert),
-      DicomTlsPrivateKey: path.join(out, files.key),
-      DicomTlsTrustedCertificates: path.join(out, files.ca),
-      DicomModalities: { tresor: { AET: opts.calledAe, Host: dimseHost, Port: opts.dimsePort, UseDicomTls: true } },
-    };
-    await writeFileAtomic(path.join(out, 'orthanc.json'), `${JSON.stringify(orthanc, null, 2)}\n`, 0o644);
     emit(opts.json, { aeTitle, dir: out, files: { ...files, storescu: 'storescu.sh', orthanc: 'orthanc.json' }, fingerprint256: issued.fingerprint256, notAfter: issued.notAfter }, () => [
       `wrote the bundle of ${aeTitle} to ${out} (certificate until ${issued.notAfter}; any previous certificate is revoked)`,
       `send files: ${script} FILE...`,

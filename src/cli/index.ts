@@ -1,9 +1,6 @@
 // The `tresor` command: builds the program from one module per command group and maps
 // every failure to an exit code and one line (output.ts). src/cli.ts is the bin entry.
 
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { DataDirLockedError } from '../lib/data-dir-lock.js';
 import { departmentCommands } from './department.js';
@@ -13,20 +10,8 @@ import { CliError, EXIT } from './output.js';
 import { serverCommands } from './server.js';
 import { userCommands } from './user.js';
 
-/** The version in package.json, found upwards from this file (src/cli or dist/src/cli). */
-export function packageVersion(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 5; i++) {
-    try {
-      const pkg = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
-      if (pkg.name === 'tresor' && pkg.version) return pkg.version;
-    } catch {
-      /* not here */
-    }
-    dir = path.dirname(dir);
-  }
-  return 'unknown';
-}
+export { packageVersion } from '../lib/package-version.js';
+import { packageVersion } from '../lib/package-version.js';
 
 export function buildProgram(): Command {
   const program = new Command('tresor')

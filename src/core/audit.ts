@@ -94,7 +94,7 @@ export interface AuditLog {
 }
 
 /** The door an operation came through; in every row's details as `via`. */
-export type Via = 'dicomweb' | 'dimse' | 'admin' | 'cli';
+export type Via = 'dicomweb' | 'dimse' | 'admin' | 'cli' | 'console';
 
 /** What a core operation needs to audit itself: the door, and the door's detail (UIDs, counts, contexts; never patient data). */
 export interface AuditDoor {

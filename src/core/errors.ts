@@ -110,6 +110,7 @@ export const REASONS = {
   'bad-ae-title': spec('invalid'),
   'bad-department-name': spec('invalid'),
   'bad-destination': spec('invalid'),
+  'bad-edge-settings': spec('invalid'),
   'bad-role': spec('invalid'),
   'bad-username': spec('invalid'),
   'cannot-change-self': spec('invalid'),

@@ -15,6 +15,9 @@ import { dicomwebRoutes } from './dicomweb/routes.js';
 import { installErrorHandlers } from './errors.js';
 import { adminRoutes } from './routes/admin.js';
 import { authRoutes } from './routes/auth.js';
+import { studyZipRoutes } from './routes/study-zip.js';
+import { consoleOverviewRoutes } from './routes/console-overview.js';
+import { deviceBundleRoutes } from './routes/device-bundle.js';
 import { consoleStaticRoutes, defaultWebRoot, isConsolePath, sendConsolePage } from './routes/console-static.js';
 import { healthRoutes } from './routes/health.js';
 import type { HttpsOptions } from './tls.js';
@@ -22,7 +25,7 @@ import type { HttpsOptions } from './tls.js';
 /** The part of Deps the HTTP front door uses. */
 export type AppDeps = Pick<
   Deps,
-  'config' | 'logger' | 'db' | 'identity' | 'audit' | 'ingest' | 'query' | 'retrieve' | 'deletion' | 'departmentByName' | 'tuning' | 'blobs'
+  'config' | 'logger' | 'db' | 'identity' | 'audit' | 'ingest' | 'query' | 'retrieve' | 'deletion' | 'departmentByName' | 'tuning' | 'blobs' | 'overview'
 >;
 
 export interface BuildAppOptions {
@@ -161,8 +164,15 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
   // Readiness for GET /healthz: the database answers.
   const health = async () => void (await deps.db.raw('select 1'));
   await app.register(healthRoutes, { check: health, ready: { database: health, 'blob-store': () => deps.blobs.ping() } });
-  await app.register(authRoutes, { identity: deps.identity, rateLimit: opts.authRateLimit ?? { max: 30, timeWindowMs: 60_000 } });
+  await app.register(authRoutes, { identity: deps.identity, publicUrl: deps.config.publicUrl, rateLimit: opts.authRateLimit ?? { max: 30, timeWindowMs: 60_000 } });
   await app.register(adminRoutes, { identity: deps.identity });
+  await app.register(studyZipRoutes, { retrieve: deps.retrieve });
+  await app.register(consoleOverviewRoutes, { overview: deps.overview });
+  await app.register(deviceBundleRoutes, {
+    identity: deps.identity,
+    dimse: { port: deps.config.dimsePort, aeTitle: deps.config.aeTitle },
+    publicUrl: deps.config.publicUrl,
+  });
   await app.register(consoleStaticRoutes, { webRoot });
   // Every DICOMweb route is authenticated by the global hook (registerAuth): no
   // `authenticate` here. STOW-RS sets its own bodyLimit or parses the raw stream.

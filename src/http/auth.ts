@@ -62,6 +62,12 @@ export const SESSION_COOKIE_OPTIONS = Object.freeze({ httpOnly: true, secure: tr
 /** Methods that must not change state (RFC 9110 §9.2.1): no CSRF token needed. */
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
+/** The origins a browser may call us from: the one it addressed over HTTPS, and the public URL's. */
+export function isOwnOriginOf(request: FastifyRequest, origin: string, publicOrigin: string | undefined): boolean {
+  if (origin === publicOrigin) return true;
+  return origin === `https://${request.host}` && request.protocol === 'https';
+}
+
 export interface AuthOptions {
   /** TRESOR_PUBLIC_URL: its origin is ours too (behind a port mapping or a name). */
   publicUrl?: string;
@@ -93,11 +99,7 @@ export async function registerAuth(app: FastifyInstance, identity: Identity, opt
   app.decorateRequest('session', null);
   app.decorateRequest('browserSession', null);
 
-  /** The origins a browser may call us from: the one it addressed, and the public URL's. */
-  function isOwnOrigin(request: FastifyRequest, origin: string): boolean {
-    if (origin === publicOrigin) return true;
-    return origin === `https://${request.host}` && request.protocol === 'https';
-  }
+  const isOwnOrigin = (request: FastifyRequest, origin: string) => isOwnOriginOf(request, origin, publicOrigin);
 
   async function refuseCsrf(request: FastifyRequest, why: string): Promise<never> {
     await identity.recordTokenRefusal(`csrf-${why}`, request.ip);

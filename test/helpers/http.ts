@@ -21,7 +21,7 @@ import { httpsOptions } from '../../src/http/tls.js';
 import { createLogger } from '../../src/log.js';
 import type { Pki } from '../../src/pki/ca.js';
 import type { BlobStore } from '../../src/core/ports/blob-store.js';
-import { testConfig } from './config.js';
+import { testConfig, type TestConfigChanges } from './config.js';
 
 export { testPki } from './pki.js';
 
@@ -81,6 +81,8 @@ export interface TestServerOptions {
   now?: () => Date;
   /** The built console to serve (default: dist/web beside the code). */
   webRoot?: string;
+  /** Further settings (e.g. host and dimsePort for a test that also starts the DIMSE server). */
+  config?: TestConfigChanges;
 }
 
 export async function tempDir(prefix = 'tresor-http-'): Promise<string> {
@@ -95,6 +97,7 @@ export async function startTestServer(opts: TestServerOptions): Promise<TestServ
     tokenTtlSeconds: opts.tokenTtlSeconds ?? 600,
     publicUrl: opts.publicUrl,
     limits: opts.limits,
+    ...opts.config,
   });
   const deps = await createDeps(config, logger, {
     db: opts.db,

@@ -243,8 +243,10 @@ describe.each(databasesUnderTest())('HTTPS door on $name', (dbu) => {
 
   describe('uniform errors', () => {
     it('unknown route, unknown field, wrong type, bad JSON, wrong media type, too large', async () => {
-      expectErrorBody(await s.request('GET', '/nope', { token: adminToken }), 404, 'not-found');
-      expect401(await s.request('GET', '/nope'));
+      // (Unknown non-API paths are the console's: they answer its page, test/http/console-static.test.ts.)
+      expectErrorBody(await s.request('GET', '/admin/nope', { token: adminToken }), 404, 'not-found');
+      expect401(await s.request('GET', '/admin/nope'));
+      expectErrorBody(await s.request('POST', '/nope', { token: adminToken, body: {} }), 404, 'not-found');
       expectErrorBody(await s.request('POST', '/admin/departments', { token: adminToken, body: { name: 'x', color: 'red' } }), 400, 'invalid-request');
       expectErrorBody(await s.request('POST', '/admin/departments', { token: adminToken, body: { name: 42 } }), 400, 'invalid-request');
       expectErrorBody(await s.request('POST', '/auth/token', { rawBody: `{"username":"admin","password":"${secret('in-broken-json-9f8e')}"` }), 400, 'invalid-json');

@@ -132,6 +132,11 @@ describe.each(databasesUnderTest())('browser session on $name', (dbu) => {
       expectErrorBody(r, 403, 'csrf');
     }
     expectErrorBody(await s.request('DELETE', '/auth/session', withCookie(b)), 403, 'csrf');
+    // Login CSRF: a login posted by another site sets no cookie.
+    const foreignLogin = await s.request('POST', '/auth/session', { headers: { origin: 'https://evil.example' }, body: { username: 'ann', password: USER_PASSWORD } });
+    expectErrorBody(foreignLogin, 403, 'csrf');
+    expect(foreignLogin.headers['set-cookie']).toBeUndefined();
+    expect((await s.request('POST', '/auth/session', { headers: { origin: s.url }, body: { username: 'ann', password: USER_PASSWORD } })).status).toBe(200);
     expectErrorBody(await s.request('DELETE', '/dicomweb/studies/1.2.3', withCookie(b)), 403, 'csrf');
     expect(await t.db('users').where({ username: 'mallory' }).first()).toBeUndefined();
     // A bearer request needs neither (it is not ambient).
@@ -186,6 +191,13 @@ describe.each(databasesUnderTest())('browser session on $name', (dbu) => {
     expect((await s.request('PATCH', '/admin/users/rita', { token: adminToken, body: { disabled: false } })).status).toBe(200);
     // Re-enabling does not bring the ended session back.
     expectErrorBody(await s.request('GET', '/auth/session', withCookie(b)), 401, 'session-expired');
+    // An admin's password reset ends the sessions too (the token generation moves).
+    const c = await loginBrowser('rita', USER_PASSWORD);
+    expect((await s.request('PATCH', '/admin/users/rita', { token: adminToken, body: { password: 'another temporary phrase' } })).status).toBe(200);
+    expectErrorBody(await s.request('GET', '/auth/session', withCookie(c)), 401, 'session-expired');
+    const back = await loginBrowser('rita', 'another temporary phrase');
+    const changed = await s.request('POST', '/auth/password', { ...unsafe(back), body: { currentPassword: 'another temporary phrase', newPassword: USER_PASSWORD } });
+    expect(changed.status, changed.text).toBe(200);
   });
 
   it('a session that must change its password may only do that, then gets a fresh session', async () => {

@@ -3,12 +3,14 @@
 // per account and per address across processes).
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { unauthenticated } from '../../core/errors.js';
+import { forbidden, unauthenticated } from '../../core/errors.js';
 import type { BrowserSessions, Identity, IssuedToken, ResolvedBrowserSession } from '../../core/identity/index.js';
-import { principalOf, SESSION_COOKIE, SESSION_COOKIE_OPTIONS } from '../auth.js';
+import { isOwnOriginOf, principalOf, SESSION_COOKIE, SESSION_COOKIE_OPTIONS } from '../auth.js';
 
 export interface AuthRouteOptions {
   identity: Identity;
+  /** TRESOR_PUBLIC_URL (its origin may log in from a browser). */
+  publicUrl?: string;
   rateLimit: { max: number; timeWindowMs: number };
 }
 
@@ -86,6 +88,7 @@ const credentials = {
 
 export async function authRoutes(app: FastifyInstance, opts: AuthRouteOptions): Promise<void> {
   const { identity } = opts;
+  const publicOrigin = opts.publicUrl ? new URL(opts.publicUrl).origin : undefined;
   // One counter per address for all of /auth/* (a per-route limit would double the budget).
   // It runs first: /auth/password is marked public so that the limit applies before the
   // token is checked, and authenticates right after the limiter.
@@ -117,6 +120,11 @@ export async function authRoutes(app: FastifyInstance, opts: AuthRouteOptions): 
       schema: { body: credentials, response: { 200: sessionResponse } },
     },
     async (request, reply) => {
+      // Login CSRF: another site must not log the browser into an account of its choosing.
+      const origin = request.headers.origin;
+      if (origin !== undefined && !isOwnOriginOf(request, origin, publicOrigin)) {
+        throw forbidden('csrf', 'log in from the Tresor console itself (the request came from another site)');
+      }
       const sessions = sessionsOf(identity);
       const { userId } = await identity.loginForSession({ username: request.body.username, password: request.body.password, source: request.ip });
       const started = await sessions.start(userId, request.ip, 'password');
