@@ -21,8 +21,8 @@ import { run } from '../helpers/dimse-tools.js';
 import { SAMPLE_DIR } from '../helpers/samples.js';
 
 const COOKIE = '__Host-tresor_session';
-const ADMIN_NEW_PASSWORD = 'Clinic-admin-2026!';
-const PASSWORD = 'Radiology-reader-1';
+const ADMIN_NEW_PASSWORD = 'Clinic-keeper-2026!';
+const PASSWORD = 'Imaging-staff-2026';
 const CT = path.join(SAMPLE_DIR, 'CT_small.dcm');
 const MR = path.join(SAMPLE_DIR, 'MR_small.dcm');
 // CT_small.dcm: StudyInstanceUID and patient (dcmdump of the pydicom sample).

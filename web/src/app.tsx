@@ -188,13 +188,13 @@ const NAV: { group?: string; items: NavItem[] }[] = [
       { route: '/admin/devices', label: 'Devices', show: admins },
       { route: '/admin/users', label: 'Users', show: admins },
       { route: '/admin/departments', label: 'Departments', show: admins },
-      { route: '/admin/edges', label: 'Edges', show: admins },
+      { route: '/admin/edges', label: 'Edges', show: globalAdmins },
     ],
   },
   {
     items: [
       { route: '/audit', label: 'Audit log', show: globalAdmins },
-      { route: '/system', label: 'System', show: admins },
+      { route: '/system', label: 'System', show: globalAdmins },
     ],
   },
 ];

@@ -16,8 +16,20 @@ export interface Edge {
 
 const HOUR = 3_600_000;
 
+interface EdgesResponse {
+  edges: { name: string; lastContact: string; devices: { aeTitle: string; lastContact: string; associations: number; source: string | null }[] }[];
+}
+
+/** One row per modality behind each edge (src/http/routes/console-overview.ts). */
+async function loadEdges(): Promise<Edge[]> {
+  const r = await getJson<EdgesResponse>('/admin/edges');
+  return r.edges.flatMap((e) =>
+    e.devices.length === 0 ? [{ name: e.name, lastContact: e.lastContact }] : e.devices.map((d) => ({ name: e.name, aeTitle: d.aeTitle, address: d.source, lastContact: d.lastContact })),
+  );
+}
+
 export function EdgesPage() {
-  const edges = useLoad(async () => (await getJson<{ edges: Edge[] }>('/admin/edges')).edges);
+  const edges = useLoad(loadEdges);
   return (
     <Page
       title="Edges"

@@ -26,10 +26,38 @@ export interface SystemInfo {
   counts?: Record<string, number>;
   certificates?: Certificate[];
   disk?: { path?: string; freeBytes?: number; totalBytes?: number } | null;
+  storedBytes?: number;
   [k: string]: unknown;
 }
 
 const DAY = 86_400_000;
+
+/** GET /console/api/system as the server answers it (src/http/routes/console-overview.ts). */
+interface SystemResponse {
+  version: string;
+  health: { database: 'ok' | 'failing'; blobStore: 'ok' | 'failing' };
+  counts: Record<string, number>;
+  certificates: { ca: { notAfter: string }; server: { notAfter: string }; devices: { aeTitle: string; notAfter: string | null }[] };
+  disk: { dataDir: { freeBytes: number; totalBytes: number } | null };
+}
+
+export async function loadSystem(): Promise<SystemInfo> {
+  const r = await getJson<SystemResponse>('/console/api/system');
+  const { bytes, ...counts } = r.counts;
+  return {
+    version: r.version,
+    database: { ok: r.health.database === 'ok' },
+    blobStore: { ok: r.health.blobStore === 'ok' },
+    counts,
+    storedBytes: bytes,
+    certificates: [
+      { name: 'Tresor CA', kind: 'certificate authority', notAfter: r.certificates.ca.notAfter },
+      { name: 'Tresor server', kind: 'HTTPS and DICOM TLS', notAfter: r.certificates.server.notAfter },
+      ...r.certificates.devices.map((d) => ({ name: d.aeTitle, kind: 'device', notAfter: d.notAfter })),
+    ],
+    disk: r.disk.dataDir,
+  };
+}
 
 function HealthRow({ label, h }: { label: string; h: Health | undefined }) {
   if (!h) return null;
@@ -53,7 +81,7 @@ function expiryClass(notAfter: string | null): string | undefined {
 }
 
 export function SystemPage() {
-  const info = useLoad(() => getJson<SystemInfo>('/console/api/system'));
+  const info = useLoad(loadSystem);
   const s = info.data;
   const diskLow = s?.disk?.freeBytes !== undefined && s.disk.totalBytes ? s.disk.freeBytes / s.disk.totalBytes < 0.1 : false;
   const soon = (s?.certificates ?? []).filter((c) => c.notAfter && new Date(c.notAfter).getTime() - Date.now() < 30 * DAY);
@@ -89,6 +117,10 @@ export function SystemPage() {
                   <td class="mono">{s.version ?? '—'}</td>
                 </tr>
                 <HealthRow label="Database" h={s.database} />
+                <tr>
+                  <th scope="row">Stored images</th>
+                  <td>{formatBytes(s.storedBytes)}</td>
+                </tr>
                 <HealthRow label="Image storage" h={s.blobStore} />
                 {s.disk ? (
                   <tr>
