@@ -35,13 +35,12 @@ const API_EXACT = new Set(['/auth', '/admin', '/dicomweb', '/console/api', '/vie
 
 /**
  * dist/web beside the running code: dist/src/http/routes → dist/web after `tsc`;
- * src/http/routes → dist/web from the sources (vitest).
+ * src/http/routes → <repo>/dist/web from the sources (vitest). Never <repo>/web: that is
+ * the front-end's source, not a build.
  */
 export function defaultWebRoot(): string {
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  const built = path.resolve(here, '../../../web');
-  const fromSource = path.resolve(here, '../../../dist/web');
-  return existsSync(path.join(built, 'index.html')) || !existsSync(path.join(fromSource, 'index.html')) ? built : fromSource;
+  const up = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+  return path.basename(up) === 'dist' ? path.join(up, 'web') : path.join(up, 'dist', 'web');
 }
 
 const NOT_BUILT = `<!doctype html>
