@@ -15,7 +15,7 @@ const forbiddenInCore = ['prom-client', 'fastify', '@fastify/*', 'dcmjs-dimse', 
 const layersOutsideCore = /(^|\/)(storage|pki|db|http|dimse|edge|metrics)\//;
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'data/**', 'coverage/**', '.tmp/**'] },
+  { ignores: ['dist/**', 'node_modules/**', 'data/**', 'coverage/**', '.tmp/**', 'vendor/**', 'test-artifacts/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

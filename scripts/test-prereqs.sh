@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # `npm test` runs this first (pretest): the tests talk to real dcmtk tools, the pydicom
-# sample files, socat/stunnel and a real S3 server (moto_server). On a Debian machine as
+# sample files, socat/stunnel, Chromium (browser tests of the console, driven by
+# playwright-core) and a real S3 server (moto_server). On a Debian machine as
 # root it installs the missing Debian packages; otherwise it fails at once naming them.
 set -euo pipefail
-pkgs=(dcmtk python3-pydicom socat stunnel4 openssl curl)
+pkgs=(dcmtk python3-pydicom socat stunnel4 openssl curl chromium unzip)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -19,6 +20,7 @@ fi
 for t in echoscu storescu findscu getscu movescu storescp dcmdump socat openssl curl; do
   command -v "$t" >/dev/null || { echo "required tool missing: $t (apt-get install -y dcmtk socat openssl curl)" >&2; exit 1; }
 done
+test -x /usr/bin/chromium || { echo "Chromium missing at /usr/bin/chromium (browser tests): apt-get install -y chromium" >&2; exit 1; }
 test -d /usr/lib/python3/dist-packages/pydicom/data/test_files || { echo "pydicom sample files missing (apt-get install -y python3-pydicom)" >&2; exit 1; }
 command -v moto_server >/dev/null || python3 -c 'import moto.server' 2>/dev/null || test -x "$HOME/.pyenv/shims/moto_server" || {
   echo "moto_server missing (S3 fault tests): pip install 'moto[server]==5.2.1'" >&2; exit 1; }
