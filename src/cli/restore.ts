@@ -72,6 +72,22 @@ export function restoreCommand(program: Command): void {
           for (const t of m.tables) for await (const b of batches(tableFile(src, t.name))) await tw.insert(t.name, b);
           await tw.resetSequences();
         });
+        // The checkpoint file was copied after the snapshot: checkpoints over audit rows written
+        // later name rows the backup does not hold and would read as truncation. Each line is
+        // signed on its own, so dropping the later ones leaves the others valid.
+        const cpFile = path.join(cfg.dataDir, 'audit-checkpoints.jsonl');
+        if (m.files.some((f) => f.name === 'audit-checkpoints.jsonl')) {
+          const last = await restoreWriter(db).lastAuditId();
+          const kept = (await readFile(cpFile, 'utf8')).split('\n').filter((line) => {
+            if (!line.trim()) return false;
+            try {
+              return (JSON.parse(line) as { seq?: number }).seq! <= last;
+            } catch {
+              return true; // not ours to judge: audit verify reports a damaged line
+            }
+          });
+          await writeFile(cpFile, kept.map((l) => `${l}\n`).join(''), { mode: 0o600 });
+        }
         let count = 0;
         for await (const b of instanceBlobs(src)) {
           const put = await blobs.put(b.key, createReadStream(path.join(src, 'blobs', b.key)));
@@ -87,12 +103,19 @@ export function restoreCommand(program: Command): void {
             return 'unknown';
           }
         })();
-        await createAuditLog(createAuditRepo(db)).record({
+        // The restored trail goes on under the restored audit key (or the master key's), so the row is MAC'd like every other.
+        const { auditKeyFromMaster, dataDirAuditKey } = await import('../pki/audit-key.js');
+        const { loadMasterKey } = await import('../pki/master-key.js');
+        const { auditCheckpointFile } = await import('../storage/audit-checkpoint-file.js');
+        const key = cfg.masterKeyFile ? auditKeyFromMaster(await loadMasterKey(cfg.masterKeyFile)) : await dataDirAuditKey(cfg.dataDir, { create: true });
+        const auditLog = createAuditLog(createAuditRepo(db), undefined, { key, checkpoints: auditCheckpointFile(cfg.dataDir), checkpointEveryMs: 0 });
+        await auditLog.record({
           action: 'admin.restore',
           outcome: 'success',
           principal: SYSTEM,
           details: { via: 'cli', operator, backupId: m.backupId, backupTime: m.time },
         });
+        await auditLog.close(); // a signed checkpoint naming the restore row
         const rows = m.tables.reduce((a, t) => a + t.rows, 0);
         emit(opts.json, { restored: true, time: m.time, rows, blobs: count, files: m.files.length }, () => [
           `restored the backup of ${m.time}: ${rows} rows, ${count} blobs, ${m.files.length} files`,

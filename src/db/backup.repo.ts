@@ -87,6 +87,12 @@ export async function withSnapshot<T>(db: Db, fn: (s: SnapshotReader) => Promise
   });
 }
 
+/**
+ * Tables a migration fills with one row of its own (audit_meta: where the legacy, un-MAC'd
+ * audit rows end). An empty database has that row; the backup's row replaces it.
+ */
+const SEEDED_BY_MIGRATIONS = new Set(['audit_meta']);
+
 export interface RestoreWriter {
   migrations(): Promise<string[]>;
   tables(): Promise<string[]>;
@@ -96,6 +102,8 @@ export interface RestoreWriter {
   insert(table: string, rows: string[]): Promise<void>;
   /** Moves every serial/identity sequence past the largest restored value. */
   resetSequences(): Promise<void>;
+  /** The newest audit row's id (0 when none). */
+  lastAuditId(): Promise<number>;
 }
 
 export function restoreWriter(db: Db): RestoreWriter {
@@ -106,13 +114,21 @@ export function restoreWriter(db: Db): RestoreWriter {
     tables: () => tableOrder(db),
     async nonEmptyTables() {
       const out: string[] = [];
-      for (const t of await tableOrder(db)) if ((await db.raw('SELECT EXISTS (SELECT 1 FROM ?? LIMIT 1) AS e', [t])).rows[0].e) out.push(t);
+      for (const t of await tableOrder(db)) {
+        if (SEEDED_BY_MIGRATIONS.has(t)) continue;
+        if ((await db.raw('SELECT EXISTS (SELECT 1 FROM ?? LIMIT 1) AS e', [t])).rows[0].e) out.push(t);
+      }
       return out;
     },
     async insert(table, rows) {
       if (rows.length === 0) return;
+      if (SEEDED_BY_MIGRATIONS.has(table)) await db(table).delete();
       // PostgreSQL converts each JSON field to the column's own type.
       await db.raw('INSERT INTO ?? SELECT * FROM json_populate_recordset(NULL::??, ?::json)', [table, table, `[${rows.join(',')}]`]);
+    },
+    async lastAuditId() {
+      const r = (await db('audit_events').max('id as m').first()) as { m: number | string | null } | undefined;
+      return Number(r?.m ?? 0);
     },
     async resetSequences() {
       const seqs = await db.raw(
