@@ -16,6 +16,7 @@ import https from 'node:https';
 import path from 'node:path';
 import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { distinctColours, pixelsOf } from '../helpers/canvas.js';
 import { ARTIFACTS, launchChromium, requireChromium, ROOT, spkiHash, startServe, type ServeProcess } from '../helpers/browser.js';
 import { run } from '../helpers/dimse-tools.js';
 import { SAMPLE_DIR } from '../helpers/samples.js';
@@ -352,6 +353,28 @@ describe('the console in Chromium', () => {
     });
     for (const [p, status] of Object.entries(statuses)) expect([403, 404], `${p}: ${status}`).toContain(status);
     await expectNoSecretsInStorage(s);
+  });
+
+  it('the user opens the CT from the list in the viewer: same session, no second login, the image is drawn', async () => {
+    const s = sessions[sessions.length - 1];
+    await s.page.goto('/#/studies');
+    await heading(s.page, 'Studies');
+    const ctRow = s.page.getByRole('row', { name: /2004-01-19/ });
+    // The link opens a new tab (target=_blank): the viewer runs on the console's cookie.
+    const [viewer] = await Promise.all([s.context.waitForEvent('page'), ctRow.getByRole('link', { name: /in the viewer/ }).click()]);
+    viewer.on('pageerror', (e) => s.problems.push(`viewer page error: ${e.message}`));
+    await viewer.waitForLoadState();
+    expect(new URL(viewer.url()).pathname).toBe('/viewer/viewer');
+    const canvas = viewer.locator('canvas.cornerstone-canvas').first();
+    await canvas.waitFor({ state: 'visible', timeout: 60_000 });
+    // A drawn CT has many grey levels; a blank or failed viewport has one or two colours.
+    await expect.poll(async () => distinctColours(pixelsOf(await canvas.screenshot())), { timeout: 60_000, interval: 500 }).toBeGreaterThan(8);
+    // No first-visit tour over the image (app-config.ts turns OHIF's tours off).
+    await viewer.waitForTimeout(1000);
+    expect(await viewer.getByText('Skip all').count()).toBe(0);
+    expect(await viewer.getByText(/not available|error/i).count()).toBe(0);
+    await shot(viewer, 'viewer-from-console');
+    await viewer.close();
   });
 
   it('logout ends the session: the old cookie gets 401 from a plain HTTPS client', async () => {

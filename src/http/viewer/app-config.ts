@@ -34,7 +34,9 @@ export function viewerAppConfigJs(o: ViewerConfigOptions): string {
     routerBasename: ${s(o.basename)},
     extensions: [],
     modes: [],
-    customizationService: {},
+    // No first-visit tour over the image a doctor opened (OHIF's 'ohif.tours' customization,
+    // extensions/default onboardingCustomization.ts): an empty list shows nothing.
+    customizationService: [{ 'ohif.tours': { $set: [] } }],
     showStudyList: true,
     maxNumberOfWebWorkers: 3,
     showWarningMessageForCrossOrigin: false,
