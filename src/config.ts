@@ -33,7 +33,8 @@ export interface Config {
   aeTitle: string;
   databaseUrl?: string;
   s3?: S3Config;
-  tls: { cert?: string; key?: string; ca?: string };
+  /** Your own PKI; `caKey` (TRESOR_TLS_CA_KEY) lets Tresor issue device certificates from your CA. */
+  tls: { cert?: string; key?: string; ca?: string; caKey?: string };
   /** Extra names (DNS or IP) in the generated server certificate, e.g. the LAN name clients use. */
   tlsHostnames: readonly string[];
   /** Initial admin password chosen by the operator (never logged). */
@@ -114,6 +115,7 @@ export const SETTINGS = {
   tlsCert: { env: 'TRESOR_TLS_CERT', flag: 'tls-cert' },
   tlsKey: { env: 'TRESOR_TLS_KEY', flag: 'tls-key' },
   tlsCa: { env: 'TRESOR_TLS_CA', flag: 'tls-ca' },
+  tlsCaKey: { env: 'TRESOR_TLS_CA_KEY', flag: 'tls-ca-key' },
   tlsHostnames: { env: 'TRESOR_TLS_HOSTNAMES', flag: 'tls-hostnames' },
   adminPassword: { env: 'TRESOR_ADMIN_PASSWORD', flag: 'admin-password' },
   publicUrl: { env: 'TRESOR_PUBLIC_URL', flag: 'public-url' },
@@ -230,9 +232,12 @@ export function loadConfig(flags: RawSettings = {}, env: NodeJS.ProcessEnv = pro
     }
   }
 
-  const tls = { cert: raw.tlsCert, key: raw.tlsKey, ca: raw.tlsCa };
+  const tls = { cert: raw.tlsCert, key: raw.tlsKey, ca: raw.tlsCa, caKey: raw.tlsCaKey };
   if ((tls.cert === undefined) !== (tls.key === undefined)) {
     problems.push(`${label('tlsCert')} and ${label('tlsKey')} must be given together`);
+  }
+  if (tls.caKey !== undefined && (tls.cert === undefined || tls.ca === undefined)) {
+    problems.push(`${label('tlsCaKey')} is the key of your own CA: give it with ${label('tlsCert')}, ${label('tlsKey')} and ${label('tlsCa')} (without them Tresor generates its own CA)`);
   }
 
   // Checked here (one message per name) rather than when the certificate is generated.

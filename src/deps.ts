@@ -168,7 +168,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, overr
       );
     }
     const pki = overrides.pki ?? (config.tls.cert && config.tls.key
-      ? await loadPki({ cert: config.tls.cert, key: config.tls.key, ca: config.tls.ca })
+      ? await loadPki({ cert: config.tls.cert, key: config.tls.key, ca: config.tls.ca, caKey: config.tls.caKey })
       : sealKey
         ? await ensureDbPki({ repo: secrets, sealKey, hostnames: config.tlsHostnames, existingCa: () => localCa(path.join(config.dataDir, 'tls')) })
         : await ensureLocalPki({ tlsDir: path.join(config.dataDir, 'tls'), hostnames: [os.hostname(), ...config.tlsHostnames] }));

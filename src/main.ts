@@ -41,7 +41,7 @@ export async function startServer(config: Readonly<Config>, logger: Logger): Pro
   let deps: Deps;
   try {
     // Key files readable by others are refused before anything is read from them (startup-checks.ts).
-    const keyFiles = config.tls.key !== undefined ? [config.tls.key] : [path.join(config.dataDir, 'tls', 'server.key'), path.join(config.dataDir, 'tls', 'ca.key')];
+    const keyFiles = config.tls.key !== undefined ? [config.tls.key, ...(config.tls.caKey !== undefined ? [config.tls.caKey] : [])] : [path.join(config.dataDir, 'tls', 'server.key'), path.join(config.dataDir, 'tls', 'ca.key')];
     for (const f of keyFiles) await fs.access(f).then(() => checkKeyFileMode(f), () => undefined);
     // The database and S3 may still be starting (compose, systemd): wait for them, bounded.
     deps = await withStartupRetry('the database and the blob store', config.startupWaitSeconds, logger, () => createDeps(config, logger));

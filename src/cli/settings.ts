@@ -27,6 +27,7 @@ export const SETTING_HELP: Record<SettingName, string> = {
   tlsCert: 'your own server certificate (PEM; default: generated in <data-dir>/tls)',
   tlsKey: "your own server certificate's key (PEM)",
   tlsCa: 'your own CA certificate (PEM)',
+  tlsCaKey: "your own CA's private key (PEM, mode 0600): Tresor then issues device certificates from your CA (default: none; device certificates cannot be issued with your own PKI)",
   tlsHostnames: 'extra names or addresses in the generated server certificate, comma-separated (default: none; localhost, 127.0.0.1, ::1 and the host name are always in it)',
   adminPassword: "first admin's password on an empty database, ≥ 12 characters (default: generated into <data-dir>/initial-admin-password)",
   publicUrl: 'public https:// base URL for links (default: from the listener)',

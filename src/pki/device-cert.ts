@@ -119,7 +119,7 @@ function signDeviceLeaf(
 
 function requireCa(pki: Pki): { caCertPem: string; caKeyPem: string } {
   if (!canIssueDeviceCertificates(pki)) {
-    throw unavailable('ca-key-unavailable', 'device certificates cannot be issued: the CA private key is not configured');
+    throw unavailable('ca-key-unavailable', 'device certificates cannot be issued: Tresor runs with your own PKI and has no CA key; set TRESOR_TLS_CA_KEY to the private key of your CA (a 0600 file) and restart');
   }
   return { caCertPem: pki.caCertPem, caKeyPem: pki.caKeyPem };
 }

@@ -62,7 +62,8 @@ export interface TestServer {
 
 export interface TestServerOptions {
   db: Db;
-  pki: Pki;
+  /** Absent: the PKI the configuration names (config.tls), as `tresor serve` builds it. */
+  pki?: Pki;
   /** Holds keys/, blobs/, tmp/ and initial-admin-password; reuse it to "restart" the same installation. */
   dataDir: string;
   /** Bootstraps `admin` with this password (no change required); absent: no bootstrap. */

@@ -473,7 +473,7 @@ export function createAdministration(ctx: IdentityContext) {
         requireAdministrator(actor);
         const { device } = await manageableDevice(actor, aeTitle);
         const issuer = ctx.certificates;
-        if (!issuer || !issuer.canIssue) throw unavailable('ca-key-unavailable', 'device certificates cannot be issued: the CA private key is not configured');
+        if (!issuer || !issuer.canIssue) throw unavailable('ca-key-unavailable', 'device certificates cannot be issued: Tresor runs with your own PKI and has no CA key; set TRESOR_TLS_CA_KEY to the private key of your CA (a 0600 file) and restart');
         // A registered C-MOVE destination (host and port) runs a storage SCP Tresor connects to.
         const storageScp = device.host !== null && device.port !== null;
         const issued =
