@@ -109,17 +109,34 @@ export interface Session {
   relogin(): Promise<void>;
 }
 
+function readCa(opts: ServerOptions): string | undefined {
+  if (!opts.ca) return undefined;
+  try {
+    return readFileSync(opts.ca, 'utf8');
+  } catch (e) {
+    throw usageError(`--ca ${opts.ca}: ${(e as NodeJS.ErrnoException).code ?? 'unreadable'}; give Tresor's CA file (<data>/tls/ca.crt)`);
+  }
+}
+
+/**
+ * The user's own password change (POST /auth/password), the forced first change
+ * included: a token whose password must be changed may call only that route. The
+ * server checks the rules and audits; refused (exit 1) with its reason.
+ */
+export async function changeOwnPassword(opts: ServerOptions, newPassword: string): Promise<void> {
+  const base = parseUrl(opts.url);
+  const ca = readCa(opts);
+  const currentPassword = await adminPassword(opts);
+  const login = await send(base, ca, 'POST', '/auth/token', { username: opts.user, password: currentPassword });
+  if (login.status !== 200) throw usageError(`login as ${opts.user} refused: ${apiMessage(login)}; check --user and --password-file (the current password)`);
+  const a = await send(base, ca, 'POST', '/auth/password', { currentPassword, newPassword }, String(login.body.access_token));
+  if (a.status !== 200) throw refused(`password not changed: ${apiMessage(a)}`);
+}
+
 /** Logs in (exit 2 when refused) and keeps the password to log in again when the token expires. */
 export async function openSession(opts: ServerOptions): Promise<Session> {
   const base = parseUrl(opts.url);
-  let ca: string | undefined;
-  if (opts.ca) {
-    try {
-      ca = readFileSync(opts.ca, 'utf8');
-    } catch (e) {
-      throw usageError(`--ca ${opts.ca}: ${(e as NodeJS.ErrnoException).code ?? 'unreadable'}; give Tresor's CA file (<data>/tls/ca.crt)`);
-    }
-  }
+  const ca = readCa(opts);
   const password = await adminPassword(opts);
   const login = async (): Promise<string> => {
     const a = await send(base, ca, 'POST', '/auth/token', { username: opts.user, password });
@@ -127,7 +144,7 @@ export async function openSession(opts: ServerOptions): Promise<Session> {
       throw usageError(`login as ${opts.user} refused: ${apiMessage(a)}; check --user and --password-file`);
     }
     if (a.body.password_change_required) {
-      throw usageError(`${opts.user} must change its one-time password first: POST /auth/password (see README, first steps) or the console`);
+      throw usageError(`${opts.user} must change its one-time password first: run tresor password --user ${opts.user} (or use the console)`);
     }
     return String(a.body.access_token);
   };

@@ -9,6 +9,7 @@ import { backupCommands } from './backup.js';
 import { importCommand } from './import.js';
 import { restoreCommand } from './restore.js';
 import { offlineCommands } from './offline.js';
+import { passwordCommand } from './password.js';
 import { CliError, EXIT } from './output.js';
 import { serverCommands } from './server.js';
 import { userCommands } from './user.js';
@@ -20,7 +21,7 @@ export function buildProgram(): Command {
   const program = new Command('tresor')
     .description(
       'Tresor: a hardened, minimal PACS.\n' +
-        'Online commands (department, user, device, import) talk to the running server as an administrator: ' +
+        'Online commands (department, user, device, import, password) talk to the running server as an administrator: ' +
         'TRESOR_URL, TRESOR_CA, TRESOR_USER, TRESOR_PASSWORD_FILE.\n' +
         'Exit codes: 0 done, 1 refused or partly failed, 2 usage, configuration, connection or login error.',
     )
@@ -35,6 +36,7 @@ export function buildProgram(): Command {
   userCommands(program);
   deviceCommands(program);
   importCommand(program);
+  passwordCommand(program);
   backupCommands(program);
   restoreCommand(program);
   return program;
