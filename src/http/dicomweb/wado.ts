@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { invalid, isTresorError, unavailable } from '../../core/errors.js';
+import { invalid, isTresorError } from '../../core/errors.js';
 import { bulkValueAt, readHeaderDict } from '../../core/dicom/pixels/bulkdata.js';
 import { imagePixelModule, parseFrameList } from '../../core/dicom/pixels/frame-plan.js';
 import { shapeOfMetadata } from '../../core/dicom/pixels/pixel-bounds.js';
@@ -20,6 +20,7 @@ import { chooseInstance, choosePixel, type InstanceChoice } from './negotiate.js
 import { instanceUrl, withBulkDataUris } from './urls.js';
 import { closeDelimiter, multipartContentType, newBoundary, partHead } from './multipart.js';
 import { readAll } from '../../lib/read-all.js';
+import { openerOf } from '../open-stored.js';
 import { acceptOf, acceptsDicomJson } from './request-accept.js';
 import { retrieval, retrieveRequestOf, storedObject, type Retrieval } from './retrieval.js';
 
@@ -60,17 +61,7 @@ export function registerWadoRoutes(app: FastifyInstance, ctx: DicomwebContext): 
     }
     // Open the first object before answering: a blob missing behind its row is then a
     // clean 503, not a 200 cut short (later ones can only cut the response).
-    const open = async (row: StoredInstance) => {
-      try {
-        return await r.open(row);
-      } catch (e) {
-        if (isTresorError(e) && e.kind === 'not-found') {
-          request.log.error({ sopInstanceUid: row.sopInstanceUid }, 'stored object missing behind its index row');
-          throw unavailable('blob-missing', 'A stored object is missing; the operator has been told.');
-        }
-        throw e;
-      }
-    };
+    const open = openerOf(r, request.log);
     let first: Readable | undefined = !ready && choices[0]?.mode === 'stored' ? await open(rows[0]) : undefined;
     r.note({ instances: rows.length, transcoded: choices.filter((c) => c.mode === 'transcode').length });
 

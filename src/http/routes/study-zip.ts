@@ -12,9 +12,9 @@
 import type { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import yazl from 'yazl';
-import { isTresorError, unavailable } from '../../core/errors.js';
 import type { RetrieveService, StoredInstance } from '../../core/retrieve.js';
 import { principalOf } from '../auth.js';
+import { openerOf } from '../open-stored.js';
 
 export interface StudyZipOptions {
   retrieve: RetrieveService;
@@ -35,17 +35,7 @@ export async function studyZipRoutes(app: FastifyInstance, opts: StudyZipOptions
       return opts.retrieve.run(p, { via: 'console', source: request.ip, details: { resource: 'zip' } }, async (r) => {
         const rows = await r.list({ level: 'STUDY', studyUids: [studyUid] });
         r.note({ instances: rows.length });
-        const open = async (row: StoredInstance): Promise<Readable> => {
-          try {
-            return await r.open(row);
-          } catch (e) {
-            if (isTresorError(e) && e.kind === 'not-found') {
-              request.log.error({ sopInstanceUid: row.sopInstanceUid }, 'stored object missing behind its index row');
-              throw unavailable('blob-missing', 'A stored object is missing; the operator has been told.');
-            }
-            throw e;
-          }
-        };
+        const open = openerOf(r, request.log);
         // The first object is opened before answering: a missing blob is then a clean 503.
         let first: Readable | undefined = await open(rows[0]!);
         const zip = new yazl.ZipFile();
