@@ -67,11 +67,11 @@ export default tseslint.config(
   },
   {
     // Plain Node scripts (benchmark driver): Node's globals.
-    files: ['scripts/**/*.mjs'],
+    files: ['scripts/**/*.mjs', 'docker/**/*.mjs'],
     languageOptions: { globals: { process: 'readonly', console: 'readonly', URL: 'readonly', setTimeout: 'readonly', Buffer: 'readonly' } },
   },
   {
-    files: ['src/config.ts', 'test/**/*.ts', 'scripts/**', 'vitest.config.ts', 'eslint.config.js'],
+    files: ['src/config.ts', 'test/**/*.ts', 'scripts/**', 'docker/**', 'vitest.config.ts', 'eslint.config.js'],
     rules: { 'no-restricted-properties': 'off' },
   },
 );

@@ -7,8 +7,8 @@
 // man in the middle who would have to be inside the container already. Verifying would tie
 // the probe to where the CA lives (generated in /data/tls, your own PKI via TRESOR_TLS_CA,
 // or sealed in the database with TRESOR_MASTER_KEY_FILE) and to the certificate's host names.
-'use strict';
-const https = require('node:https');
+
+import https from 'node:https';
 
 const port = Number(process.env.TRESOR_HTTP_PORT || 8443);
 const req = https.get({ host: '127.0.0.1', port, path: '/healthz', rejectUnauthorized: false, timeout: 8000 }, (res) => {
