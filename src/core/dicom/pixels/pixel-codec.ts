@@ -43,6 +43,8 @@ export interface PixelCodec {
   transcodeDataset(shape: PixelShape | undefined, load: () => Promise<Buffer>, from: string, to: string): Promise<Buffer>;
   /** One frame (its bytes in `transferSyntaxUid`) with the attributes before Pixel Data → JPEG or PNG. */
   render(header: Record<string, any>, frame: Buffer, transferSyntaxUid: string, opts: RenderOptions): Promise<Buffer>;
+  /** Whether a header's promise (pixel-bounds.ts) is within the cap; unknown shapes are left to the child's check. */
+  admits(shape: PixelShape | undefined): boolean;
   /** Process ids of the live children (tests, diagnostics). */
   pids(): number[];
   close(): Promise<void>;
@@ -145,6 +147,7 @@ export function createPixelCodec(s: PixelCodecSettings, onEvent?: (e: PixelCodec
       if (budget.nodes < 0 || budget.bytes < 0) throw unavailable('render-failed', 'This image could not be decoded (its attributes are damaged); retrieve it as stored (transfer-syntax=*).');
       return run(async () => ({ kind: 'render', header: copied, frame, transferSyntaxUid, opts, maxPixels: MAX_RENDER_PIXELS }), 'render-failed');
     },
+    admits: (shape) => !shape || promisedBytes(shape).total <= s.maxOutputBytes,
     pids: () => pool.pids(),
     close: () => pool.close(),
   };
