@@ -7,6 +7,8 @@
 // decompression-bomb.test.ts).
 
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { Readable } from 'node:stream';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import zlib from 'node:zlib';
@@ -21,6 +23,7 @@ import { frameSource } from '../../src/http/dicomweb/frame-source.js';
 import { isEncapsulated, TS } from '../../src/core/dicom/transfer-syntaxes.js';
 import { readFileMeta } from '../../src/core/dicom/part10.js';
 import { inflatePart10 } from '../../src/core/dicom/inflate.js';
+import { parsePart10File } from '../../src/core/dicom/parse.js';
 
 const D = '/usr/lib/python3/dist-packages/pydicom/data/test_files/';
 const MiB = 1024 * 1024;
@@ -224,6 +227,7 @@ describe('decoding fuzz: mutated samples of every syntax through the one decodin
       );
       clearInterval(tick);
       if (stalls.length) console.log('event loop stalls:', stalls);
+      console.log('event loop max delay ms:', (lag.max / 1e6).toFixed(0));
       const lagMaxMs = lag.max / 1e6;
       lag.disable();
       const total = Object.values(tally).reduce((n, t) => n + Object.values(t).reduce((a, b) => a + b, 0), 0);
@@ -278,8 +282,17 @@ describe('decoding fuzz: mutated samples of every syntax through the one decodin
         () => undefined,
         (e: unknown) => e,
       );
+      // Ingest's parser (STOW-RS, C-STORE) refuses it the same way: before dcmjs parses it.
+      const file = path.join(os.tmpdir(), `tresor-fuzz-${process.pid}-${what.replace(/ /g, '-')}.dcm`);
+      fs.writeFileSync(file, bomb);
+      const ingestErr = await parsePart10File(file).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      fs.rmSync(file);
       h.disable();
       expect(isTresorError(err) && err.reason, what).toBe('stored-object-unreadable');
+      expect(isTresorError(ingestErr) && ingestErr.reason, what).toBe('deflated-too-large');
       expect(h.max / 1e6, what).toBeLessThan(1_000);
     }
     // The same walk passes the real sample (it is what ingest and retrieval parse).
