@@ -99,6 +99,7 @@ export function registerWadoRoutes(app: FastifyInstance, ctx: DicomwebContext): 
     // (no trailers for multipart/related); the client sees fewer parts than it asked for,
     // the partial success C-GET reports with its sub-operation counts (PS3.4 C.4.3).
     const omitted: { sopInstanceUid: string; reason: string }[] = [];
+    let omittedCount = 0;
     let parts = 0;
     async function* body(): AsyncGenerator<Buffer> {
       for (let i = 0; i < rows.length; i++) {
@@ -124,7 +125,9 @@ export function registerWadoRoutes(app: FastifyInstance, ctx: DicomwebContext): 
             out = await transcode(row);
           } catch (e) {
             if (!isDecodeRefusal(e)) throw e;
-            omitted.push({ sopInstanceUid: row.sopInstanceUid, reason: e.reason });
+            // (The audit row lists the first 100; `omittedCount` says how many.)
+            if (omitted.length < 100) omitted.push({ sopInstanceUid: row.sopInstanceUid, reason: e.reason });
+            omittedCount++;
             request.log.warn({ reason: e.reason, instance: i + 1, of: rows.length }, 'WADO-RS: an instance could not be transcoded and is left out of the multipart response');
             continue;
           }
@@ -141,8 +144,8 @@ export function registerWadoRoutes(app: FastifyInstance, ctx: DicomwebContext): 
       // says what was delivered (instances left out, or the client going away).
       await finished(reply.raw).catch(() => r.note({ aborted: true }));
     }
-    r.note({ instances: rows.length, transcoded, ...(omitted.length ? { sent: parts, omitted } : {}) });
-    if (omitted.length) r.failed('instances-not-transcoded');
+    r.note({ instances: rows.length, transcoded, ...(omittedCount ? { sent: parts, omitted, omittedCount } : {}) });
+    if (omittedCount) r.failed('instances-not-transcoded');
     // Already sent: nothing for Fastify to send (returning the reply would make it warn).
     return transcoded > 0 && rows.length > 1 ? undefined : reply;
     });
