@@ -31,7 +31,10 @@ export interface StoredInstance {
   departmentId: number;
   instanceNumber: number | null;
   numberOfFrames: number | null;
-  /** DICOM JSON without bulk data; empty unless listed `withMetadata`. */
+  /**
+   * DICOM JSON without bulk data; empty unless listed `withMetadata`; only the Image
+   * Pixel size attributes and Pixel Data's presence when listed `withPixelShape`.
+   */
   metadata: DicomJson;
   /** Server-generated blob key; never shown to callers. */
   objectKey: string;
@@ -39,12 +42,22 @@ export interface StoredInstance {
 
 export interface RetrieveRepo {
   /** Instances matching `req` within `scope`, ordered by study, series, instance number. */
-  list(s: Scope, req: RetrieveRequest, opts: { withMetadata: boolean; limit: number }): Promise<StoredInstance[]>;
+  list(s: Scope, req: RetrieveRequest, opts: { withMetadata: boolean; withPixelShape?: boolean; limit: number }): Promise<StoredInstance[]>;
+}
+
+/**
+ * `withPixelShape`: the few attributes a decoder's promise is computed from
+ * (pixel-bounds.ts shapeOfMetadata), without the rest of each instance's JSON: a
+ * transcoding retrieve checks every instance's promise before the first byte is sent.
+ */
+export interface ListOptions {
+  withMetadata?: boolean;
+  withPixelShape?: boolean;
 }
 
 /** One retrieve request as the door runs it; whatever it lists goes into the request's one row. */
 export interface Retrieval {
-  list(req: RetrieveRequest, opts?: { withMetadata?: boolean }): Promise<StoredInstance[]>;
+  list(req: RetrieveRequest, opts?: ListOptions): Promise<StoredInstance[]>;
   open(i: StoredInstance): Promise<Readable>;
   /** Door-specific counts and detail (instances sent/failed, frames, resource…); merged into the row. */
   note(details: Record<string, unknown>): void;
@@ -63,7 +76,7 @@ export interface RetrieveService {
    * Throws not-found when nothing in scope matches. `metadata` is loaded only with
    * `withMetadata` (a C-GET of a large study must not pull every instance's JSON).
    */
-  list(p: Principal, req: RetrieveRequest, opts?: { withMetadata?: boolean }): Promise<StoredInstance[]>;
+  list(p: Principal, req: RetrieveRequest, opts?: ListOptions): Promise<StoredInstance[]>;
   open(i: StoredInstance): Promise<Readable>;
 }
 // (`list` and `open` alone are unaudited: for `run`, for core tests, and for the C-MOVE
@@ -111,7 +124,7 @@ export function createRetrieveService(d: { repo: RetrieveRepo; blobs: BlobStore;
       }
       const s = scope(p, 'read');
       if (!s.all && s.departmentIds.length === 0) throw notFound();
-      const rows = await d.repo.list(s, req, { withMetadata: opts?.withMetadata ?? false, limit: MAX_RETRIEVE_INSTANCES });
+      const rows = await d.repo.list(s, req, { withMetadata: opts?.withMetadata ?? false, withPixelShape: opts?.withPixelShape ?? false, limit: MAX_RETRIEVE_INSTANCES });
       if (rows.length === 0) throw notFound();
       return rows;
     },

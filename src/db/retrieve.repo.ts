@@ -1,6 +1,9 @@
 import type { RetrieveRepo, StoredInstance } from '../core/retrieve.js';
 import type { Db } from './knex.js';
 
+/** Rows, Columns, Samples per Pixel, Bits Allocated, Number of Frames, Pixel Data (pixel-bounds.ts shapeOfMetadata). */
+const PIXEL_SHAPE_TAGS = ['00280010', '00280011', '00280002', '00280100', '00280008', '7FE00010'];
+
 export function createRetrieveRepo(db: Db): RetrieveRepo {
   return {
     async list(s, req, opts) {
@@ -19,7 +22,7 @@ export function createRetrieveRepo(db: Db): RetrieveRepo {
           'i.instance_number',
           'i.number_of_frames',
           'i.object_key',
-          ...(opts.withMetadata ? ['i.metadata'] : []),
+          ...(opts.withMetadata ? ['i.metadata'] : opts.withPixelShape ? [db.raw(`jsonb_build_object(${PIXEL_SHAPE_TAGS.map((t) => `'${t}', i.metadata->'${t}'`).join(', ')}) as metadata`)] : []),
         )
         .orderBy([{ column: 'st.study_uid' }, { column: 'se.series_number' }, { column: 'se.series_uid' }, { column: 'i.instance_number' }, { column: 'i.sop_instance_uid' }])
         .limit(opts.limit);

@@ -14,13 +14,15 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/http/app.js';
 import { httpsOptions } from '../../src/http/tls.js';
-import { AE, startDimseEnv, type DeviceCreds, type DimseEnv } from '../helpers/dimse-env.js';
+import { AE, auditOf, startDimseEnv, type DeviceCreds, type DimseEnv } from '../helpers/dimse-env.js';
 import { run, startTlsTunnel, type Background } from '../helpers/dimse-tools.js';
-import { multipart, raw } from '../helpers/dicomweb.js';
+import jpeg from 'jpeg-js';
+import { multipart, parseMultipartResponse, raw } from '../helpers/dicomweb.js';
 import { SAMPLE_DIR } from '../helpers/samples.js';
 
 const MiB = 1024 * 1024;
 const RLE = '1.2.840.10008.1.2.5';
+const JPEG_BASELINE = '1.2.840.10008.1.2.4.50';
 const SC = '1.2.840.10008.5.1.4.1.1.7';
 const PASSWORD = 'correct horse battery staple 14';
 
@@ -53,17 +55,20 @@ interface Bomb {
   bytes: Buffer;
 }
 
-/** An RLE Secondary Capture image of `frames` frames of rows × columns 8-bit, each frame fragment `fragment`. */
-function rleObject(n: number, rows: number, columns: number, frames: number, fragment: Buffer): Bomb {
+/**
+ * An RLE (or `o.ts`) Secondary Capture image of `frames` frames of rows × columns 8-bit,
+ * each frame fragment `fragment`; in its own study and series unless `o.into` names them.
+ */
+function rleObject(n: number, rows: number, columns: number, frames: number, fragment: Buffer, o: { ts?: string; into?: { study: string; series: string }; number?: number } = {}): Bomb {
   const root = `2.25.1414${n}${Date.now() % 1e9}`;
-  const study = `${root}.1`;
-  const series = `${root}.2`;
+  const study = o.into?.study ?? `${root}.1`;
+  const series = o.into?.series ?? `${root}.2`;
   const sop = `${root}.3`;
   const metaBody = Buffer.concat([
     el(0x0002, 0x0001, 'OB', Buffer.from([0, 1])),
     el(0x0002, 0x0002, 'UI', uid(SC)),
     el(0x0002, 0x0003, 'UI', uid(sop)),
-    el(0x0002, 0x0010, 'UI', uid(RLE)),
+    el(0x0002, 0x0010, 'UI', uid(o.ts ?? RLE)),
     el(0x0002, 0x0012, 'UI', uid('1.2.826.0.1.3680043.9.7433.1')),
   ]);
   const groupLength = Buffer.alloc(4);
@@ -81,7 +86,7 @@ function rleObject(n: number, rows: number, columns: number, frames: number, fra
     el(0x0010, 0x0020, 'LO', str(`BOMB${n}`)),
     el(0x0020, 0x000d, 'UI', uid(study)),
     el(0x0020, 0x000e, 'UI', uid(series)),
-    el(0x0020, 0x0013, 'IS', str('1')),
+    el(0x0020, 0x0013, 'IS', str(String(o.number ?? 1))),
     el(0x0028, 0x0002, 'US', us(1)),
     el(0x0028, 0x0004, 'CS', str('MONOCHROME2')),
     el(0x0028, 0x0008, 'IS', str(String(frames))),
@@ -124,6 +129,16 @@ describe('decompression bombs stored by a writer, fetched with every conversion 
   // A header that promises 3000 frames of 1024 × 1024 (3 GiB) in 3000 tiny fragments.
   const promises = rleObject(2, 1024, 1024, 3000, rleFrame(4));
   let good: { study: string; series: string; sop: string; bytes: Buffer };
+  // Series that need transcoding instance by instance (WADO-RS of a series, default syntax):
+  // "over": a good image, then the promises bomb — refused up front from the catalogue;
+  // "broken": good, a JPEG whose codestream (1024²) is far larger than its header's 64² —
+  // found only when the child decodes it, after the first part was sent — then good again.
+  const over1 = rleObject(3, 64, 64, 1, rleFrame(32));
+  const over2 = rleObject(4, 1024, 1024, 3000, rleFrame(4), { into: over1, number: 2 });
+  const broken1 = rleObject(5, 64, 64, 1, rleFrame(32));
+  const bigJpeg = jpeg.encode({ width: 1024, height: 1024, data: Buffer.alloc(1024 * 1024 * 4, 128) }, 90).data;
+  const broken2 = rleObject(6, 64, 64, 1, bigJpeg.length % 2 ? Buffer.concat([bigJpeg, Buffer.alloc(1)]) : bigJpeg, { ts: JPEG_BASELINE, into: broken1, number: 2 });
+  const broken3 = rleObject(7, 64, 64, 1, rleFrame(32), { into: broken1, number: 3 });
 
   const login = async (username: string) => {
     const r = await raw(url, ca, 'POST', '/auth/token', { headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username, password: PASSWORD }) });
@@ -146,12 +161,12 @@ describe('decompression bombs stored by a writer, fetched with every conversion 
     tunnel = await startTlsTunnel(env.port, ws, env.caPath);
 
     const mr = await fs.readFile(path.join(SAMPLE_DIR, 'MR_small_RLE.dcm'));
-    const body = multipart([{ body: runs.bytes }, { body: promises.bytes }, { body: mr }]);
+    const body = multipart([runs, promises, over1, over2, broken1, broken2, broken3].map((b) => ({ body: b.bytes })).concat([{ body: mr }]));
     const stow = await raw(url, ca, 'POST', '/dicomweb/studies', { token: writer, headers: { 'content-type': body.contentType, accept: 'application/dicom+json' }, body: body.body });
     // Accepted: ingest keeps the received bytes (ARCHITECTURE.md rule 6) and decodes nothing.
     expect(stow.status, stow.text).toBe(200);
     const ref = stow.json['00081199'].Value as Record<string, any>[];
-    expect(ref).toHaveLength(3);
+    expect(ref).toHaveLength(8);
     const d = (await run('dcmdump', ['-q', '+P', '0020,000d', '+P', '0020,000e', '+P', '0008,0018', path.join(SAMPLE_DIR, 'MR_small_RLE.dcm')])).stdout;
     const v = (tag: string) => new RegExp(`\\(${tag}\\) UI \\[([^\\]]*)\\]`).exec(d)![1];
     good = { study: v('0020,000d'), series: v('0020,000e'), sop: v('0008,0018'), bytes: mr };
@@ -283,4 +298,50 @@ describe('decompression bombs stored by a writer, fetched with every conversion 
     expect(String(t.headers['content-type'])).toContain('multipart/related');
     expect(env.deps.pixels.pids().length).toBeGreaterThan(0);
   });
+
+  it('a series retrieved with transcoding: a promise past the cap refuses the whole request before a byte is sent (406); a decode failure found mid-stream leaves that instance out of a well-formed multipart, and the audit row names it', async () => {
+    const dicom = 'multipart/related; type="application/dicom"';
+    const series = (b: Bomb) => `/dicomweb/studies/${b.study}/series/${b.series}`;
+
+    // (a) The catalogue's promise of the 2nd instance (3 GiB) is past the cap: 406 up front, no multipart at all.
+    const a = await raw(url, ca, 'GET', series(over1), { token: reader, headers: { accept: dicom } });
+    expect(a.status, a.text).toBe(406);
+    expect(a.json.error.code).toBe('decode-too-large');
+    expect(a.json.error.message).toContain(over2.sop);
+    expect(String(a.headers['content-type'])).not.toContain('multipart');
+    // The same series as stored is served whole.
+    const asStored = await raw(url, ca, 'GET', series(over1), { token: reader, headers: { accept: `${dicom}; transfer-syntax=*` } });
+    expect(asStored.status).toBe(200);
+    expect(parseMultipartResponse(asStored.headers['content-type'], asStored.body)).toHaveLength(2);
+
+    // (b) The 2nd instance fails in the codec child after the 1st was sent: the response is
+    // a complete multipart (closing delimiter) with the 1st and 3rd instances, transcoded.
+    const b = await raw(url, ca, 'GET', series(broken1), { token: reader, headers: { accept: dicom } });
+    expect(b.status, b.text).toBe(200);
+    const boundary = /boundary=([^";]+)/.exec(String(b.headers['content-type']))![1];
+    expect(b.body.subarray(b.body.length - boundary.length - 6).toString('latin1')).toBe(`--${boundary}--\r\n`);
+    const parts = parseMultipartResponse(b.headers['content-type'], b.body);
+    expect(parts).toHaveLength(2);
+    for (const [part, sent] of [[parts[0], broken1], [parts[1], broken3]] as const) {
+      expect(part.headers['content-type']).toBe('application/dicom; transfer-syntax=1.2.840.10008.1.2.1');
+      expect(part.body.toString('latin1', 128, 132)).toBe('DICM');
+      expect(part.body.includes(Buffer.from(sent.sop, 'latin1'))).toBe(true);
+      expect(part.body.includes(Buffer.from('1.2.840.10008.1.2.1\0', 'latin1'))).toBe(true);
+    }
+    expect(b.body.includes(Buffer.from(broken2.sop, 'latin1'))).toBe(false);
+
+    // Audit: (a) refused naming the instance; (b) a failure row saying which instance was left out and why.
+    // (The row of a streamed answer is written once the body has gone out: it may trail the client by a moment.)
+    let rows: Awaited<ReturnType<typeof auditOf>> = [];
+    for (let t0 = Date.now(); Date.now() - t0 < 10_000; await new Promise((res) => setTimeout(res, 100))) {
+      rows = (await auditOf(env, 'retrieve')).filter((r) => r.details.resource === 'instances');
+      if (rows.some((r) => r.details.seriesUid === broken1.series) && rows.some((r) => r.details.seriesUid === over1.series && r.outcome === 'failure')) break;
+    }
+    const refused = rows.find((r) => r.details.seriesUid === over1.series && r.details.reason === 'decode-too-large');
+    expect(refused?.outcome).toBe('failure');
+    expect(refused?.details.refusedInstance).toBe(over2.sop);
+    const partial = rows.find((r) => r.details.seriesUid === broken1.series && r.details.reason === 'instances-not-transcoded');
+    expect(partial?.outcome).toBe('failure');
+    expect(partial?.details).toMatchObject({ instances: 3, transcoded: 3, sent: 2, omittedCount: 1, omitted: [{ sopInstanceUid: broken2.sop, reason: 'decode-too-large' }] });
+  }, 120_000);
 });

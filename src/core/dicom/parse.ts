@@ -9,7 +9,7 @@ import { toArrayBuffer } from '../../lib/array-buffer.js';
 import { invalid, tooLarge } from '../errors.js';
 import { silenceDcmjs } from './dcmjs-quiet.js';
 import { datasetOffsetFromGroupLength, FILE_META_START, MAX_FILE_META_BYTES, PREAMBLE_LENGTH, readFileMeta } from './part10.js';
-import { inflatePart10, MAX_INFLATED_BYTES } from './inflate.js';
+import { inflatePart10, MAX_INFLATED_BYTES, MAX_INFLATED_ELEMENTS, MAX_INFLATED_VALUE_BYTES } from './inflate.js';
 import { TS } from './transfer-syntaxes.js';
 import { walkDataset, type PixelDataLocation } from './walk.js';
 
@@ -90,6 +90,7 @@ export async function parsePart10File(path: string): Promise<ParsedObject> {
       // Inflated off the event loop and bounded (inflate.ts); dcmjs then reads explicit VR little endian.
       const c = await inflatePart10(buf, datasetOffset);
       if (!c.ok && c.why === 'too-large') throw tooLarge('deflated-too-large', `Deflated data sets that inflate to more than ${MAX_INFLATED_BYTES / (1024 * 1024)} MiB are not accepted; send the object uncompressed or in an encapsulated syntax.`);
+      if (!c.ok && c.why === 'too-complex') throw tooLarge('deflated-too-large', `Deflated data sets with more than ${MAX_INFLATED_ELEMENTS} elements or ${MAX_INFLATED_VALUE_BYTES / (1024 * 1024)} MiB of non-binary values (or whose element headers are damaged) are not accepted; send the object uncompressed or in an encapsulated syntax.`);
       if (!c.ok) throw invalid('unreadable', 'The deflated data set is not a valid deflate stream.');
       buf = c.part10;
     }

@@ -18,7 +18,7 @@ export type IngestLike = Pick<IngestService, 'openTransfer'>;
 export type RetrieveLike = Pick<RetrieveService, 'run'>;
 export type DeletionLike = Pick<DeletionService, 'delete'>;
 /** Decoding under limits, out of process (core/dicom/pixels/pixel-codec.ts). */
-export type PixelsLike = Pick<PixelCodec, 'transcodeObject' | 'render'>;
+export type PixelsLike = Pick<PixelCodec, 'transcodeObject' | 'render' | 'admits'>;
 
 export interface DicomwebConfig {
   /** Public base URL (https://host[:port][/path], no trailing slash); links are built from it, never from Host. */

@@ -4,8 +4,9 @@
 
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { invalid, isTresorError } from '../../core/errors.js';
+import { invalid, isTresorError, type TresorError } from '../../core/errors.js';
 import { bulkValueAt, readHeaderDict } from '../../core/dicom/pixels/bulkdata.js';
 import { imagePixelModule, parseFrameList } from '../../core/dicom/pixels/frame-plan.js';
 import { shapeOfMetadata } from '../../core/dicom/pixels/pixel-bounds.js';
@@ -34,7 +35,7 @@ export function registerWadoRoutes(app: FastifyInstance, ctx: DicomwebContext): 
     const p = principalOf(request);
     const params = request.params as Params;
     return retrieval(ctx, p, params, 'instances', async (r) => {
-    const rows = await r.list(retrieveRequestOf(params));
+    let rows = await r.list(retrieveRequestOf(params));
     const choices: InstanceChoice[] = [];
     for (const row of rows) {
       const c = chooseInstance(ranges, row.transferSyntaxUid, row.size);
@@ -44,17 +45,33 @@ export function registerWadoRoutes(app: FastifyInstance, ctx: DicomwebContext): 
       }
       choices.push(c);
     }
-    // One instance to transcode: do it before answering, so a codec failure is still a 406
-    // (with the reason: decode-failed, decode-too-large, decode-timeout). Decoding runs in
-    // a codec child process under its limits (core/dicom/pixels/pixel-codec.ts); "busy"
-    // is a 503 with Retry-After.
+    const transcoded = choices.filter((c) => c.mode === 'transcode').length;
+    if (transcoded > 0) {
+      // Every instance's promise (Rows × Columns × Samples × Bits × Frames, from the
+      // catalogue: a few attributes per row, no object read) is checked before the first
+      // byte: one instance that would decode past the cap refuses the whole request with
+      // 406 (PS3.18 §8.3.5: the representation cannot be produced), rather than a
+      // response cut off after the instances before it (issue 14).
+      const shapes = new Map((await r.list(retrieveRequestOf(params), { withPixelShape: true })).map((x) => [x.sopInstanceUid, x.metadata]));
+      rows = rows.map((row) => ({ ...row, metadata: shapes.get(row.sopInstanceUid) ?? row.metadata }));
+      const over = rows.findIndex((row, i) => choices[i].mode === 'transcode' && !ctx.deps.pixels.admits(shapeOfMetadata(row.metadata)));
+      if (over >= 0) {
+        r.failed('decode-too-large');
+        r.note({ instances: rows.length, refusedInstance: rows[over].sopInstanceUid });
+        return problem(reply, 406, 'decode-too-large', `Instance ${rows[over].sopInstanceUid} would decode to more than the server decodes for one request; retrieve the ${rows.length > 1 ? 'instances' : 'instance'} as stored (transfer-syntax=*).`);
+      }
+    }
+    // The first instance, when it is to be transcoded, is done before answering, so a codec
+    // failure there is still a 406 with the reason (decode-failed, decode-too-large,
+    // decode-timeout). Decoding runs in a codec child process under its limits
+    // (core/dicom/pixels/pixel-codec.ts); "busy" is a 503 with Retry-After.
     let ready: Buffer | undefined;
     const transcode = (row: StoredInstance) => ctx.deps.pixels.transcodeObject(shapeOfMetadata(row.metadata), async () => readAll(await r.open(row)), TS.explicitLittle);
-    if (rows.length === 1 && choices[0].mode === 'transcode') {
+    if (choices[0]?.mode === 'transcode') {
       try {
         ready = await transcode(rows[0]);
       } catch (e) {
-        if (!isTresorError(e) || e.reason === 'decode-busy' || e.kind !== 'unavailable' || !e.reason.startsWith('decode-')) throw e;
+        if (!isDecodeRefusal(e)) throw e;
         r.failed(e.reason);
         return problem(reply, 406, e.reason, e.message);
       }
@@ -62,29 +79,37 @@ export function registerWadoRoutes(app: FastifyInstance, ctx: DicomwebContext): 
     // Open the first object before answering: a blob missing behind its row is then a
     // clean 503, not a 200 cut short (later ones can only cut the response).
     const open = openerOf(r, request.log);
-    let first: Readable | undefined = !ready && choices[0]?.mode === 'stored' ? await open(rows[0]) : undefined;
-    r.note({ instances: rows.length, transcoded: choices.filter((c) => c.mode === 'transcode').length });
+    let first: Readable | undefined = choices[0]?.mode === 'stored' ? await open(rows[0]) : undefined;
 
     const boundary = newBoundary();
-    const heads = rows.map((r, i) =>
-      partHead(boundary, i === 0, {
+    const head = (i: number, first: boolean, length?: number) =>
+      partHead(boundary, first, {
         'Content-Type': `application/dicom; transfer-syntax=${choices[i].ts}`,
-        ...(choices[i].mode === 'stored' ? { 'Content-Length': String(r.size) } : ready ? { 'Content-Length': String(ready.length) } : {}),
-      }),
-    );
-    const close = closeDelimiter(boundary, rows.length > 0);
-    if (choices.every((c) => c.mode === 'stored') || ready) {
-      const total = heads.reduce((n, h) => n + h.length, 0) + rows.reduce((n, r) => n + r.size, 0) - (ready ? rows[0].size - ready.length : 0) + close.length;
+        ...(length !== undefined ? { 'Content-Length': String(length) } : {}),
+      });
+    if (transcoded === 0 || (rows.length === 1 && ready)) {
+      const sizes = rows.map((row, i) => (i === 0 && ready ? ready.length : row.size));
+      const total = sizes.reduce((n, size, i) => n + head(i, i === 0, size).length + size, 0) + closeDelimiter(boundary, rows.length > 0).length;
       reply.header('content-length', String(total));
     }
+    // A later instance whose decoding fails in the child (its promise was within the cap)
+    // is discovered after the status line: it is left out, the multipart stays well formed
+    // (its part is never opened; the closing delimiter follows the last part sent) and the
+    // retrieve's audit row names it. PS3.18 §10.4 has no way to say so after the headers
+    // (no trailers for multipart/related); the client sees fewer parts than it asked for,
+    // the partial success C-GET reports with its sub-operation counts (PS3.4 C.4.3).
+    const omitted: { sopInstanceUid: string; reason: string }[] = [];
+    let omittedCount = 0;
+    let parts = 0;
     async function* body(): AsyncGenerator<Buffer> {
       for (let i = 0; i < rows.length; i++) {
         const row = rows[i];
-        if (ready) {
-          yield heads[i];
+        if (i === 0 && ready) {
+          yield head(i, parts++ === 0, ready.length);
           yield ready;
+          ready = undefined;
         } else if (choices[i].mode === 'stored') {
-          yield heads[i];
+          yield head(i, parts++ === 0, row.size);
           let n = 0;
           const stream = first ?? (await open(row));
           first = undefined;
@@ -95,14 +120,34 @@ export function registerWadoRoutes(app: FastifyInstance, ctx: DicomwebContext): 
           // A blob shorter or longer than its row: cut the response rather than send a wrong object.
           if (n !== row.size) throw new Error('stored object size differs from the index');
         } else {
-          const out = await transcode(row);
-          yield heads[i];
+          let out: Buffer;
+          try {
+            out = await transcode(row);
+          } catch (e) {
+            if (!isDecodeRefusal(e)) throw e;
+            // (The audit row lists the first 100; `omittedCount` says how many.)
+            if (omitted.length < 100) omitted.push({ sopInstanceUid: row.sopInstanceUid, reason: e.reason });
+            omittedCount++;
+            request.log.warn({ reason: e.reason, instance: i + 1, of: rows.length }, 'WADO-RS: an instance could not be transcoded and is left out of the multipart response');
+            continue;
+          }
+          yield head(i, parts++ === 0);
           yield out;
         }
       }
-      yield close;
+      yield closeDelimiter(boundary, parts > 0);
     }
-    return reply.code(200).header('content-type', multipartContentType(boundary, 'application/dicom')).send(Readable.from(body()));
+    const stream = Readable.from(body());
+    reply.code(200).header('content-type', multipartContentType(boundary, 'application/dicom')).send(stream);
+    if (transcoded > 0 && rows.length > 1) {
+      // The audit row is written when this function returns: wait for the body, so the row
+      // says what was delivered (instances left out, or the client going away).
+      await finished(reply.raw).catch(() => r.note({ aborted: true }));
+    }
+    r.note({ instances: rows.length, transcoded, ...(omittedCount ? { sent: parts, omitted, omittedCount } : {}) });
+    if (omittedCount) r.failed('instances-not-transcoded');
+    // Already sent: nothing for Fastify to send (returning the reply would make it warn).
+    return transcoded > 0 && rows.length > 1 ? undefined : reply;
     });
   };
   app.get('/studies/:study', retrieveDicom);
@@ -194,6 +239,11 @@ export function registerWadoRoutes(app: FastifyInstance, ctx: DicomwebContext): 
       .send(Buffer.concat([head, value, closeDelimiter(boundary, true)]));
     });
   });
+}
+
+/** A codec's refusal of one object (not "busy", not an infrastructure error): the object's own fault. */
+function isDecodeRefusal(e: unknown): e is TresorError {
+  return isTresorError(e) && e.kind === 'unavailable' && e.reason !== 'decode-busy' && e.reason.startsWith('decode-');
 }
 
 function matchesIfNoneMatch(header: string | undefined, etag: string): boolean {

@@ -19,11 +19,11 @@ export async function readHeaderDict(o: StoredObject, layout?: PixelLayout): Pro
   const end = whole ? o.size : (layout ?? (await pixelLayout(o))).headerEnd;
   let buf = await readPrefix(o, end);
   if (whole) {
-    // Inflated off the event loop and bounded (inflate.ts), also for objects stored
-    // before ingest bounded it; dcmjs then reads explicit VR little endian.
+    // Inflated off the event loop and bounded in size and parse cost (inflate.ts), also
+    // for objects stored before ingest bounded them; dcmjs then reads explicit VR little endian.
     const offset = datasetOffsetFromGroupLength(buf);
     const c = offset === undefined ? ({ ok: false } as const) : await inflatePart10(buf, offset);
-    if (!c.ok) throw unavailable('stored-object-unreadable', 'The stored deflated object inflates beyond what the server reads in memory, or is damaged; retrieve it as stored (transfer-syntax=*).');
+    if (!c.ok) throw unavailable('stored-object-unreadable', 'The stored deflated object inflates beyond what the server reads in memory (size or element count), or is damaged; retrieve it as stored (transfer-syntax=*).');
     buf = c.part10;
   }
   try {

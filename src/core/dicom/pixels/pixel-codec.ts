@@ -43,6 +43,8 @@ export interface PixelCodec {
   transcodeDataset(shape: PixelShape | undefined, load: () => Promise<Buffer>, from: string, to: string): Promise<Buffer>;
   /** One frame (its bytes in `transferSyntaxUid`) with the attributes before Pixel Data → JPEG or PNG. */
   render(header: Record<string, any>, frame: Buffer, transferSyntaxUid: string, opts: RenderOptions): Promise<Buffer>;
+  /** Whether a header's promise (pixel-bounds.ts) is within the cap; unknown shapes are left to the child's check. */
+  admits(shape: PixelShape | undefined): boolean;
   /** Process ids of the live children (tests, diagnostics). */
   pids(): number[];
   close(): Promise<void>;
@@ -135,13 +137,17 @@ export function createPixelCodec(s: PixelCodecSettings, onEvent?: (e: PixelCodec
       return run(async () => ({ kind: 'transcode-dataset', dataset: await load(), from, to }), 'decode-failed');
     },
     async render(header, frame, transferSyntaxUid, opts) {
-      const budget = { nodes: MAX_HEADER_NODES };
-      const copied = plainCopy(header, budget);
-      // A damaged header parsed into millions of values (seen in the fuzz test): copying
-      // and cloning it would stall the event loop for seconds.
-      if (budget.nodes < 0) throw unavailable('render-failed', 'This image could not be decoded (its attributes are damaged); retrieve it as stored (transfer-syntax=*).');
+      const budget = { nodes: MAX_HEADER_NODES, bytes: MAX_HEADER_BINARY_BYTES };
+      // Pixel data goes as `frame`; the header's own copy (deflated objects carry it) is not sent.
+      const { '7FE00010': _p, '7FE00008': _f, '7FE00009': _d, ...rest } = header;
+      const copied = plainCopy(rest, budget);
+      // A damaged header parsed into millions of values, or into a large binary value
+      // (both seen in the fuzz test): copying and cloning it over IPC would stall the
+      // event loop for seconds (serialisation is synchronous in this process).
+      if (budget.nodes < 0 || budget.bytes < 0) throw unavailable('render-failed', 'This image could not be decoded (its attributes are damaged); retrieve it as stored (transfer-syntax=*).');
       return run(async () => ({ kind: 'render', header: copied, frame, transferSyntaxUid, opts, maxPixels: MAX_RENDER_PIXELS }), 'render-failed');
     },
+    admits: (shape) => !shape || promisedBytes(shape).total <= s.maxOutputBytes,
     pids: () => pool.pids(),
     close: () => pool.close(),
   };
@@ -152,10 +158,15 @@ export function createPixelCodec(s: PixelCodecSettings, onEvent?: (e: PixelCodec
  * the IPC channel's structured clone refuses: copy the data only (binary values as is).
  */
 const MAX_HEADER_NODES = 200_000;
-function plainCopy(v: unknown, budget: { nodes: number }): unknown {
+/** Binary values a renderer needs (LUTs ≤ 128 KiB each, an ICC profile) stay far below this. */
+const MAX_HEADER_BINARY_BYTES = 4 * 1024 * 1024;
+function plainCopy(v: unknown, budget: { nodes: number; bytes: number }): unknown {
   if (--budget.nodes < 0) return undefined;
   if (v === null || typeof v !== 'object') return typeof v === 'function' ? undefined : v;
-  if (v instanceof ArrayBuffer || ArrayBuffer.isView(v)) return v;
+  if (v instanceof ArrayBuffer || ArrayBuffer.isView(v)) {
+    budget.bytes -= v.byteLength;
+    return budget.bytes < 0 ? undefined : v;
+  }
   if (Array.isArray(v)) {
     if (v.length > budget.nodes) {
       budget.nodes = -1;
