@@ -51,7 +51,7 @@ async function withDeps<T>(cfg: Readonly<Config>, command: string, fn: (deps: De
 }
 
 /** Who ran it, for the audit row: the operating-system account (the one holding the data). */
-const operator = (): string => {
+export const operator = (): string => {
   try {
     return os.userInfo().username;
   } catch {

@@ -9,12 +9,11 @@
 
 import { createReadStream } from 'node:fs';
 import { chmod, mkdir, readdir, writeFile, readFile } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { batches, verifyBackup } from './backup.js';
 import { instanceBlobs, tableFile } from './backup-format.js';
-import { withDataDirLock } from './offline.js';
+import { operator, withDataDirLock } from './offline.js';
 import { emit, refused } from './output.js';
 import { configFrom, withSettings } from './settings.js';
 
@@ -96,24 +95,16 @@ export function restoreCommand(program: Command): void {
         }
         const { createAuditRepo } = await import('../db/audit.repo.js');
         const { createAuditLog } = await import('../core/audit.js');
-        const operator = (() => {
-          try {
-            return os.userInfo().username;
-          } catch {
-            return 'unknown';
-          }
-        })();
         // The restored trail goes on under the restored audit key (or the master key's), so the row is MAC'd like every other.
-        const { auditKeyFromMaster, dataDirAuditKey } = await import('../pki/audit-key.js');
-        const { loadMasterKey } = await import('../pki/master-key.js');
+        const { auditKeyFor } = await import('../pki/audit-key.js');
         const { auditCheckpointFile } = await import('../storage/audit-checkpoint-file.js');
-        const key = cfg.masterKeyFile ? auditKeyFromMaster(await loadMasterKey(cfg.masterKeyFile)) : await dataDirAuditKey(cfg.dataDir, { create: true });
+        const key = await auditKeyFor(cfg, { create: true });
         const auditLog = createAuditLog(createAuditRepo(db), undefined, { key, checkpoints: auditCheckpointFile(cfg.dataDir), checkpointEveryMs: 0 });
         await auditLog.record({
           action: 'admin.restore',
           outcome: 'success',
           principal: SYSTEM,
-          details: { via: 'cli', operator, backupId: m.backupId, backupTime: m.time },
+          details: { via: 'cli', operator: operator(), backupId: m.backupId, backupTime: m.time },
         });
         await auditLog.close(); // a signed checkpoint naming the restore row
         const rows = m.tables.reduce((a, t) => a + t.rows, 0);

@@ -77,10 +77,9 @@ export function serverCommands(program: Command): void {
       await withDataDirLock(cfg, 'audit verify', async () => {
         const { createAuditRepo } = await import('../db/audit.repo.js');
         const { createAuditLog } = await import('../core/audit.js');
-        const { auditKeyFromMaster, dataDirAuditKey } = await import('../pki/audit-key.js');
-        const { loadMasterKey } = await import('../pki/master-key.js');
+        const { auditKeyFor } = await import('../pki/audit-key.js');
         const { auditCheckpointFile } = await import('../storage/audit-checkpoint-file.js');
-        const key = cfg.masterKeyFile ? auditKeyFromMaster(await loadMasterKey(cfg.masterKeyFile)) : await dataDirAuditKey(cfg.dataDir, { create: false });
+        const key = await auditKeyFor(cfg, { create: false });
         const db = await openDatabase(cfg);
         try {
           const r = await createAuditLog(createAuditRepo(db), undefined, { key, checkpoints: auditCheckpointFile(cfg.dataDir), checkpointEveryMs: 0 }).verify();

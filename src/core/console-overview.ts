@@ -6,6 +6,7 @@
 // Reading the edge list reads the audit trail, and is audited as such (PS3.15 A.5.3.2).
 
 import { actorOf } from './identity/context.js';
+import { canAdministerSystem } from './access.js';
 import { notFound } from './errors.js';
 import type { AuditLog } from './audit.js';
 import type { Principal } from './principal.js';
@@ -81,8 +82,9 @@ async function probe(p: HealthProbe): Promise<'ok' | 'failing'> {
   }
 }
 
+/** Global administrators only (core/access.ts), and only people: not the offline SYSTEM principal. */
 function requireGlobalAdmin(p: Principal): void {
-  if (p.kind !== 'user' || !p.globalAdmin) throw notFound();
+  if (p.kind !== 'user' || !canAdministerSystem(p)) throw notFound();
 }
 
 export function createConsoleOverview(d: ConsoleOverviewDeps) {

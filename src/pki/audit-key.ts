@@ -8,7 +8,7 @@ import path from 'node:path';
 import { invalid } from '../core/errors.js';
 import type { AuditKey } from '../core/ports/audit-key.js';
 import { writeFileAtomic } from '../lib/fs-atomic.js';
-import { deriveKey } from './master-key.js';
+import { deriveKey, loadMasterKey } from './master-key.js';
 
 export const AUDIT_KEY_FILE = path.join('keys', 'audit.key');
 
@@ -36,4 +36,13 @@ export async function dataDirAuditKey(dataDir: string, opts: { create: boolean }
   const secret = randomBytes(32);
   await writeFileAtomic(file, `${secret.toString('hex')}\n`, 0o600);
   return auditKeyFrom(secret);
+}
+
+/**
+ * The audit key a configuration names, for the offline commands (deps.ts, which has the
+ * master key loaded already, derives it the same way): the master key's when
+ * TRESOR_MASTER_KEY_FILE is set, else the data directory's.
+ */
+export async function auditKeyFor(cfg: { masterKeyFile?: string; dataDir: string }, opts: { create: boolean }): Promise<AuditKey | undefined> {
+  return cfg.masterKeyFile ? auditKeyFromMaster(await loadMasterKey(cfg.masterKeyFile)) : dataDirAuditKey(cfg.dataDir, opts);
 }
