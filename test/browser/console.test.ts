@@ -10,7 +10,7 @@
 // sends the page back to the login with a message. Throughout: the CSP header, and no
 // session secret in localStorage, sessionStorage or a URL.
 
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
@@ -18,7 +18,7 @@ import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { distinctColours, pixelsOf } from '../helpers/canvas.js';
 import { ARTIFACTS, launchChromium, requireChromium, ROOT, spkiHash, startServe, type ServeProcess } from '../helpers/browser.js';
-import { run } from '../helpers/dimse-tools.js';
+import { freePort, run } from '../helpers/dimse-tools.js';
 import { SAMPLE_DIR } from '../helpers/samples.js';
 
 const COOKIE = '__Host-tresor_session';
@@ -295,6 +295,68 @@ describe('the console in Chromium', () => {
     const r = await run('sh', [path.join(bundleDir, script), '-v', CT, MR], { timeoutMs: 120_000 });
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect((r.stdout + r.stderr).match(/Received Store Response \(Success\)/g)?.length).toBe(2);
+  });
+
+  // Issue 12: the console offers the edge bundle too. A modality without TLS (plain
+  // storescu) stores through `tresor edge` started from the downloaded ZIP, unchanged,
+  // and the Edges page then lists the edge with the device and its last contact.
+  let edgeProcess: ChildProcess | undefined;
+  afterAll(() => {
+    edgeProcess?.kill('SIGTERM');
+  });
+  it('the admin enrols a modality without TLS through an edge; the edge from its ZIP relays a plain storescu', async () => {
+    const { page } = sessions[0];
+    const edgePort = await freePort();
+    await nav(page, 'Enrol a modality').click();
+    await heading(page, 'Enrol a modality');
+    await page.getByLabel('AE title').fill('US_OLD');
+    await page.getByLabel('Department', { exact: true }).selectOption('Radiology');
+    await page.getByLabel('Role', { exact: true }).selectOption('writer');
+    await page.getByLabel('The modality cannot use TLS: connect it through an edge').check();
+    // A non-loopback listener needs the modality's address: the form says so before anything is issued.
+    await page.getByLabel('Edge listens on').fill(`0.0.0.0:${edgePort}`);
+    await page.getByRole('button', { name: 'Enrol and download the bundle' }).click();
+    await seen(page.getByText('Enter the address of the device'));
+    await page.getByLabel('Edge listens on').fill(`127.0.0.1:${edgePort}`);
+    await shot(page, 'enrol-edge-form');
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Enrol and download the bundle' }).click()]);
+    expect(download.suggestedFilename()).toBe('US_OLD-edge-bundle.zip');
+    const zip = path.join(server.dataDir, download.suggestedFilename());
+    await download.saveAs(zip);
+    await textOf(page.getByRole('status')).toMatch('US_OLD is enrolled');
+    await shot(page, 'enrol-edge-done');
+    const dir = path.join(server.dataDir, 'edge-bundle');
+    fs.mkdirSync(dir);
+    execFileSync('unzip', ['-q', zip, '-d', dir]);
+    const config = fs.readdirSync(dir, { recursive: true }).map(String).find((f) => f.endsWith('edge.json'))!;
+    expect(config).toBeDefined();
+    const key = fs.readdirSync(dir, { recursive: true }).map(String).find((f) => f.endsWith('.key'))!;
+    // unzip keeps the mode the ZIP records: the key must arrive private, or the edge refuses to start.
+    expect(fs.statSync(path.join(dir, key)).mode & 0o077).toBe(0);
+    edgeProcess = spawn(process.execPath, [path.join(ROOT, 'dist/src/cli.js'), 'edge', '--config', path.join(dir, config)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let edgeLog = '';
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`the edge did not start: ${edgeLog}`)), 30_000);
+      const onData = (c: Buffer) => {
+        edgeLog += String(c);
+        if (edgeLog.includes('tresor edge listening')) (clearTimeout(t), resolve());
+      };
+      edgeProcess!.stdout!.on('data', onData);
+      edgeProcess!.stderr!.on('data', onData);
+      edgeProcess!.once('exit', (code) => (clearTimeout(t), reject(new Error(`the edge exited (${code}): ${edgeLog}`))));
+    });
+    // The modality: plain DICOM, no certificate, as AE US_OLD, to the edge.
+    const r = await run('storescu', ['-v', '-aet', 'US_OLD', '-aec', 'TRESOR', '127.0.0.1', String(edgePort), MR], { timeoutMs: 60_000 });
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout + r.stderr).toMatch(/Received Store Response \(Success\)/);
+    // Another calling AE through the same edge is rejected before anything reaches Tresor.
+    const wrong = await run('echoscu', ['-v', '-aet', 'INTRUDER', '-aec', 'TRESOR', '127.0.0.1', String(edgePort)], { timeoutMs: 30_000 });
+    expect(wrong.code).not.toBe(0);
+    expect(wrong.stdout + wrong.stderr).toMatch(/Association Rejected/);
+    await nav(page, 'Edges').click();
+    await heading(page, 'Edges');
+    await textOf(page.getByRole('row', { name: /US_OLD/ })).toMatch(/EDGE/);
+    await shot(page, 'edges-with-device');
   });
 
   it('the department user finds the study, downloads its ZIP, and sees no administration', async () => {
