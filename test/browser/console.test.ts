@@ -339,7 +339,10 @@ describe('the console in Chromium', () => {
       const t = setTimeout(() => reject(new Error(`the edge did not start: ${edgeLog}`)), 30_000);
       const onData = (c: Buffer) => {
         edgeLog += String(c);
-        if (edgeLog.includes('tresor edge listening')) (clearTimeout(t), resolve());
+        if (edgeLog.includes('tresor edge listening')) {
+          clearTimeout(t);
+          resolve();
+        }
       };
       edgeProcess!.stdout!.on('data', onData);
       edgeProcess!.stderr!.on('data', onData);
