@@ -213,6 +213,36 @@ describe('S3 faults (moto_server)', () => {
     expect(await instances()).toBe(before + 1);
   }, 180_000);
 
+  it('the bucket deleted while S3 keeps answering: no stored-but-failed object, and Tresor re-creates the bucket without a restart', async () => {
+    // An operator empties and deletes the bucket (or a lifecycle rule does): S3 is up,
+    // but answers NoSuchBucket. Issue 11 item 3: recover without a restart.
+    const admin = new Client({ endPoint: '127.0.0.1', port: moto.port, useSSL: false, accessKey: 'testing', secretKey: 'testing' });
+    const bucket = moto.config.bucket;
+    const keys: string[] = [];
+    for await (const o of admin.listObjectsV2(bucket, '', true)) if (o.name) keys.push(o.name);
+    if (keys.length) await admin.removeObjects(bucket, keys);
+    await admin.removeBucket(bucket);
+    expect(await admin.bucketExists(bucket)).toBe(false);
+
+    const bytes = await freshInstance();
+    const before = await instances();
+    const first = await stow(bytes);
+    // Either the store noticed NoSuchBucket, re-created the bucket and stored (200), or it
+    // answered a retryable 503; never a 409 and never a success for an object not kept.
+    expect([200, 503], first.body.toString()).toContain(first.status);
+    if (first.status === 503) {
+      expect(Number(first.headers['retry-after'])).toBeGreaterThan(0);
+      expect(await instances()).toBe(before);
+      await waitFor('bucket re-created', async () => admin.bucketExists(bucket));
+      await expectStoredIdentical(await stow(bytes), bytes);
+    } else {
+      await expectStoredIdentical(first, bytes);
+    }
+    expect(await admin.bucketExists(bucket)).toBe(true);
+    expect(await instances()).toBe(before + 1);
+    await waitFor('/readyz 200', async () => (await ready()) === 200);
+  }, 180_000);
+
   it('uploads an object above S3_PART_SIZE as a streamed multipart upload (the minio signer), byte-identical on read, nothing left pending', async () => {
     const store = await createS3BlobStore({ ...moto.config, bucket: `${moto.config.bucket}-mp`, partSize: 5 * 1024 * 1024 });
     try {
