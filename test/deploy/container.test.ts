@@ -101,6 +101,12 @@ function walk(dir: string, rel = ''): string[] {
   return out;
 }
 
+// Counted as a failed test when buildah is missing (the hooks below fail too, and vitest
+// would report their tests only as skipped).
+it('buildah is installed (scripts/test-prereqs.sh and .ci/run install it)', () => {
+  expect(() => execFileSync('buildah', ['--version'], { stdio: 'ignore' })).not.toThrow();
+});
+
 describe('docker/Dockerfile built with buildah and run', () => {
   const containers: string[] = [];
   let inspect: { Docker: { config: Record<string, unknown>; history?: { created_by?: string }[] } };
@@ -125,6 +131,10 @@ describe('docker/Dockerfile built with buildah and run', () => {
     for (const name of buildah(['containers', '--format', '{{.ContainerName}}']).split('\n')) {
       if (name.startsWith(PREFIX)) buildah(['rm', name]);
     }
+    // The layer cache grows with every source change (a new build layer each time): past
+    // 4 GiB start again from nothing, one cold build (a few minutes) rather than a full disk.
+    const used = Number(execFileSync('du', ['-sb', ROOT], { encoding: 'utf8' }).split('\t')[0]);
+    if (used > 4 * 1024 ** 3) buildah(['rmi', '--all', '--force']);
     const scriptHash = createHash('sha256').update(readFileSync('docker/local-base.sh')).digest('hex').slice(0, 12);
     const base = `localhost/tresor-base:node-${process.version}-${scriptHash}`;
     const opts = { BUILDAH_OPTS: STORE.join(' ') };
