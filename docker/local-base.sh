@@ -3,7 +3,7 @@
 # where registry base images (node:20-bookworm-slim) cannot be pulled (the CI and
 # development machines): `buildah from scratch` + the node binary, npm, /bin/sh (dash) and
 # /usr/bin/env, the shared libraries ldd names for them, /etc/passwd with root and node (uid 1000, as in
-# the official node images), CA certificates for npm. It is what the official image offers
+# the official node images), CA certificates and the registry setting for npm. It is what the official image offers
 # the Dockerfile, nothing more: no package manager, no coreutils.
 #
 # Usage: docker/local-base.sh IMAGE_NAME   (extra buildah global options in BUILDAH_OPTS,
@@ -42,13 +42,30 @@ for lib in $( (ldd "$node_bin" "$sh_bin" "$env_bin" | grep -oE '/[^ ]+\.so[^ ]*'
   mkdir -p "$stage$(dirname "$lib")"
   cp -L "$lib" "$stage$lib"
 done
-if [ -f /etc/ssl/certs/ca-certificates.crt ]; then cp /etc/ssl/certs/ca-certificates.crt "$stage/etc/ssl/certs/"; fi
+# npm inside the build reaches the registry this machine's npm is set up for, trusting the
+# same CAs: the whole bundle (it may hold a local CA the registry path needs), named both to
+# npm (cafile) and to node (NODE_EXTRA_CA_CERTS). Only the registry, the CA file and proxy
+# settings are carried over, never an auth token; the base has no other npm settings.
+ca=/etc/ssl/certs/ca-certificates.crt
+test -f "$ca" || { echo "no CA bundle at $ca (apt-get install -y ca-certificates)" >&2; exit 1; }
+cp "$ca" "$stage/etc/ssl/certs/"
+mkdir -p "$stage/usr/local/etc"
+{
+  echo "registry=$(npm config get registry)"
+  echo "cafile=$ca"
+  echo "update-notifier=false"
+  for k in proxy https-proxy noproxy; do
+    v=$(npm config get "$k" 2>/dev/null || true)
+    case "$v" in ''|null|undefined) ;; *) echo "$k=$v" ;; esac
+  done
+} >"$stage/usr/local/etc/npmrc"
 printf 'root:x:0:0:root:/root:/bin/sh\nnode:x:1000:1000::/home/node:/bin/sh\n' >"$stage/etc/passwd"
 printf 'root:x:0:\nnode:x:1000:\n' >"$stage/etc/group"
 printf 'hosts: files dns\n' >"$stage/etc/nsswitch.conf"
 
 ctr=$("${bh[@]}" from scratch)
 "${bh[@]}" copy "$ctr" "$stage/" / >/dev/null
-"${bh[@]}" config --env PATH=/usr/local/bin:/usr/bin:/bin --env NODE_VERSION="$(node --version)" --cmd node "$ctr"
+"${bh[@]}" config --env PATH=/usr/local/bin:/usr/bin:/bin --env NODE_VERSION="$(node --version)" \
+  --env NODE_EXTRA_CA_CERTS="$ca" --cmd node "$ctr"
 "${bh[@]}" commit --quiet --rm "$ctr" "$name" >/dev/null
 echo "$name"

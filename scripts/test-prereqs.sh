@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # `npm test` runs this first (pretest): the tests talk to real dcmtk tools, the pydicom
 # sample files, socat/stunnel, Chromium (browser tests of the console, driven by
-# playwright-core) and a real S3 server (moto_server). On a Debian machine as
+# playwright-core), a real S3 server (moto_server) and buildah (the container image is
+# built and run by test/deploy/container.test.ts). On a Debian machine as
 # root it installs the missing Debian packages; otherwise it fails at once naming them.
 set -euo pipefail
-pkgs=(dcmtk python3-pydicom socat stunnel4 openssl curl chromium unzip)
+pkgs=(dcmtk python3-pydicom socat stunnel4 openssl curl chromium unzip buildah)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -20,6 +21,7 @@ fi
 for t in echoscu storescu findscu getscu movescu storescp dcmdump socat openssl curl; do
   command -v "$t" >/dev/null || { echo "required tool missing: $t (apt-get install -y dcmtk socat openssl curl)" >&2; exit 1; }
 done
+command -v buildah >/dev/null || { echo "buildah missing (test/deploy/container.test.ts builds the image): apt-get install -y buildah" >&2; exit 1; }
 test -x /usr/bin/chromium || { echo "Chromium missing at /usr/bin/chromium (browser tests): apt-get install -y chromium" >&2; exit 1; }
 test -d /usr/lib/python3/dist-packages/pydicom/data/test_files || { echo "pydicom sample files missing (apt-get install -y python3-pydicom)" >&2; exit 1; }
 command -v moto_server >/dev/null || python3 -c 'import moto.server' 2>/dev/null || test -x "$HOME/.pyenv/shims/moto_server" || {
