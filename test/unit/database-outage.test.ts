@@ -5,14 +5,21 @@
 // error keeps its meaning. Against a real PostgreSQL where one can run (a closed port,
 // and a session terminated by the server as `pg_ctl stop -m fast` does).
 
+import fs from 'node:fs';
 import knexFactory from 'knex';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isTresorError, TresorError } from '../../src/core/errors.js';
-import { openDb, type Db } from '../../src/db/knex.js';
+import type { IngestRepo } from '../../src/core/ingest.js';
+import type { BlobStore } from '../../src/core/ports/blob-store.js';
+import { createIngestRepo } from '../../src/db/ingest.repo.js';
+import { databaseUnavailable, openDb, type Db } from '../../src/db/knex.js';
 import { statusForError } from '../../src/dimse/status.js';
 import { failureOf, FAILURE } from '../../src/http/dicomweb/stow-response.js';
 import { isDatabaseUnavailable } from '../../src/lib/transient.js';
+import { allKeys, coreServices, createDepartment, principal, readAll, storesUnderTest } from '../helpers/core.js';
+import { databasesUnderTest } from '../helpers/db.js';
 import { freePort } from '../helpers/dimse-tools.js';
+import { SAMPLE_DIR } from '../helpers/samples.js';
 import { startPrivatePostgres, type PrivatePostgres } from '../helpers/private-postgres.js';
 
 const withCode = (code: string, message = 'x') => Object.assign(new Error(message), { code });
@@ -134,4 +141,62 @@ describe('db/knex.ts on a real PostgreSQL', () => {
     }
     expect((await db.raw('select 1 as one')).rows[0].one).toBe(1);
   }, 60_000);
+});
+
+// The row transaction meets the outage after the blob is written (core/ingest.ts). The
+// COMMIT may have been applied with only its answer lost, or not at all; the ingest
+// cannot tell, so it keeps the blob journaled either way: deleting it could leave a
+// committed row without its object. Both cases, made exact by wrapping the real repo.
+describe('ingest when the database goes away during the row transaction', () => {
+  const CT = `${SAMPLE_DIR}/CT_small.dcm`;
+  let db: Db;
+  let store: BlobStore;
+  let close: () => Promise<void>;
+  let dept: number;
+  beforeAll(async () => {
+    const d = await databasesUnderTest()[0].open();
+    const s = await storesUnderTest()[0].open();
+    [db, store] = [d.db, s.store];
+    close = async () => { await s.close(); await d.close(); };
+    dept = await createDepartment(db, 'outage');
+  });
+  afterAll(async () => close?.());
+
+  const rows = async (t: string) => Number((await db(t).count({ n: '*' }))[0].n);
+  const writer = () => principal('CT', [[dept, 'writer']]);
+  const outage = () => databaseUnavailable(Object.assign(new Error('Connection terminated unexpectedly'), {}));
+
+  it('committed, answer lost: reported as a retryable failure, the object kept whole; the re-send is a success (duplicate), and the sweep keeps it', async () => {
+    const real = createIngestRepo(db);
+    const lostAck: IngestRepo = { ...real, insert: async (n) => { await real.insert(n); throw outage(); } };
+    const svc = await coreServices(db, store, { ingestRepo: lostAck });
+    const e = await svc.ingest.ingestFile(writer(), CT, { via: 'dimse' }).then(() => undefined, (x: unknown) => x);
+    expect(isTresorError(e) && e.reason).toBe('database-unavailable');
+    expect(await rows('instances')).toBe(1);
+    const [{ object_key: key }] = await db('instances').select('object_key');
+    expect(await allKeys(store)).toEqual([key]); // the row's blob is there (a delete here would lose it)
+    expect((await readAll(await store.get(key))).equals(fs.readFileSync(CT))).toBe(true);
+    const again = await (await coreServices(db, store)).ingest.ingestFile(writer(), CT, { via: 'dimse' });
+    expect(again.outcome).toBe('duplicate');
+    expect(await (await coreServices(db, store)).deps.sweepBlobs({ minAgeMs: 0 })).toEqual({ deleted: 0, kept: 0, failed: 0 });
+    expect(await allKeys(store)).toEqual([key]);
+    await db.raw('TRUNCATE studies, series, instances, blob_journal RESTART IDENTITY CASCADE');
+    for (const k of await allKeys(store)) await store.delete(k);
+  });
+
+  it('not committed: a retryable failure, the blob journaled; the re-send stores afresh, and the sweep removes the first blob', async () => {
+    const real = createIngestRepo(db);
+    const never: IngestRepo = { ...real, insert: async () => { throw outage(); } };
+    const svc = await coreServices(db, store, { ingestRepo: never });
+    await expect(svc.ingest.ingestFile(writer(), CT, { via: 'dicomweb' })).rejects.toMatchObject({ reason: 'database-unavailable', retryAfterSeconds: 10 });
+    expect(await rows('instances')).toBe(0);
+    expect(await allKeys(store)).toHaveLength(1);
+    expect(await rows('blob_journal')).toBe(1);
+    const again = await (await coreServices(db, store)).ingest.ingestFile(writer(), CT, { via: 'dicomweb' });
+    expect(again.outcome).toBe('stored');
+    expect(await (await coreServices(db, store)).deps.sweepBlobs({ minAgeMs: 0 })).toEqual({ deleted: 1, kept: 0, failed: 0 });
+    const [{ object_key: key }] = await db('instances').select('object_key');
+    expect(await allKeys(store)).toEqual([key]);
+    expect(await rows('blob_journal')).toBe(0);
+  });
 });
