@@ -26,6 +26,7 @@ import { testConfig } from '../helpers/config.js';
 import { allKeys } from '../helpers/core.js';
 import { reissue } from '../helpers/dicomweb-data.js';
 import { multipart, parseMultipartResponse } from '../helpers/dicomweb.js';
+import { associate, commandSet, connectRaw, dataset, pdata, UID, type RawClient } from '../helpers/dimse-raw.js';
 import { run, tlsArgs, type RunResult } from '../helpers/dimse-tools.js';
 import { startPrivatePostgres, type PrivatePostgres } from '../helpers/private-postgres.js';
 import { SAMPLE_DIR, sha256 } from '../helpers/samples.js';
@@ -282,6 +283,49 @@ describe('PostgreSQL stopped and started under a running Tresor', () => {
   it('pg_ctl stop -m immediate (a crash of PostgreSQL) mid-ingest: the same', async () => {
     await outageDuringIngest('immediate');
   }, 300_000);
+
+  it('an association opened before the outage: C-FIND and C-STORE answer 0xA700 while PostgreSQL is down, and succeed on the same association after', async () => {
+    const c: RawClient = await connectRaw(dimse.port, { creds: ct, caPath });
+    try {
+      const contexts = [
+        { id: 1, abstractSyntax: UID.StudyRootFind as string, transferSyntaxes: [UID.ExplicitLE as string] },
+        { id: 3, abstractSyntax: UID.CtStorage as string, transferSyntaxes: [UID.ExplicitLE as string] },
+      ];
+      const ac = await associate(c, { callingAe: 'CT01', calledAe: deps.config.aeTitle, contexts });
+      expect(ac !== 'closed' && ac.type).toBe(0x02);
+      let msg = 20;
+      /** The final status of a C-FIND (pending answers skipped). */
+      const find = async (): Promise<number> => {
+        c.send(pdata(1, true, true, commandSet({ CommandField: 0x0020, MessageID: ++msg, AffectedSOPClassUID: UID.StudyRootFind, Priority: 0, CommandDataSetType: 0 })));
+        c.send(pdata(1, false, true, dataset({ QueryRetrieveLevel: 'STUDY', StudyInstanceUID: '' }, UID.ExplicitLE)));
+        for (;;) {
+          const m = await c.message(30_000);
+          if (m.command.Status !== 0xff00) return m.command.Status as number;
+        }
+      };
+      const store = async (): Promise<number> => {
+        const o = reissue('CT_small.dcm');
+        c.send(pdata(3, true, true, commandSet({ CommandField: 0x0001, MessageID: ++msg, AffectedSOPClassUID: UID.CtStorage, AffectedSOPInstanceUID: o.sop, Priority: 0, CommandDataSetType: 0 })));
+        c.send(pdata(3, false, true, dataSet(o.bytes)));
+        return (await c.message(30_000)).command.Status as number;
+      };
+      expect(await find()).toBe(0);
+      expect(await store()).toBe(0);
+      await pgs.stop('fast');
+      try {
+        // PS3.4 C.4.1.1.4 and B.2.3: A700 Refused: Out of Resources — try again later.
+        expect(await find()).toBe(0xa700);
+        expect(await store()).toBe(0xa700);
+      } finally {
+        await pgs.start();
+      }
+      // A database outage is not a revocation: the association lives on and works again.
+      expect(await find()).toBe(0);
+      expect(await store()).toBe(0);
+    } finally {
+      c.destroy();
+    }
+  }, 180_000);
 
   it('while PostgreSQL is down: /healthz 200, /readyz 503 naming the database, a new association rejected as transient (PS3.8 §9.3.4); all fine after', async () => {
     expect(await status('/healthz')).toBe(200);
