@@ -16,12 +16,16 @@
  */
 const TRANSIENT_SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300']);
 
-/** Socket errors of Node's net module while reaching or talking to the server. */
-const TRANSIENT_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNABORTED']);
+/**
+ * Socket errors of Node's net module while reaching or talking to the server, and name
+ * resolution failing (a database container being replaced loses its DNS name meanwhile).
+ */
+const TRANSIENT_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNABORTED', 'ENOTFOUND', 'EAI_AGAIN']);
 
 /** Messages of pg and knex that carry no code (pg's client-side connection ends, knex's pool timeout). */
 const TRANSIENT_MESSAGES = [
   /Connection terminated unexpectedly/i,
+  /the database system is (starting up|shutting down)/i,
   /Connection terminated due to connection timeout/i,
   /Client has encountered a connection error and is not queryable/i,
   /Client was closed and is not queryable/i,

@@ -36,6 +36,8 @@ describe('isDatabaseUnavailable', () => {
     ['ECONNRESET', withCode('ECONNRESET')],
     ['EPIPE', withCode('EPIPE')],
     ['ETIMEDOUT', withCode('ETIMEDOUT')],
+    ['ENOTFOUND (the database host name gone while its container is replaced)', withCode('ENOTFOUND')],
+    ['starting up, without a code', new Error('the database system is starting up')],
     ["pg's client-side end", new Error('Connection terminated unexpectedly')],
     ["knex's pool timeout", new knexFactory.KnexTimeoutError('Knex: Timeout acquiring a connection. The pool is probably full.')],
     ['a wrapped one', new Error('outer', { cause: withCode('57P01') })],
