@@ -26,3 +26,14 @@ test -x /usr/bin/chromium || { echo "Chromium missing at /usr/bin/chromium (brow
 test -d /usr/lib/python3/dist-packages/pydicom/data/test_files || { echo "pydicom sample files missing (apt-get install -y python3-pydicom)" >&2; exit 1; }
 command -v moto_server >/dev/null || python3 -c 'import moto.server' 2>/dev/null || test -x "$HOME/.pyenv/shims/moto_server" || {
   echo "moto_server missing (S3 fault tests): pip install 'moto[server]==5.2.1'" >&2; exit 1; }
+
+# PostgreSQL stopped and started under a running Tresor (test/storage/pg-faults.test.ts,
+# test/unit/database-outage.test.ts) needs a private cluster: the server binaries, and as
+# root the postgres OS user and runuser (PostgreSQL refuses to run as root).
+pg_bin="${TRESOR_PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)}"
+{ [ -n "$pg_bin" ] && [ -x "$pg_bin/initdb" ] && [ -x "$pg_bin/pg_ctl" ]; } || {
+  echo "PostgreSQL server binaries (initdb, pg_ctl) missing (database fault tests): apt-get install -y postgresql, or set TRESOR_PG_BIN" >&2; exit 1; }
+if [ "$(id -u)" = 0 ]; then
+  id -u postgres >/dev/null 2>&1 || { echo "the postgres OS user is missing (database fault tests): apt-get install -y postgresql" >&2; exit 1; }
+  command -v runuser >/dev/null || { echo "runuser missing (database fault tests): apt-get install -y util-linux" >&2; exit 1; }
+fi

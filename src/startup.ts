@@ -7,6 +7,7 @@
 import net from 'node:net';
 import type { Logger } from './log.js';
 import { isTresorError } from './core/errors.js';
+import { isDatabaseUnavailable } from './lib/transient.js';
 
 export class StartupError extends Error {
   override name = 'StartupError';
@@ -39,19 +40,14 @@ export async function probePorts(ports: readonly PortToProbe[]): Promise<void> {
   }
 }
 
-const TRANSIENT_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE']);
-// PostgreSQL SQLSTATEs of a server that is starting, stopping or not accepting connections yet.
-const TRANSIENT_SQLSTATES = new Set(['57P01', '57P02', '57P03', '08000', '08001', '08003', '08006', '53300']);
-
-/** A failure that waiting can cure: the service is not up (yet). Configuration errors are not. */
+/**
+ * A failure that waiting can cure: the service is not up (yet). Configuration errors are
+ * not. The database's part is the one classifier the running server uses too
+ * (src/lib/transient.ts); the blob store says so itself with a TresorError 'unavailable'.
+ */
 export function isTransient(e: unknown): boolean {
   if (isTresorError(e)) return e.kind === 'unavailable' && e.reason !== 'storage-full';
-  const err = e as { code?: unknown; errors?: unknown[]; cause?: unknown; message?: unknown };
-  if (typeof err?.code === 'string' && (TRANSIENT_CODES.has(err.code) || TRANSIENT_SQLSTATES.has(err.code))) return true;
-  // AggregateError of a dual-stack connect (ECONNREFUSED on ::1 and 127.0.0.1).
-  if (Array.isArray(err?.errors) && err.errors.length > 0 && err.errors.every(isTransient)) return true;
-  if (err?.cause && err.cause !== e) return isTransient(err.cause);
-  return typeof err?.message === 'string' && /the database system is (starting up|shutting down)|Connection terminated/.test(err.message);
+  return isDatabaseUnavailable(e);
 }
 
 /**
@@ -78,6 +74,9 @@ export async function withStartupRetry<T>(what: string, waitSeconds: number, log
 }
 
 function oneLine(e: unknown): string {
+  // The driver's own words (connect ECONNREFUSED host:port, the database system is starting
+  // up…) tell the operator more than the caller-safe sentence of 'database-unavailable'.
+  if (isTresorError(e) && e.reason === 'database-unavailable' && e.cause !== undefined) return oneLine(e.cause);
   const err = e as { code?: unknown; message?: unknown; errors?: { message?: unknown }[] };
   const msg = typeof err?.message === 'string' && err.message ? err.message : Array.isArray(err?.errors) ? String(err.errors[0]?.message ?? '') : String(e);
   return (typeof err?.code === 'string' && !msg.includes(err.code) ? `${err.code} ${msg}` : msg).split('\n')[0].slice(0, 200);

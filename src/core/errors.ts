@@ -95,6 +95,8 @@ export const REASONS = {
   'blob-truncated': spec('unavailable'),
   'bot-unread': spec('unavailable'),
   'ca-key-unavailable': spec('unavailable'),
+  // PostgreSQL stopped, restarting or unreachable (db/knex.ts, src/lib/transient.ts).
+  'database-unavailable': spec('unavailable'),
   // Decoding stored pixel data (core/dicom/pixels/pixel-codec.ts, issue 14 item 1).
   'decode-busy': spec('unavailable'),
   'decode-failed': spec('unavailable'),

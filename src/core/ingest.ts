@@ -1,7 +1,8 @@
 // C-STORE and STOW-RS land here (ARCHITECTURE.md rule 6):
 // authorize → spool → parse/validate → blob (server-generated key) → rows in one
 // transaction → audit. On any failure after the blob is written, the blob is
-// deleted again, so there is never a blob without a row nor a row without a blob.
+// deleted again, so there is never a blob without a row nor a row without a blob
+// (a database outage mid-transaction keeps it journaled instead: see the insert below).
 // The received bytes are stored unchanged, except an executable preamble, which is
 // zeroed (CVE-2019-11687) and audited.
 
@@ -215,7 +216,15 @@ export function createIngestService(d: IngestDeps): IngestService {
       try {
         outcome = await d.repo.insert(buildRow(departmentId, key, storedSize, sha256, parsed, v));
       } catch (e) {
-        await removeBlob(key);
+        // The database went away during the transaction (issue 11 item 3). Its COMMIT may
+        // or may not have been applied: the answer was lost, not necessarily the commit.
+        // Deleting the blob now could leave a committed row without its blob, so keep it
+        // and its journal entry (the row's transaction drops that entry only if it
+        // committed). Either way the caller gets a retryable failure and a re-send is a
+        // success: a committed row makes it a duplicate with the same bytes, otherwise it
+        // is stored afresh and this blob is left for the sweeper (core/blob-journal.ts),
+        // which never deletes a blob that a row references.
+        if (!(isTresorError(e) && e.reason === 'database-unavailable')) await removeBlob(key);
         throw e;
       }
       if (outcome.result !== 'inserted') {

@@ -11,6 +11,8 @@ import { promisify } from 'node:util';
 import knexFactory, { type Knex } from 'knex';
 import pg from 'pg';
 import { migrations } from '../../migrations/index.js';
+import { TresorError } from '../core/errors.js';
+import { isDatabaseUnavailable } from '../lib/transient.js';
 
 // PostgreSQL BIGINT (int8) and COUNT(*) arrive as strings by default; our ids and
 // sizes stay far below 2^53, so parse them as numbers.
@@ -28,9 +30,13 @@ export interface DbOptions {
 export async function openDb(opts: DbOptions): Promise<Db> {
   if (opts.url) {
     return knexFactory({
-      client: 'pg',
+      client: outageAwarePgClient(),
       connection: opts.url,
-      pool: { min: 0, max: 10 },
+      // idleTimeoutMillis: an idle connection is closed after 30 s, so the pool does not keep
+      // sockets to a server that restarted meanwhile. (A connection the server ended emits
+      // 'error'/'end' and knex's pg client marks it disposed; the pool's validate step then
+      // discards it on the next acquire: the pool recovers with no Tresor restart.)
+      pool: { min: 0, max: 10, idleTimeoutMillis: 30_000 },
       acquireConnectionTimeout: 10_000,
       // Knex would print its warnings (with stacks) to the console, between the JSON log
       // lines on stdout; every failure it warns about also reaches the caller as an error.
@@ -50,6 +56,49 @@ export async function openDb(opts: DbOptions): Promise<Db> {
     connection: { pglite },
     useNullAsDefault: false,
   } as Knex.Config);
+}
+
+/** How long a client is told to wait when PostgreSQL is down or restarting (HTTP Retry-After). */
+export const DATABASE_RETRY_AFTER_SECONDS = 10;
+
+/** A database outage as the core sees it: 'database-unavailable', kind 'unavailable'. */
+export function databaseUnavailable(cause: unknown): TresorError {
+  return new TresorError('database-unavailable', 'The database is unavailable; try again shortly.', { retryAfterSeconds: DATABASE_RETRY_AFTER_SECONDS, cause });
+}
+
+/** Rethrows an outage (src/lib/transient.ts) as 'database-unavailable'; anything else unchanged. */
+function mapOutage(e: unknown): never {
+  throw isDatabaseUnavailable(e) ? databaseUnavailable(e) : e;
+}
+
+/**
+ * knex's pg client with its two doors to the server — taking a connection from the pool
+ * and running a statement — turning "PostgreSQL is stopped, restarting or unreachable"
+ * into TresorError('database-unavailable') (issue 11 item 3). The front doors then answer
+ * 503 + Retry-After / DIMSE 0xA700 instead of a 500. A transaction's statements, COMMIT
+ * included, go through query() too (knex's transaction client inherits from this one).
+ * Only the pg client: PGlite runs in this process and has no outage of its own.
+ */
+function outageAwarePgClient(): typeof Knex.Client {
+  // Not in knex's typings; the dialect's module is the class that `client: 'pg'` names.
+  const PgClient = createRequire(import.meta.url)('knex/lib/dialects/postgres/index.js') as typeof Knex.Client;
+  return class OutageAwarePgClient extends PgClient {
+    override async acquireConnection(): Promise<unknown> {
+      try {
+        return await super.acquireConnection();
+      } catch (e) {
+        return mapOutage(e);
+      }
+    }
+
+    override async query(connection: unknown, obj: unknown): Promise<unknown> {
+      try {
+        return await super.query(connection, obj);
+      } catch (e) {
+        return mapOutage(e);
+      }
+    }
+  };
 }
 
 /**

@@ -11,7 +11,7 @@ import dimse from 'dcmjs-dimse';
 import { buildPart10Header } from '../core/dicom/part10.js';
 import { isValidUid } from '../core/dicom/uids.js';
 import { recordAssociation, recordSecurityAlert } from '../core/audit-association.js';
-import { unauthenticated } from '../core/errors.js';
+import { isTresorError, unauthenticated } from '../core/errors.js';
 import type { HeldCredential } from '../core/identity/index.js';
 import type { IngestTransfer } from '../core/ingest.js';
 import { principalLabel, type Principal } from '../core/principal.js';
@@ -137,9 +137,14 @@ export class TresorScp extends DimseConnection {
         }
       }
     } catch (e) {
-      // An authenticator failure (database down…) looks like any other refusal to the peer.
       this.log.error({ err: e instanceof Error ? e.message : String(e) }, 'dimse authenticator failed');
-      decision = { ok: false, reason: 'authenticator-error', rejection: { result: RejectCode.ResultPermanent, source: RejectCode.SourceServiceUser, reason: RejectCode.CallingAeNotRecognized }, audit: { ...this.rqSummary, reason: 'authenticator-error' } };
+      decision = isTresorError(e) && e.kind === 'unavailable'
+        ? // The database (or another dependency) is down or restarting: nothing is wrong with
+          // the peer. PS3.8 §9.3.4: rejected-transient, ACSE service-provider (presentation)
+          // reason "temporary-congestion" — the SCU should try again later.
+          { ok: false, reason: 'authenticator-unavailable', rejection: { result: RejectCode.ResultTransient, source: RejectCode.SourcePresentation, reason: RejectCode.TemporaryCongestion }, audit: { ...this.rqSummary, reason: 'authenticator-unavailable' } }
+        : // Any other authenticator failure looks like any other refusal to the peer.
+          { ok: false, reason: 'authenticator-error', rejection: { result: RejectCode.ResultPermanent, source: RejectCode.SourceServiceUser, reason: RejectCode.CallingAeNotRecognized }, audit: { ...this.rqSummary, reason: 'authenticator-error' } };
     }
     if (decision.ok && rq.maxPduLength !== 0 && rq.maxPduLength < MIN_PEER_PDU) {
       decision = { ok: false, reason: 'max-pdu-too-small', rejection: { result: RejectCode.ResultPermanent, source: RejectCode.SourcePresentation, reason: RejectCode.LocalLimitExceeded }, audit: { ...decision.audit, reason: 'max-pdu-too-small' } };

@@ -177,9 +177,9 @@ export async function buildApp(deps: AppDeps, opts: BuildAppOptions): Promise<Fa
 
   await registerAuth(app, deps.identity, { publicUrl: deps.config.publicUrl, isPagePath: isConsolePath });
 
-  // Readiness for GET /healthz: the database answers.
-  const health = async () => void (await deps.db.raw('select 1'));
-  await app.register(healthRoutes, { check: health, ready: { database: health, 'blob-store': () => deps.blobs.ping() } });
+  // GET /readyz asks the database and the blob store; GET /healthz asks nothing (liveness).
+  const database = async () => void (await deps.db.raw('select 1'));
+  await app.register(healthRoutes, { ready: { database, 'blob-store': () => deps.blobs.ping() } });
   await app.register(authRoutes, { identity: deps.identity, publicUrl: deps.config.publicUrl, rateLimit: opts.authRateLimit ?? { max: 30, timeWindowMs: 60_000 } });
   await app.register(adminRoutes, { identity: deps.identity });
   await app.register(studyZipRoutes, { retrieve: deps.retrieve });

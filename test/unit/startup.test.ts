@@ -2,6 +2,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { invalid, unavailable } from '../../src/core/errors.js';
+import { databaseUnavailable } from '../../src/db/knex.js';
 import { createLogger } from '../../src/log.js';
 import { isTransient, StartupError, withStartupRetry } from '../../src/startup.js';
 
@@ -14,6 +15,8 @@ describe('start-up waits', () => {
     expect(isTransient(Object.assign(new Error('password authentication failed for user "x"'), { code: '28P01' }))).toBe(false);
     expect(isTransient(invalid('tls-key-permissions', 'chmod 600'))).toBe(false);
     expect(isTransient(new Error('boom'))).toBe(false);
+    // What the running server's pg client throws for the same outage (db/knex.ts).
+    expect(isTransient(databaseUnavailable(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' })))).toBe(true);
   });
 
   it('retries with growing pauses and then gives up with one StartupError', async () => {
@@ -34,5 +37,8 @@ describe('start-up waits', () => {
     const ok = await withStartupRetry('the database', 5, createLogger('silent'), async () => (++calls > 3 + pauses.length ? 'up' : Promise.reject(refused())), async () => undefined);
     expect(ok).toBe('up');
     await expect(withStartupRetry('x', 5, createLogger('silent'), async () => Promise.reject(new Error('not transient')))).rejects.toThrow('not transient');
+    // The give-up names the driver's error, not only the caller-safe sentence.
+    const mapped = withStartupRetry('the database', 0.1, createLogger('silent'), async () => Promise.reject(databaseUnavailable(refused())), async () => undefined);
+    await expect(mapped).rejects.toThrow(/\(connect ECONNREFUSED 127\.0\.0\.1:1\)/);
   });
 });

@@ -1,5 +1,8 @@
-// GET /healthz: liveness (and the database, as before) for orchestrators and load
-// balancers. GET /readyz: readiness, the database AND the blob store answer now.
+// GET /healthz: liveness only — the process answers HTTP. It asks no dependency on
+// purpose: an orchestrator restarts a node whose liveness fails, and restarting every
+// node because PostgreSQL restarts (or S3 hiccups) helps nobody; Tresor recovers from
+// those by itself (issue 11 item 3). GET /readyz: readiness, the database AND the blob
+// store answer now — what a load balancer should route by.
 // Both public, both answer nothing but ok/unavailable and, for /readyz, the names of
 // the failing components (no versions, no counts, no error text).
 
@@ -7,8 +10,6 @@ import type { FastifyInstance } from 'fastify';
 import { unavailable } from '../../core/errors.js';
 
 export interface HealthRouteOptions {
-  /** Throws when a dependency (database, blob store) is not usable. */
-  check?: () => Promise<void>;
   /** Readiness probes by component name, e.g. { database, 'blob-store' }: each throws when not usable. */
   ready?: Record<string, () => Promise<void>>;
 }
@@ -29,19 +30,13 @@ export async function healthRoutes(app: FastifyInstance, opts: HealthRouteOption
         },
       },
     },
-    async (request, reply) => {
-      try {
-        await opts.check?.();
-      } catch (err) {
-        request.log.warn({ err }, 'health check failed');
-        throw unavailable('unhealthy', 'a dependency is unavailable');
-      }
+    async (_request, reply) => {
       reply.header('cache-control', 'no-store');
       return { status: 'ok' as const };
     },
   );
 
-  const probes = Object.entries(opts.ready ?? (opts.check ? { database: opts.check } : {}));
+  const probes = Object.entries(opts.ready ?? {});
   let cached: { at: number; failing: Promise<string[]> } | undefined;
   const failingNow = (log: FastifyInstance['log']): Promise<string[]> => {
     if (cached && Date.now() - cached.at < READY_CACHE_MS) return cached.failing;
