@@ -211,16 +211,6 @@ function columnsOf(r: Record<string, unknown>, cols: ColumnKey[]): QueryRow['col
 export function createQueryRepo(db: Db): QueryRepo {
   const rows = async (q: Sql): Promise<Record<string, unknown>[]> => (await db.raw(q.sql, q.bindings as any[])).rows;
 
-  /** The attributes of these studies or series by id (each parsed once; rows share the object and only read it). */
-  async function attributesOf(table: 'studies' | 'series', idList: number[]): Promise<Map<number, DicomJson>> {
-    const ids = [...new Set(idList)];
-    const out = new Map<number, DicomJson>();
-    if (ids.length === 0) return out;
-    const r = await rows({ sql: `SELECT id, attributes FROM ${table} WHERE id IN (${placeholders(ids.length)})`, bindings: ids });
-    for (const x of r) out.set(num(x.id), json(x.attributes));
-    return out;
-  }
-
   async function patients(plan: QueryPlan): Promise<QueryRow[]> {
     const where = new Compiler().conditions(plan.conditions);
     const s = scopeSql(plan, 'st');
@@ -254,28 +244,61 @@ export function createQueryRepo(db: Db): QueryRepo {
     }));
   }
 
+  type Part = Pick<QueryRow, 'columns' | 'modalities' | 'sopClasses'> & { attributes: DicomJson; counts: QueryRow['counts'] };
+
+  /** A study's columns, JSON and aggregates, from a row selected with studySelect. */
+  const studyPart = (x: Record<string, unknown>, aggregates: boolean): Part => ({
+    columns: columnsOf(x, STUDY_COLUMNS),
+    attributes: json(x.st_attributes),
+    // Counts, modalities and SOP classes are kept on the rows (migration 006's triggers).
+    ...(aggregates
+      ? { modalities: textArray(x.st_modalities), sopClasses: textArray(x.st_sop_classes), counts: { studySeries: num(x.st_n_series), studyInstances: num(x.st_n_instances) } }
+      : { counts: {} }),
+  });
+  const studySelect = (aggregates: boolean) => [
+    selectColumns(STUDY_COLUMNS),
+    'st.id AS st_id',
+    'st.attributes AS st_attributes',
+    ...(aggregates ? ['st.n_series AS st_n_series', 'st.n_instances AS st_n_instances', 'st.modalities AS st_modalities', 'st.sop_classes AS st_sop_classes'] : []),
+  ];
+  const seriesPart = (x: Record<string, unknown>, aggregates: boolean): Part => ({
+    columns: columnsOf(x, SERIES_COLUMNS),
+    attributes: json(x.se_attributes),
+    counts: aggregates ? { seriesInstances: num(x.se_n_instances) } : {},
+  });
+  const seriesSelect = (aggregates: boolean) => [selectColumns(SERIES_COLUMNS), 'se.id AS se_id', 'se.attributes AS se_attributes', ...(aggregates ? ['se.n_instances AS se_n_instances'] : [])];
+
+  /**
+   * The studies (series) of a page's rows, each read and parsed once: a thousand instances
+   * of one series would otherwise carry the same study and series columns and JSON a
+   * thousand times. Rows share the parts and only read them.
+   */
+  async function parts(table: 'studies' | 'series', idList: number[], aggregates: boolean): Promise<Map<number, Part>> {
+    const ids = [...new Set(idList)];
+    const out = new Map<number, Part>();
+    if (ids.length === 0) return out;
+    const [select, a, part] = table === 'studies' ? [studySelect(aggregates), 'st', studyPart] : [seriesSelect(aggregates), 'se', seriesPart];
+    const r = await rows({ sql: `SELECT ${select.join(', ')} FROM ${table} ${a} WHERE ${a}.id IN (${placeholders(ids.length)})`, bindings: ids });
+    for (const x of r) out.set(num(x[`${a}_id`]), part(x, aggregates));
+    return out;
+  }
+  const EMPTY_PART: Part = { columns: {}, attributes: {}, counts: {} };
+
   async function hierarchy(plan: QueryPlan): Promise<QueryRow[]> {
     const where = new Compiler().conditions(plan.conditions);
     const s = scopeSql(plan, 'st');
     const level = plan.level;
-    const select = [selectColumns(STUDY_COLUMNS), 'st.id AS st_id'];
-    // A study's (a series') JSON once per page, not once per series or instance row: a
-    // thousand instances of one series would otherwise carry and parse it a thousand times.
-    if (level === 'STUDY') select.push('st.attributes AS st_attributes');
-    // Counts, modalities and SOP classes are kept on the rows (migration 006's triggers).
-    if (plan.studyAggregates) select.push('st.n_series AS st_n_series', 'st.n_instances AS st_n_instances', 'st.modalities AS st_modalities', 'st.sop_classes AS st_sop_classes');
+    const select = level === 'STUDY' ? studySelect(plan.studyAggregates) : ['st.id AS st_id'];
     let from = 'studies st';
     let order = 'st.id';
     const bindings: unknown[] = [];
+    if (level === 'SERIES') select.push(...seriesSelect(plan.seriesAggregates));
     if (level === 'SERIES' || level === 'IMAGE') {
-      select.push(selectColumns(SERIES_COLUMNS), 'se.id AS se_id');
-      if (level === 'SERIES') select.push('se.attributes AS se_attributes');
-      if (plan.seriesAggregates) select.push('se.n_instances AS se_n_instances');
       from = 'series se JOIN studies st ON st.id = se.study_id';
       order = 'st.id, se.series_number NULLS LAST, se.id';
     }
     if (level === 'IMAGE') {
-      select.push(selectColumns(INSTANCE_COLUMNS), 'i.transfer_syntax_uid AS i_transfer_syntax_uid');
+      select.push('se.id AS se_id', selectColumns(INSTANCE_COLUMNS), 'i.transfer_syntax_uid AS i_transfer_syntax_uid');
       from = 'instances i JOIN series se ON se.id = i.series_id JOIN studies st ON st.id = se.study_id';
       order += ', i.instance_number NULLS LAST, i.id';
       if (plan.instanceTags === 'all') select.push('i.metadata AS i_metadata');
@@ -297,19 +320,18 @@ export function createQueryRepo(db: Db): QueryRepo {
       bindings: [...bindings, ...s.bindings, ...where.bindings, plan.limit, plan.offset],
     });
 
-    const studyJson = level === 'STUDY' ? undefined : await attributesOf('studies', r.map((x) => num(x.st_id)));
-    const seriesJson = level === 'IMAGE' ? await attributesOf('series', r.map((x) => num(x.se_id))) : undefined;
+    // A study (series) deleted between the two reads leaves its rows without its part: empty.
+    const studies = level === 'STUDY' ? undefined : await parts('studies', r.map((x) => num(x.st_id)), plan.studyAggregates);
+    const series = level === 'IMAGE' ? await parts('series', r.map((x) => num(x.se_id)), plan.seriesAggregates) : undefined;
     return r.map((x) => {
-      const studyAttributes = studyJson ? (studyJson.get(num(x.st_id)) ?? {}) : json(x.st_attributes);
-      const row: QueryRow = { columns: columnsOf(x, STUDY_COLUMNS), studyAttributes, counts: {} };
-      if (plan.studyAggregates) {
-        Object.assign(row, { modalities: textArray(x.st_modalities), sopClasses: textArray(x.st_sop_classes) });
-        Object.assign(row.counts, { studySeries: num(x.st_n_series), studyInstances: num(x.st_n_instances) });
-      }
+      const st = studies ? (studies.get(num(x.st_id)) ?? EMPTY_PART) : studyPart(x, plan.studyAggregates);
+      const row: QueryRow = { columns: { ...st.columns }, studyAttributes: st.attributes, counts: { ...st.counts } };
+      if (plan.studyAggregates) Object.assign(row, { modalities: st.modalities, sopClasses: st.sopClasses });
       if (level === 'SERIES' || level === 'IMAGE') {
-        Object.assign(row.columns, columnsOf(x, SERIES_COLUMNS));
-        row.seriesAttributes = seriesJson ? (seriesJson.get(num(x.se_id)) ?? {}) : json(x.se_attributes);
-        if (plan.seriesAggregates) row.counts.seriesInstances = num(x.se_n_instances);
+        const se = series ? (series.get(num(x.se_id)) ?? EMPTY_PART) : seriesPart(x, plan.seriesAggregates);
+        Object.assign(row.columns, se.columns);
+        Object.assign(row.counts, se.counts);
+        row.seriesAttributes = se.attributes;
       }
       if (level === 'IMAGE') {
         Object.assign(row.columns, columnsOf(x, INSTANCE_COLUMNS));
