@@ -36,13 +36,19 @@ export interface StoredInstance {
    * Pixel size attributes and Pixel Data's presence when listed `withPixelShape`.
    */
   metadata: DicomJson;
+  /**
+   * With `withMetadataText`: the metadata as stored PS3.18 F.2 text with relative bulk data
+   * markers (core/dicom/metadata-text.ts); absent for a row stored without it, whose
+   * `metadata` is then loaded instead.
+   */
+  metadataText?: string;
   /** Server-generated blob key; never shown to callers. */
   objectKey: string;
 }
 
 export interface RetrieveRepo {
   /** Instances matching `req` within `scope`, ordered by study, series, instance number. */
-  list(s: Scope, req: RetrieveRequest, opts: { withMetadata: boolean; withPixelShape?: boolean; limit: number }): Promise<StoredInstance[]>;
+  list(s: Scope, req: RetrieveRequest, opts: { withMetadata: boolean; withMetadataText?: boolean; withPixelShape?: boolean; limit: number }): Promise<StoredInstance[]>;
 }
 
 /**
@@ -52,6 +58,8 @@ export interface RetrieveRepo {
  */
 export interface ListOptions {
   withMetadata?: boolean;
+  /** The stored metadata text (WADO-RS /metadata), or the JSON for rows without it. */
+  withMetadataText?: boolean;
   withPixelShape?: boolean;
 }
 
@@ -124,7 +132,7 @@ export function createRetrieveService(d: { repo: RetrieveRepo; blobs: BlobStore;
       }
       const s = scope(p, 'read');
       if (!s.all && s.departmentIds.length === 0) throw notFound();
-      const rows = await d.repo.list(s, req, { withMetadata: opts?.withMetadata ?? false, withPixelShape: opts?.withPixelShape ?? false, limit: MAX_RETRIEVE_INSTANCES });
+      const rows = await d.repo.list(s, req, { withMetadata: opts?.withMetadata ?? false, withMetadataText: opts?.withMetadataText ?? false, withPixelShape: opts?.withPixelShape ?? false, limit: MAX_RETRIEVE_INSTANCES });
       if (rows.length === 0) throw notFound();
       return rows;
     },

@@ -1,5 +1,6 @@
 import type { IngestRepo, InsertOutcome, NewInstance } from '../core/ingest.js';
 import type { Db } from './knex.js';
+import { instanceReadColumns } from './read-columns.js';
 
 const clean = <T extends object>(o: T): T => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 
@@ -78,6 +79,7 @@ function insertTx(db: Db, n: NewInstance): Promise<InsertOutcome> {
         columns: i.columns ?? null,
         number_of_frames: i.numberOfFrames ?? null,
         metadata: JSON.stringify(i.metadata),
+        ...instanceReadColumns(i.metadata),
       })
       .onConflict('sop_instance_uid')
       .ignore()

@@ -7,6 +7,7 @@
 import type { ColumnKey } from '../core/dicom/query-keys.js';
 import type { Condition, DicomJson, Field, Matcher, QueryPlan, QueryRepo, QueryRow } from '../core/query.js';
 import type { Db } from './knex.js';
+import { QIDO_INSTANCE_TAGS } from './read-columns.js';
 
 type Sql = { sql: string; bindings: unknown[] };
 
@@ -42,7 +43,8 @@ const SERIES_COLUMNS = COLUMNS.filter((c) => c.startsWith('series.'));
 const INSTANCE_COLUMNS = COLUMNS.filter((c) => c.startsWith('instance.'));
 const PATIENT_COLUMNS: ColumnKey[] = ['study.patient_id', 'study.patient_name', 'study.patient_birth_date', 'study.patient_sex'];
 /** Result alias of a column: "st.patient_name" → "st__patient_name". */
-const alias = (c: ColumnKey) => COLUMN_SQL[c].replace('.', '__');
+const ALIAS = Object.fromEntries(COLUMNS.map((c) => [c, COLUMN_SQL[c].replace('.', '__')])) as Record<ColumnKey, string>;
+const alias = (c: ColumnKey) => ALIAS[c];
 const selectColumns = (cols: ColumnKey[]) => cols.map((c) => `${COLUMN_SQL[c]} AS ${alias(c)}`).join(', ');
 
 const TAG_RE = /^[0-9A-F]{8}$/;
@@ -70,6 +72,9 @@ class Compiler {
         return this.anyOf(c.anyOf, `(COALESCE(st.study_date, '') || COALESCE(st.study_time, ''))`);
       case 'modalities-in-study': {
         // PS3.4 C.6.1.1.3.1: a study matches when any of its series' modalities does.
+        // Plain values: the study's own list (studies.modalities, migration 006).
+        const values = c.anyOf.every((m) => m.op === 'equals') ? c.anyOf.flatMap((m) => (m.op === 'equals' ? m.values : [])) : undefined;
+        if (values?.length) return { sql: `st.modalities && ARRAY[${placeholders(values.length)}]::text[]`, bindings: values };
         const m = this.anyOf(c.anyOf, 'sm.modality');
         return { sql: `EXISTS (SELECT 1 FROM series sm WHERE sm.study_id = st.id AND ${m.sql})`, bindings: m.bindings };
       }
@@ -110,6 +115,15 @@ class Compiler {
       case 'like': {
         if (m.patterns.length === 0) return { sql: 'FALSE', bindings: [] };
         const op = m.caseInsensitive ? 'ILIKE' : 'LIKE';
+        if (!m.caseInsensitive && REVERSED_INDEX.has(text)) {
+          // "*SON": a leading wildcard cannot use an index on the name, but "NOS*" on the
+          // reversed name can (studies_patient_name_reverse_index, migration 006).
+          const parts = m.patterns.map((p) => {
+            const r = reversedLike(p);
+            return r === undefined ? { sql: `${text} LIKE ? ESCAPE E'\\\\'`, bindings: [p] } : { sql: `reverse(${text}) LIKE ? ESCAPE E'\\\\'`, bindings: [r] };
+          });
+          return { sql: parts.map((p) => p.sql).join(' OR '), bindings: parts.flatMap((p) => p.bindings) };
+        }
         // E'\\' is one backslash whatever standard_conforming_strings says.
         return { sql: m.patterns.map(() => `${text} ${op} ? ESCAPE E'\\\\'`).join(' OR '), bindings: [...m.patterns] };
       }
@@ -145,6 +159,30 @@ class Compiler {
   }
 }
 
+/** Columns with an index on reverse(column) text_pattern_ops. */
+const REVERSED_INDEX = new Set(['st.patient_name']);
+
+/**
+ * "%literal" (a leading wildcard and no other) as the pattern that matches the reversed
+ * text: "laretil%"; undefined for any other pattern. Escapes (`\`) are kept with the
+ * character they escape.
+ */
+export function reversedLike(pattern: string): string | undefined {
+  if (!pattern.startsWith('%')) return undefined;
+  const chars: string[] = [];
+  const rest = [...pattern.slice(1)];
+  for (let k = 0; k < rest.length; k++) {
+    const c = rest[k];
+    if (c === '%' || c === '_') return undefined;
+    if (c === '\\') {
+      if (k + 1 >= rest.length) return undefined;
+      chars.push(c + rest[++k]);
+    } else chars.push(c);
+  }
+  if (chars.length === 0) return undefined;
+  return chars.reverse().join('') + '%';
+}
+
 /** scope(principal, 'read') as a condition on `<a>.department_id`. */
 function scopeSql(plan: QueryPlan, a: string): Sql {
   if (plan.departmentIds === 'all') return { sql: 'TRUE', bindings: [] };
@@ -172,35 +210,6 @@ function columnsOf(r: Record<string, unknown>, cols: ColumnKey[]): QueryRow['col
 
 export function createQueryRepo(db: Db): QueryRepo {
   const rows = async (q: Sql): Promise<Record<string, unknown>[]> => (await db.raw(q.sql, q.bindings as any[])).rows;
-
-  async function studyAggregates(ids: number[]) {
-    const out = new Map<number, Pick<QueryRow, 'modalities' | 'sopClasses'> & { series: number; instances: number }>();
-    if (ids.length === 0) return out;
-    const r = await rows({
-      sql: `SELECT st.id,
-          (SELECT count(*) FROM series se WHERE se.study_id = st.id) AS n_series,
-          (SELECT count(*) FROM instances i JOIN series se ON se.id = i.series_id WHERE se.study_id = st.id) AS n_instances,
-          ARRAY(SELECT DISTINCT se.modality FROM series se WHERE se.study_id = st.id AND se.modality IS NOT NULL ORDER BY 1) AS modalities,
-          ARRAY(SELECT DISTINCT i.sop_class_uid FROM instances i JOIN series se ON se.id = i.series_id WHERE se.study_id = st.id ORDER BY 1) AS sop_classes
-        FROM studies st WHERE st.id IN (${placeholders(ids.length)})`,
-      bindings: ids,
-    });
-    for (const x of r) {
-      out.set(num(x.id), { series: num(x.n_series), instances: num(x.n_instances), modalities: textArray(x.modalities), sopClasses: textArray(x.sop_classes) });
-    }
-    return out;
-  }
-
-  async function seriesAggregates(ids: number[]) {
-    const out = new Map<number, number>();
-    if (ids.length === 0) return out;
-    const r = await rows({
-      sql: `SELECT se.id, (SELECT count(*) FROM instances i WHERE i.series_id = se.id) AS n FROM series se WHERE se.id IN (${placeholders(ids.length)})`,
-      bindings: ids,
-    });
-    for (const x of r) out.set(num(x.id), num(x.n));
-    return out;
-  }
 
   async function patients(plan: QueryPlan): Promise<QueryRow[]> {
     const where = new Compiler().conditions(plan.conditions);
@@ -235,21 +244,61 @@ export function createQueryRepo(db: Db): QueryRepo {
     }));
   }
 
+  type Part = Pick<QueryRow, 'columns' | 'modalities' | 'sopClasses'> & { attributes: DicomJson; counts: QueryRow['counts'] };
+
+  /** A study's columns, JSON and aggregates, from a row selected with studySelect. */
+  const studyPart = (x: Record<string, unknown>, aggregates: boolean): Part => ({
+    columns: columnsOf(x, STUDY_COLUMNS),
+    attributes: json(x.st_attributes),
+    // Counts, modalities and SOP classes are kept on the rows (migration 006's triggers).
+    ...(aggregates
+      ? { modalities: textArray(x.st_modalities), sopClasses: textArray(x.st_sop_classes), counts: { studySeries: num(x.st_n_series), studyInstances: num(x.st_n_instances) } }
+      : { counts: {} }),
+  });
+  const studySelect = (aggregates: boolean) => [
+    selectColumns(STUDY_COLUMNS),
+    'st.id AS st_id',
+    'st.attributes AS st_attributes',
+    ...(aggregates ? ['st.n_series AS st_n_series', 'st.n_instances AS st_n_instances', 'st.modalities AS st_modalities', 'st.sop_classes AS st_sop_classes'] : []),
+  ];
+  const seriesPart = (x: Record<string, unknown>, aggregates: boolean): Part => ({
+    columns: columnsOf(x, SERIES_COLUMNS),
+    attributes: json(x.se_attributes),
+    counts: aggregates ? { seriesInstances: num(x.se_n_instances) } : {},
+  });
+  const seriesSelect = (aggregates: boolean) => [selectColumns(SERIES_COLUMNS), 'se.id AS se_id', 'se.attributes AS se_attributes', ...(aggregates ? ['se.n_instances AS se_n_instances'] : [])];
+
+  /**
+   * The studies (series) of a page's rows, each read and parsed once: a thousand instances
+   * of one series would otherwise carry the same study and series columns and JSON a
+   * thousand times. Rows share the parts and only read them.
+   */
+  async function parts(table: 'studies' | 'series', idList: number[], aggregates: boolean): Promise<Map<number, Part>> {
+    const ids = [...new Set(idList)];
+    const out = new Map<number, Part>();
+    if (ids.length === 0) return out;
+    const [select, a, part] = table === 'studies' ? [studySelect(aggregates), 'st', studyPart] : [seriesSelect(aggregates), 'se', seriesPart];
+    const r = await rows({ sql: `SELECT ${select.join(', ')} FROM ${table} ${a} WHERE ${a}.id IN (${placeholders(ids.length)})`, bindings: ids });
+    for (const x of r) out.set(num(x[`${a}_id`]), part(x, aggregates));
+    return out;
+  }
+  const EMPTY_PART: Part = { columns: {}, attributes: {}, counts: {} };
+
   async function hierarchy(plan: QueryPlan): Promise<QueryRow[]> {
     const where = new Compiler().conditions(plan.conditions);
     const s = scopeSql(plan, 'st');
     const level = plan.level;
-    const select = [selectColumns(STUDY_COLUMNS), 'st.id AS st_id', 'st.attributes AS st_attributes'];
+    const select = level === 'STUDY' ? studySelect(plan.studyAggregates) : ['st.id AS st_id'];
     let from = 'studies st';
     let order = 'st.id';
     const bindings: unknown[] = [];
+    if (level === 'SERIES') select.push(...seriesSelect(plan.seriesAggregates));
     if (level === 'SERIES' || level === 'IMAGE') {
-      select.push(selectColumns(SERIES_COLUMNS), 'se.id AS se_id', 'se.attributes AS se_attributes');
       from = 'series se JOIN studies st ON st.id = se.study_id';
       order = 'st.id, se.series_number NULLS LAST, se.id';
     }
     if (level === 'IMAGE') {
-      select.push(selectColumns(INSTANCE_COLUMNS), 'i.transfer_syntax_uid AS i_transfer_syntax_uid');
+      select.push('se.id AS se_id', selectColumns(INSTANCE_COLUMNS), 'i.transfer_syntax_uid AS i_transfer_syntax_uid');
       from = 'instances i JOIN series se ON se.id = i.series_id JOIN studies st ON st.id = se.study_id';
       order += ', i.instance_number NULLS LAST, i.id';
       if (plan.instanceTags === 'all') select.push('i.metadata AS i_metadata');
@@ -257,9 +306,11 @@ export function createQueryRepo(db: Db): QueryRepo {
         const tags = plan.instanceTags.filter((t) => TAG_RE.test(t));
         if (tags.length) {
           // Only the keys to return: the whole metadata of a thousand instances is large.
-          select.push(
-            `(SELECT COALESCE(jsonb_object_agg(md.k, md.v), '{}'::jsonb) FROM jsonb_each(i.metadata) AS md(k, v) WHERE md.k IN (${placeholders(tags.length)})) AS i_metadata`,
-          );
+          // The default keys are kept apart in qido_attributes (NULL for a row written
+          // without it: then from the metadata).
+          const fromMetadata = `(SELECT COALESCE(jsonb_object_agg(md.k, md.v), '{}'::jsonb) FROM jsonb_each(i.metadata) AS md(k, v) WHERE md.k IN (${placeholders(tags.length)}))`;
+          const covered = tags.every((t) => QIDO_INSTANCE_TAGS.includes(t));
+          select.push(covered ? `COALESCE(i.qido_attributes, ${fromMetadata}) AS i_metadata` : `${fromMetadata} AS i_metadata`);
           bindings.push(...tags);
         }
       }
@@ -269,20 +320,18 @@ export function createQueryRepo(db: Db): QueryRepo {
       bindings: [...bindings, ...s.bindings, ...where.bindings, plan.limit, plan.offset],
     });
 
-    const studies = plan.studyAggregates ? await studyAggregates([...new Set(r.map((x) => num(x.st_id)))]) : undefined;
-    const series = plan.seriesAggregates && level !== 'STUDY' ? await seriesAggregates([...new Set(r.map((x) => num(x.se_id)))]) : undefined;
+    // A study (series) deleted between the two reads leaves its rows without its part: empty.
+    const studies = level === 'STUDY' ? undefined : await parts('studies', r.map((x) => num(x.st_id)), plan.studyAggregates);
+    const series = level === 'IMAGE' ? await parts('series', r.map((x) => num(x.se_id)), plan.seriesAggregates) : undefined;
     return r.map((x) => {
-      const row: QueryRow = { columns: columnsOf(x, STUDY_COLUMNS), studyAttributes: json(x.st_attributes), counts: {} };
-      const sa = studies?.get(num(x.st_id));
-      if (sa) {
-        Object.assign(row, { modalities: sa.modalities, sopClasses: sa.sopClasses });
-        Object.assign(row.counts, { studySeries: sa.series, studyInstances: sa.instances });
-      }
+      const st = studies ? (studies.get(num(x.st_id)) ?? EMPTY_PART) : studyPart(x, plan.studyAggregates);
+      const row: QueryRow = { columns: { ...st.columns }, studyAttributes: st.attributes, counts: { ...st.counts } };
+      if (plan.studyAggregates) Object.assign(row, { modalities: st.modalities, sopClasses: st.sopClasses });
       if (level === 'SERIES' || level === 'IMAGE') {
-        Object.assign(row.columns, columnsOf(x, SERIES_COLUMNS));
-        row.seriesAttributes = json(x.se_attributes);
-        const n = series?.get(num(x.se_id));
-        if (n !== undefined) row.counts.seriesInstances = n;
+        const se = series ? (series.get(num(x.se_id)) ?? EMPTY_PART) : seriesPart(x, plan.seriesAggregates);
+        Object.assign(row.columns, se.columns);
+        Object.assign(row.counts, se.counts);
+        row.seriesAttributes = se.attributes;
       }
       if (level === 'IMAGE') {
         Object.assign(row.columns, columnsOf(x, INSTANCE_COLUMNS));

@@ -22,7 +22,14 @@ export function createRetrieveRepo(db: Db): RetrieveRepo {
           'i.instance_number',
           'i.number_of_frames',
           'i.object_key',
-          ...(opts.withMetadata ? ['i.metadata'] : opts.withPixelShape ? [db.raw(`jsonb_build_object(${PIXEL_SHAPE_TAGS.map((t) => `'${t}', i.metadata->'${t}'`).join(', ')}) as metadata`)] : []),
+          ...(opts.withMetadata
+            ? ['i.metadata']
+            : opts.withMetadataText
+              ? // The stored rendering (migration 006); the JSON only for a row without one.
+                ['i.metadata_json', db.raw('CASE WHEN i.metadata_json IS NULL THEN i.metadata END AS metadata')]
+              : opts.withPixelShape
+                ? [db.raw(`jsonb_build_object(${PIXEL_SHAPE_TAGS.map((t) => `'${t}', i.metadata->'${t}'`).join(', ')}) as metadata`)]
+                : []),
         )
         .orderBy([{ column: 'st.study_uid' }, { column: 'se.series_number' }, { column: 'se.series_uid' }, { column: 'i.instance_number' }, { column: 'i.sop_instance_uid' }])
         .limit(opts.limit);
@@ -46,6 +53,7 @@ export function createRetrieveRepo(db: Db): RetrieveRepo {
           instanceNumber: r.instance_number ?? null,
           numberOfFrames: r.number_of_frames ?? null,
           metadata: r.metadata ?? {},
+          ...(typeof r.metadata_json === 'string' ? { metadataText: r.metadata_json } : {}),
           objectKey: r.object_key,
         }),
       );

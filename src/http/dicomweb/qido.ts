@@ -41,6 +41,7 @@ export function registerQidoRoutes(app: FastifyInstance, ctx: DicomwebContext): 
       // One audited search (core/query-audit.ts): the identifier's values may be patient
       // names, so the row gets the level and counts only.
       const result = await ctx.deps.query.search(p, req, { via: 'dicomweb', details: params.study ? { studyUid: params.study } : {} });
+      // normalizeDicomJson makes a new object: the two steps after it change that one in place.
       const body = result.matches.map((m) => withRetrieveUrl(level, withoutEmptyModalities(normalizeDicomJson(m)), ctx));
       if (result.truncated) reply.header('warning', TRUNCATION_WARNING);
       return reply.code(200).header('content-type', 'application/dicom+json').send(JSON.stringify(body));
@@ -66,12 +67,11 @@ export function registerQidoRoutes(app: FastifyInstance, ctx: DicomwebContext): 
  */
 function withoutEmptyModalities(m: DicomJson): DicomJson {
   const el = m[MODALITIES_IN_STUDY];
-  if (!el || (Array.isArray(el.Value) && el.Value.length > 0)) return m;
-  const { [MODALITIES_IN_STUDY]: _omitted, ...rest } = m;
-  return rest;
+  if (el && !(Array.isArray(el.Value) && el.Value.length > 0)) delete m[MODALITIES_IN_STUDY];
+  return m;
 }
 
-/** PS3.18 Tables 10.6.3-3…5: each result carries the URL to retrieve it. */
+/** PS3.18 Tables 10.6.3-3…5: each result carries the URL to retrieve it (set on `m`). */
 function withRetrieveUrl(level: QidoLevel, m: DicomJson, ctx: DicomwebContext): DicomJson {
   const st = str(m, STUDY);
   const se = str(m, SERIES);
@@ -80,5 +80,6 @@ function withRetrieveUrl(level: QidoLevel, m: DicomJson, ctx: DicomwebContext): 
   if (level === 'STUDY' && st) url = studyUrl(ctx.urls, st);
   else if (level === 'SERIES' && st && se) url = seriesUrl(ctx.urls, st, se);
   else if (level === 'IMAGE' && st && se && sop) url = instanceUrl(ctx.urls, st, se, sop);
-  return url ? { ...m, [RETRIEVE_URL]: { vr: 'UR', Value: [url] } } : m;
+  if (url) m[RETRIEVE_URL] = { vr: 'UR', Value: [url] };
+  return m;
 }

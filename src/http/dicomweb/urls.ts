@@ -4,6 +4,7 @@
 // (cache poisoning, links to another host).
 
 import type { DicomJson, DicomJsonElement } from '../../core/dicom/json.js';
+import { BULK_MARKER_RE, BULK_MARKER_TEXT } from '../../core/dicom/metadata-text.js';
 
 export interface UrlBase {
   publicUrl?: string;
@@ -17,7 +18,7 @@ export const seriesUrl = (b: UrlBase, study: string, series: string): string => 
 export const instanceUrl = (b: UrlBase, study: string, series: string, instance: string): string =>
   `${seriesUrl(b, study, series)}/instances/${instance}`;
 
-const BULK_RE = /^bulkdata\/([0-9A-F]{8}(\/\d{1,6}\/[0-9A-F]{8})*)$/;
+const BULK_RE = BULK_MARKER_RE;
 
 /**
  * The metadata of one instance with each relative "bulkdata/<tag path>" marker
@@ -39,4 +40,15 @@ function rewrite(el: DicomJsonElement, base: string): DicomJsonElement {
     return { vr: 'SQ', Value: el.Value.map((item) => (item && typeof item === 'object' ? withBulkDataUris(item as DicomJson, base) : item)) };
   }
   return el;
+}
+
+/**
+ * The same links in stored metadata text (core/dicom/metadata-text.ts, whose markers
+ * were already checked at ingest): a text substitution, no parse. `base` goes into a
+ * JSON string, so it is JSON-escaped.
+ */
+export function bulkDataUrisInText(text: string, base: string): string {
+  if (!text.includes(BULK_MARKER_TEXT)) return text;
+  const link = `"BulkDataURI":"${JSON.stringify(base).slice(1, -1)}/bulkdata/`;
+  return text.replaceAll(BULK_MARKER_TEXT, () => link);
 }

@@ -18,12 +18,15 @@ import type { DicomwebContext } from './context.js';
 import { principalOf, problem } from './errors.js';
 import { frameSource } from './frame-source.js';
 import { chooseInstance, choosePixel, type InstanceChoice } from './negotiate.js';
-import { instanceUrl, withBulkDataUris } from './urls.js';
+import { bulkDataUrisInText, instanceUrl, withBulkDataUris } from './urls.js';
 import { closeDelimiter, multipartContentType, newBoundary, partHead } from './multipart.js';
 import { readAll } from '../../lib/read-all.js';
 import { openerOf } from '../open-stored.js';
 import { acceptOf, acceptsDicomJson } from './request-accept.js';
 import { retrieval, retrieveRequestOf, storedObject, type Retrieval } from './retrieval.js';
+
+/** Characters per written chunk of a /metadata body. */
+const METADATA_CHUNK = 64 * 1024;
 
 type Params = { study: string; series?: string; instance?: string; frames?: string; '*'?: string };
 
@@ -160,28 +163,38 @@ export function registerWadoRoutes(app: FastifyInstance, ctx: DicomwebContext): 
     const p = principalOf(request);
     const params = request.params as Params;
     return retrieval(ctx, p, params, 'metadata', async (r) => {
-    const index = await r.list(retrieveRequestOf(params));
+    // One list for the ETag and the body: the stored text of each instance (migration 006).
+    const rows = await r.list(retrieveRequestOf(params), { withMetadataText: true });
     // Instances are immutable (a SOP Instance UID is stored once, with one sha256):
     // the list of (UID, hash) and the link base identify the representation.
-    // "f2": the JSON rendering's revision, so caches of the pre-F.2 rendering are not revalidated.
-    const h = createHash('sha256').update(`f2\n${ctx.urls.publicUrl ?? ''}${ctx.urls.prefix}\n`);
-    for (const r of index) h.update(`${r.seriesUid}/${r.sopInstanceUid}:${r.sha256}\n`);
+    // "f3": the rendering's revision (f2: PS3.18 F.2; f3: served from the text stored at
+    // ingest), so caches of an earlier rendering are not revalidated.
+    const h = createHash('sha256').update(`f3\n${ctx.urls.publicUrl ?? ''}${ctx.urls.prefix}\n`);
+    for (const r of rows) h.update(`${r.seriesUid}/${r.sopInstanceUid}:${r.sha256}\n`);
     const etag = `"${h.digest('base64url')}"`;
     reply.header('etag', etag).header('cache-control', 'private, no-cache').header('vary', 'Authorization, Accept');
     if (matchesIfNoneMatch(request.headers['if-none-match'], etag)) {
-      r.note({ instances: index.length, notModified: true });
+      r.note({ instances: rows.length, notModified: true });
       return reply.code(304).send();
     }
-    const rows = await r.list(retrieveRequestOf(params), { withMetadata: true });
     r.note({ instances: rows.length });
-    async function* body(): AsyncGenerator<string> {
-      yield '[';
+    const text = (r: StoredInstance): string => {
+      const base = instanceUrl(ctx.urls, r.studyUid, r.seriesUid, r.sopInstanceUid);
+      if (r.metadataText !== undefined) return bulkDataUrisInText(r.metadataText, base);
+      // A row stored without the text: PS3.18 F.2 also for rows stored before ingest normalized (json-normalize.ts).
+      return JSON.stringify(withBulkDataUris(normalizeDicomJson(r.metadata), base));
+    };
+    // Chunks of about 64 KiB: one write per instance would be a thousand small writes.
+    function* body(): Generator<string> {
+      let chunk = '[';
       for (let i = 0; i < rows.length; i++) {
-        const r = rows[i];
-        // PS3.18 F.2 also for rows stored before ingest normalized (json-normalize.ts).
-        yield (i ? ',' : '') + JSON.stringify(withBulkDataUris(normalizeDicomJson(r.metadata), instanceUrl(ctx.urls, r.studyUid, r.seriesUid, r.sopInstanceUid)));
+        chunk += (i ? ',' : '') + text(rows[i]);
+        if (chunk.length >= METADATA_CHUNK) {
+          yield chunk;
+          chunk = '';
+        }
       }
-      yield ']';
+      yield chunk + ']';
     }
     return reply.code(200).header('content-type', 'application/dicom+json').send(Readable.from(body()));
     });
