@@ -143,7 +143,7 @@ export function registerStowRoutes(app: FastifyInstance, ctx: DicomwebContext): 
       if (isTresorError(e) && e.reason === 'bad-multipart') {
         if (!stored) return refuse(400, e.reason, e.message);
         // Some parts were complete and stored: report them, and the malformed rest as a failure.
-        outcomes.push({ ok: false, reason: FAILURE.cannotUnderstand, conflict: false });
+        slots.push({ ok: false, reason: FAILURE.cannotUnderstand, conflict: false });
       } else if (isTresorError(e)) {
         throw e;
       } else {
