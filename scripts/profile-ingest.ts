@@ -50,13 +50,11 @@ const blobs = await createFsBlobStore(path.join(dataDir, 'blobs'));
 const realRepo = createIngestRepo(db);
 const repo = {
   ...realRepo,
-  studyDepartment: (u: string) => timed('db: studyDepartment', () => realRepo.studyDepartment(u)),
-  instanceSha256: (u: string) => timed('db: instanceSha256', () => realRepo.instanceSha256(u)),
-  journal: (k: string) => timed('db: journal insert', () => realRepo.journal(k)),
-  insert: (n: any) => timed('db: row transaction', () => realRepo.insert(n)),
+  lookup: (q: any) => timed('db: lookup + journal insert', () => realRepo.lookup(q)),
+  insert: (n: any) => timed('db: rows (one statement, or transaction)', () => realRepo.insert(n)),
 };
 const wrappedBlobs: any = { ...blobs, put: (k: string, b: any) => timed('blob put (copy+fsync+rename)', () => blobs.put(k, b)) };
-if (blobs.adopt) wrappedBlobs.adopt = (k: string, f: string, i: any) => timed('blob adopt (fsync+rename)', () => blobs.adopt!(k, f, i));
+if (blobs.adopt) wrappedBlobs.adopt = (k: string, f: string, i: any, o: any) => timed('blob adopt (rename; fsync unless done)', () => blobs.adopt!(k, f, i, o));
 const spooledInfo = !process.env.PROFILE_NO_ADOPT;
 const { pki } = await import('../test/helpers/pki.js').then((m) => m.sharedTestPki());
 const deps = await createDeps(config, createLogger('silent'), { db, blobs: wrappedBlobs as any, ingestRepo: repo as any, pki });

@@ -22,6 +22,7 @@ import { parsePart10File, type ParsedObject } from './dicom/parse.js';
 import { inspectPreamble, PREAMBLE_LENGTH } from './dicom/part10.js';
 import { TS } from './dicom/transfer-syntaxes.js';
 import { isValidUid } from './dicom/uids.js';
+import { fsyncFile } from '../lib/fs-atomic.js';
 import type { Principal } from './principal.js';
 import type { BlobStore, PutResult } from './ports/blob-store.js';
 import { newObjectKey } from './ports/object-keys.js';
@@ -39,6 +40,12 @@ export interface IngestOptions {
    * while it was written. The caller still removes the path afterwards (absent is fine).
    */
   spooled?: PutResult;
+  /**
+   * ingestStream: called once every byte of `body` is in the spool file, before it is
+   * parsed and stored. A door that reads several objects from one stream (STOW-RS) may
+   * go on reading the next one from then on.
+   */
+  onSpooled?: () => void;
 }
 
 export interface IngestResult {
@@ -118,13 +125,20 @@ export type InsertOutcome =
   | { result: 'duplicate' } // same SOP Instance UID, same bytes
   | { result: 'conflict'; reason: 'sop-instance-conflict' | 'study-in-other-department' | 'series-in-other-study' };
 
+export interface IngestLookup {
+  studyDepartment: number | null;
+  instanceSha256: string | null;
+}
+
 /** Implemented in db/ingest.repo.ts. */
 export interface IngestRepo {
-  /** Department of an existing study, or null. */
-  studyDepartment(studyUid: string): Promise<number | null>;
-  /** sha256 of an existing instance, or null. */
-  instanceSha256(sopInstanceUid: string): Promise<string | null>;
-  /** One transaction: upsert study and series, insert the instance, and drop its journal entry. */
+  /**
+   * One round trip: the department of the study (null: no such study), the sha256 of the
+   * instance (null: not stored), and, committed with them, the journal entry of
+   * `journalKey` (see journal()).
+   */
+  lookup(q: { studyUid: string; sopInstanceUid: string; journalKey: string }): Promise<IngestLookup>;
+  /** Atomically: upsert study and series, insert the instance, and drop its journal entry. */
   insert(n: NewInstance): Promise<InsertOutcome>;
   /** Records, before the upload, that a blob may exist under `key` without a row (core/blob-journal.ts). */
   journal(key: string): Promise<void>;
@@ -145,6 +159,11 @@ export interface IngestDeps {
 export function createIngestService(d: IngestDeps): IngestService {
   async function ingestFile(t: StoreTransfer, p: Principal, file: string, opts: IngestOptions): Promise<IngestResult> {
     let parsedUids: { studyUid?: string; sopInstanceUid?: string } = {};
+    // A spool file the store will adopt is fsynced now, in the thread pool, while this
+    // thread parses it and asks the database: the bytes are on disk before any success
+    // goes out (adopt() waits for it), without the fsync on the critical path (issue 13).
+    const adoptable = opts.spooled !== undefined && d.blobs.adopt !== undefined;
+    const synced = adoptable ? fsyncFile(file).then(() => true, () => false) : undefined;
     try {
       // Deny early and cheaply: a principal with no write role anywhere learns nothing.
       const writable = scope(p, 'write');
@@ -159,41 +178,31 @@ export function createIngestService(d: IngestDeps): IngestService {
       if (opts.expectedStudyUid !== undefined && v.studyUid !== opts.expectedStudyUid) {
         throw invalid('study-uid-mismatch', 'The instance does not belong to the study in the request URL.');
       }
-
-      // Both lookups at once (each is a round trip); they are judged in this order below.
-      const shaLookup = d.repo.instanceSha256(v.sopInstanceUid);
-      shaLookup.catch(() => undefined); // judged (and awaited) below, or dropped on a refusal
-      const existingDept = await d.repo.studyDepartment(v.studyUid);
-      let departmentId: number;
-      if (existingDept !== null) {
-        departmentId = existingDept;
-        // PS: a study belongs to one department; another department's writer is refused, not merged.
-        if (opts.departmentId !== undefined && opts.departmentId !== existingDept) throw conflict('study-in-other-department', 'This study belongs to another department.');
-        try {
-          assertCan(p, 'write', departmentId);
-        } catch {
-          throw conflict('study-in-other-department', 'This study belongs to another department.');
-        }
-      } else {
-        departmentId = chooseDepartment(p, opts.departmentId);
-      }
-
       const zeroPreamble = inspectPreamble(parsed.preamble) === 'executable';
 
-      const existingSha = await shaLookup;
-      if (existingSha !== null) {
-        // Only a re-send needs the hash before storing; a new instance gets it from the
-        // store's single pass over the bytes (put()).
-        const sha = opts.spooled && !zeroPreamble ? opts.spooled.sha256 : await hashStored(file, zeroPreamble);
-        if (existingSha !== sha) throw conflict('sop-instance-conflict', 'An instance with this SOP Instance UID but different content is already stored.');
-        t.stored({ studyUid: v.studyUid, sopClassUid: v.sopClassUid, duplicate: true, warnings: [] });
-        return result('duplicate', v, parsed, []);
+      // One round trip: what is already stored, and the journal entry of the blob this
+      // instance gets if it is new (core/blob-journal.ts). From here until the row commits,
+      // a crash leaves a journaled blob, which the sweeper removes.
+      const key = newObjectKey();
+      const found = await d.repo.lookup({ studyUid: v.studyUid, sopInstanceUid: v.sopInstanceUid, journalKey: key });
+      let departmentId: number;
+      try {
+        departmentId = departmentFor(p, found.studyDepartment, opts.departmentId);
+        if (found.instanceSha256 !== null) {
+          // Only a re-send needs the hash before storing; a new instance gets it from the
+          // spooling (adopt()) or from the store's single pass over the bytes (put()).
+          const sha = opts.spooled && !zeroPreamble ? opts.spooled.sha256 : await hashStored(file, zeroPreamble);
+          if (found.instanceSha256 !== sha) throw conflict('sop-instance-conflict', 'An instance with this SOP Instance UID but different content is already stored.');
+          await dropJournal(key);
+          t.stored({ studyUid: v.studyUid, sopClassUid: v.sopClassUid, duplicate: true, warnings: [] });
+          return result('duplicate', v, parsed, []);
+        }
+      } catch (e) {
+        // Refused before anything was stored: the journal entry guards nothing.
+        await dropJournal(key);
+        throw e;
       }
 
-      const key = newObjectKey();
-      // Journal first: if we crash from here until the row commits, the sweeper
-      // (core/blob-journal.ts) finds and removes the blob.
-      await d.repo.journal(key);
       let storedSize: number;
       let sha256: string;
       try {
@@ -201,8 +210,8 @@ export function createIngestService(d: IngestDeps): IngestService {
         // bytes are written once). Not when the preamble must be zeroed: then the stored
         // bytes differ from the file's.
         ({ size: storedSize, sha256 } =
-          opts.spooled && d.blobs.adopt && !zeroPreamble && opts.spooled.size === size
-            ? await d.blobs.adopt(key, file, opts.spooled)
+          adoptable && !zeroPreamble && opts.spooled!.size === size
+            ? await d.blobs.adopt!(key, file, opts.spooled!, { durable: await synced! })
             : await d.blobs.put(key, storedBytes(file, zeroPreamble)));
       } catch (e) {
         // An outage (timeout, S3 hung or gone) may still complete the upload inside the
@@ -243,6 +252,18 @@ export function createIngestService(d: IngestDeps): IngestService {
     } catch (e) {
       t.failed(e, parsedUids.studyUid);
       throw e;
+    } finally {
+      // Never leave the fsync running behind the caller, who deletes the file next.
+      await synced;
+    }
+  }
+
+  /** Drops the journal entry of a key that got no blob; if that fails, the sweeper drops it (no blob: nothing to delete). */
+  async function dropJournal(key: string): Promise<void> {
+    try {
+      await d.repo.unjournal(key);
+    } catch (err) {
+      d.onCleanupError?.(err, key);
     }
   }
 
@@ -278,6 +299,7 @@ export function createIngestService(d: IngestDeps): IngestService {
         },
       });
       await pipeline(body, sizeCap(d.maxObjectBytes), tap, fs.createWriteStream(tmp, { mode: 0o600 }));
+      opts.onSpooled?.();
       return await ingestFile(t, p, tmp, { ...opts, spooled: { size, sha256: hash.digest('hex') } });
     } finally {
       await fsp.rm(tmp, { force: true });
@@ -308,6 +330,20 @@ export function createIngestService(d: IngestDeps): IngestService {
       };
     },
   };
+}
+
+/** The department the instance's study is in (existing) or goes to (new); refuses another department's study. */
+function departmentFor(p: Principal, existing: number | null, requested: number | undefined): number {
+  if (existing === null) return chooseDepartment(p, requested);
+  // A study belongs to one department (ARCHITECTURE.md data model): another department's
+  // writer is refused, not merged.
+  if (requested !== undefined && requested !== existing) throw conflict('study-in-other-department', 'This study belongs to another department.');
+  try {
+    assertCan(p, 'write', existing);
+  } catch {
+    throw conflict('study-in-other-department', 'This study belongs to another department.');
+  }
+  return existing;
 }
 
 function chooseDepartment(p: Principal, requested: number | undefined): number {

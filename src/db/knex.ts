@@ -47,6 +47,17 @@ export async function openDb(opts: DbOptions): Promise<Db> {
     await fs.mkdir(opts.embeddedDir, { recursive: true, mode: 0o700 });
     await initEmbeddedDir(path.resolve(opts.embeddedDir));
   }
+  // Durability of a commit here (issue 13, read in @electric-sql/pglite 0.5.17): the data
+  // directory is Emscripten's NODEFS, so PostgreSQL's writes are node fs writes and a
+  // committed transaction's WAL is in the kernel's page cache when the commit returns:
+  // it survives the process being killed (test/dimse/crash-ingest.test.ts). PostgreSQL's
+  // fsync()/fdatasync() however end in Emscripten's ___syscall_fdatasync, which only
+  // checks the descriptor and returns 0; syncToFs() is a no-op for NODEFS and
+  // relaxedDurability only says whether a query waits for it. So after a power loss or a
+  // kernel crash the last ~30 s of commits (vm.dirty_expire_centisecs) may be lost even
+  // though their blobs were fsynced: rows lost, blobs orphaned (the journal entries are
+  // lost with them). Deployments that need commits on disk use PostgreSQL (DATABASE_URL),
+  // which fsyncs its WAL at each commit.
   // Loaded only here: a PostgreSQL deployment never pays for the WASM engine's code.
   const [{ PGlite }, { default: ClientPgLite }] = await Promise.all([import('@electric-sql/pglite'), import('knex-pglite')]);
   const pglite = new PGlite(opts.embeddedDir ? path.resolve(opts.embeddedDir) : undefined, { postgresqlconf: EMBEDDED_CONF });

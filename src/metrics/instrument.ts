@@ -13,7 +13,7 @@ import { outcomeOf } from '../core/audit.js';
 import { REASONS } from '../core/errors.js';
 import type { LockoutRepo } from '../core/identity/lockout.js';
 import type { IngestService, IngestTransfer } from '../core/ingest.js';
-import type { BlobStore } from '../core/ports/blob-store.js';
+import type { BlobStore, PutResult } from '../core/ports/blob-store.js';
 import type { QueryService } from '../core/query.js';
 import { doorLabel, reasonLabel, type Door, type Metrics } from './registry.js';
 
@@ -126,13 +126,13 @@ async function timed<T>(m: Metrics, operation: string, fn: () => Promise<T>): Pr
 }
 
 export function instrumentBlobStore(b: BlobStore, m: Metrics): BlobStore {
-  return {
-    async put(key: string, body: Readable) {
-      const r = await timed(m, 'put', () => b.put(key, body));
-      const ctx = storeContext.getStore();
-      if (ctx) ctx.bytes += r.size;
-      return r;
-    },
+  const counted = (r: PutResult) => {
+    const ctx = storeContext.getStore();
+    if (ctx) ctx.bytes += r.size;
+    return r;
+  };
+  const wrapped: BlobStore = {
+    put: async (key: string, body: Readable) => counted(await timed(m, 'put', () => b.put(key, body))),
     get: (key) => timed(m, 'get', () => b.get(key)),
     stat: (key) => timed(m, 'stat', () => b.stat(key)),
     delete: (key) => timed(m, 'delete', () => b.delete(key)),
@@ -140,6 +140,11 @@ export function instrumentBlobStore(b: BlobStore, m: Metrics): BlobStore {
     list: (prefix) => b.list(prefix),
     close: () => b.close(),
   };
+  // Optional methods are forwarded only when the store has them: the core tests for their
+  // presence (a missing adopt() here once made every spool file copied and fsynced twice).
+  const adopt = b.adopt?.bind(b);
+  if (adopt) wrapped.adopt = async (key, file, info, opts) => counted(await timed(m, 'adopt', () => adopt(key, file, info, opts)));
+  return wrapped;
 }
 
 /** A lock placed (lockedUntil moved forward) is a lockout; the key says account or address. */

@@ -12,7 +12,7 @@ import { access, constants, copyFile, mkdir, open, readdir, rename, rm, stat, un
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { isTresorError, notFound, unavailable } from '../core/errors.js';
-import type { BlobInfo, BlobStore, PutResult } from '../core/ports/blob-store.js';
+import type { AdoptOptions, BlobInfo, BlobStore, PutResult } from '../core/ports/blob-store.js';
 import { assertValidKeyPrefix, assertValidObjectKey, isValidObjectKey } from '../core/ports/object-keys.js';
 import { fsyncDir } from '../lib/fs-atomic.js';
 import { ensurePrivateDir, removeStaleFiles, writeNewFile } from './temp-files.js';
@@ -95,24 +95,28 @@ export async function createFsBlobStore(rootDir: string, opts: { tempMaxAgeMs?: 
       return written;
     },
 
-    async adopt(key: string, file: string, info: PutResult): Promise<PutResult> {
+    async adopt(key: string, file: string, info: PutResult, opts: AdoptOptions = {}): Promise<PutResult> {
       const dest = pathOf(key);
       const tmp = path.join(tmpDir, `${randomUUID()}.part`);
       try {
         // Into our own tmp/ first: a rename there fails with EXDEV when the spool is on
         // another filesystem (then one copy), and the object directory never sees a file
         // that is not yet durable.
+        let copied = false;
         try {
           await rename(file, tmp);
         } catch (e) {
           if ((e as NodeJS.ErrnoException).code !== 'EXDEV') throw e;
           await copyFile(file, tmp);
+          copied = true;
         }
         const fh = await open(tmp, 'r+');
         try {
           if ((await fh.stat()).size !== info.size) throw new Error('spool file changed size');
           await fh.chmod(0o600);
-          await fh.datasync();
+          // A rename keeps the inode, so the caller's fsync of the spool file still holds;
+          // a copy is new bytes and gets its own.
+          if (copied || !opts.durable) await fh.datasync();
         } finally {
           await fh.close();
         }

@@ -327,8 +327,8 @@ describe('ingest rules and faults (PGlite, filesystem)', () => {
     let waiting: (() => void)[] = [];
     const gated = {
       ...repo,
-      async instanceSha256(uid: string) {
-        const r = await repo.instanceSha256(uid);
+      async lookup(q: Parameters<typeof repo.lookup>[0]) {
+        const r = await repo.lookup(q);
         await new Promise<void>((resolve) => {
           waiting.push(resolve);
           if (waiting.length === 2) { waiting.forEach((f) => f()); waiting = []; }
@@ -355,3 +355,95 @@ describe('ingest rules and faults (PGlite, filesystem)', () => {
     expect(await allKeys(store)).toEqual([]);
   });
 });
+
+// Issue 13: a new instance's rows go in as ONE autocommit statement; every other case
+// (duplicate, conflict, another department's study) rolls that statement back whole and
+// takes the transaction, which tells why. On both databases.
+for (const dbu of databasesUnderTest()) {
+  describe(`ingest rows: one statement or the transaction (${dbu.name})`, () => {
+    let db: Db;
+    let close: () => Promise<void>;
+    let deptA: number;
+    let deptB: number;
+    const sqls: string[] = [];
+    const record = (q: { sql: string }) => sqls.push(q.sql);
+    let n = 0;
+    const row = (o: { study: string; series: string; sop?: string; dept?: number; sha?: string }) => ({
+      departmentId: o.dept ?? deptA,
+      study: { uid: o.study, columns: { patient_id: 'P1', study_date: '20260101' }, attributes: { '00100020': { vr: 'LO', Value: ['P1'] } } },
+      series: { uid: o.series, columns: { modality: 'CT', series_number: 1 }, attributes: {} },
+      instance: {
+        sopInstanceUid: o.sop ?? `1.2.3.9.${++n}`,
+        sopClassUid: '1.2.840.10008.5.1.4.1.1.2',
+        transferSyntaxUid: '1.2.840.10008.1.2.1',
+        objectKey: `objects/aa/bb/key${++n}`,
+        size: 10,
+        sha256: o.sha ?? 'a'.repeat(64),
+        metadata: {},
+      },
+    });
+    const insert = async (r: ReturnType<typeof row>) => {
+      await db('blob_journal').insert({ object_key: r.instance.objectKey, reason: 'ingest' });
+      sqls.length = 0;
+      return createIngestRepo(db).insert(r);
+    };
+    const transactions = () => sqls.filter((s) => /^begin/i.test(s.trim())).length;
+
+    beforeAll(async () => {
+      ({ db, close } = await dbu.open());
+      await db.raw('TRUNCATE studies, series, instances, blob_journal RESTART IDENTITY CASCADE');
+      deptA = await createDepartment(db, 'RowsA');
+      deptB = await createDepartment(db, 'RowsB');
+      db.on('query', record);
+    });
+    afterAll(async () => {
+      db?.off('query', record);
+      await close?.();
+    });
+
+    it('a new study, then a new series of it, each in one statement with its journal entry dropped', async () => {
+      const first = row({ study: '1.2.3.100', series: '1.2.3.100.1' });
+      expect(await insert(first)).toEqual({ result: 'inserted' });
+      expect(sqls).toHaveLength(1);
+      expect(transactions()).toBe(0);
+      const second = row({ study: '1.2.3.100', series: '1.2.3.100.2' });
+      expect(await insert(second)).toEqual({ result: 'inserted' });
+      expect(sqls).toHaveLength(1);
+      const third = row({ study: '1.2.3.100', series: '1.2.3.100.2' });
+      expect(await insert(third)).toEqual({ result: 'inserted' });
+      expect(sqls).toHaveLength(1);
+      expect(await rowCount(db, 'studies')).toBe(1);
+      expect(await rowCount(db, 'series')).toBe(2);
+      expect(await rowCount(db, 'instances')).toBe(3);
+      expect(await rowCount(db, 'blob_journal')).toBe(0);
+      const [st] = await db('studies').where({ study_uid: '1.2.3.100' });
+      expect(st).toMatchObject({ patient_id: 'P1', study_date: '20260101' });
+      expect(Number(st.department_id)).toBe(deptA);
+      expect(st.attributes).toEqual({ '00100020': { vr: 'LO', Value: ['P1'] } });
+    });
+
+    it('the same SOP Instance UID: same bytes is a duplicate, other bytes a conflict; nothing new stays', async () => {
+      const orig = row({ study: '1.2.3.200', series: '1.2.3.200.1', sop: '1.2.3.200.1.1' });
+      expect(await insert(orig)).toEqual({ result: 'inserted' });
+      const before = { studies: await rowCount(db, 'studies'), series: await rowCount(db, 'series'), instances: await rowCount(db, 'instances') };
+      expect(await insert(row({ study: '1.2.3.200', series: '1.2.3.200.1', sop: '1.2.3.200.1.1' }))).toEqual({ result: 'duplicate' });
+      expect(transactions()).toBe(1); // the statement rolled back, the transaction told why
+      expect(await insert(row({ study: '1.2.3.200', series: '1.2.3.200.1', sop: '1.2.3.200.1.1', sha: 'b'.repeat(64) }))).toEqual({ result: 'conflict', reason: 'sop-instance-conflict' });
+      // Under a new study and series: the statement created both before the instance failed, and rolled back.
+      expect(await insert(row({ study: '1.2.3.201', series: '1.2.3.201.1', sop: '1.2.3.200.1.1', sha: 'b'.repeat(64) }))).toEqual({ result: 'conflict', reason: 'sop-instance-conflict' });
+      expect({ studies: await rowCount(db, 'studies'), series: await rowCount(db, 'series'), instances: await rowCount(db, 'instances') }).toEqual(before);
+    });
+
+    it("another department's study and a series of another study are refused, nothing new stays", async () => {
+      expect(await insert(row({ study: '1.2.3.300', series: '1.2.3.300.1' }))).toEqual({ result: 'inserted' });
+      const before = { studies: await rowCount(db, 'studies'), series: await rowCount(db, 'series'), instances: await rowCount(db, 'instances') };
+      expect(await insert(row({ study: '1.2.3.300', series: '1.2.3.300.9', dept: deptB }))).toEqual({ result: 'conflict', reason: 'study-in-other-department' });
+      expect(transactions()).toBe(1);
+      // The series exists under 1.2.3.300; a new study claiming it: the new study does not stay either.
+      expect(await insert(row({ study: '1.2.3.301', series: '1.2.3.300.1' }))).toEqual({ result: 'conflict', reason: 'series-in-other-study' });
+      expect({ studies: await rowCount(db, 'studies'), series: await rowCount(db, 'series'), instances: await rowCount(db, 'instances') }).toEqual(before);
+      // The refused rows' journal entries stay for the core to drop with their blobs.
+      expect(await rowCount(db, 'blob_journal')).toBe(5);
+    });
+  });
+}

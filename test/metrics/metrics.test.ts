@@ -78,7 +78,11 @@ describe('metrics: GET /metrics on TRESOR_METRICS_PORT', () => {
     expect(v('tresor_logins_total{outcome="success"}')).toBe(1);
     expect(v('tresor_errors_total{door="none",kind="unauthenticated",reason="bad-credentials"}')).toBe(1);
     expect(v('tresor_anonymous_refusals_total{door="auth",reason="bad-credentials"}')).toBe(1);
-    expect(v('tresor_blob_store_duration_seconds_count{operation="put",outcome="success"}')).toBe(2);
+    // Both doors spool to a file, which the filesystem store adopts (renames), never copies:
+    // the wrapper must forward adopt() (issue 13: it once did not, and every object was
+    // written and fsynced twice).
+    expect(v('tresor_blob_store_duration_seconds_count{operation="adopt",outcome="success"}')).toBe(2);
+    expect(m.has('tresor_blob_store_duration_seconds_count{operation="put",outcome="success"}')).toBe(false);
     expect(v('tresor_database_query_duration_seconds_count{outcome="success"}')).toBeGreaterThan(10);
     // Generated CA (10 years), server certificate (2 years), the device's certificate.
     expect(v('tresor_certificate_expiry_seconds{certificate="ca"}')).toBeGreaterThan(365 * 86400);

@@ -14,6 +14,10 @@ export interface PutResult extends BlobInfo {
   sha256: string;
 }
 
+export interface AdoptOptions {
+  durable?: boolean;
+}
+
 export interface BlobStore {
   /** Streams `body` to `key`; resolves when the object is durable. Never leaves a partial object under `key`. */
   put(key: string, body: Readable): Promise<PutResult>;
@@ -23,8 +27,10 @@ export interface BlobStore {
    * fsync, rename, fsync the directory). `info` is what the spooling computed while
    * writing the file. Resolves when the object is durable; on rejection nothing is under
    * `key`, and the file may or may not still exist (the caller removes it either way).
+   * `durable`: the caller has already fsynced the file's bytes (core/ingest.ts does it
+   * while it parses), so only the rename and its directory remain to be made durable.
    */
-  adopt?(key: string, file: string, info: PutResult): Promise<PutResult>;
+  adopt?(key: string, file: string, info: PutResult, opts?: AdoptOptions): Promise<PutResult>;
   /** Opens the object for reading; rejects with TresorError('not-found') when absent. */
   get(key: string): Promise<Readable>;
   /** Size of the object, or null when absent. */

@@ -24,6 +24,9 @@ import { IdleTimeoutError, parseMultipart, parseMultipartContentType, type Part 
 import type { DicomwebContext } from './context.js';
 import { acceptsDicomJson } from './request-accept.js';
 
+/** Parts of one request parsed and stored at once (each holds a spool file and a database turn). */
+const STOW_PARALLEL_PARTS = 4;
+
 /** Bytes of each part kept to name it in a failure report. */
 const PEEK_BYTES = 1024 * 1024;
 
@@ -81,24 +84,57 @@ export function registerStowRoutes(app: FastifyInstance, ctx: DicomwebContext): 
       if (id === undefined || id === null) return refuse(400, 'unknown-department', 'No such department.');
       departmentId = id;
     }
-    const outcomes: PartOutcome[] = [];
+    // In request order, whatever order the parts finish in (PS3.18 §10.5.3 lists them as sent).
+    const slots: (PartOutcome | undefined)[] = [];
     // The request is one transfer, audited once by the core (PS3.15 A.5.3.10), before the answer goes out.
     const transfer = ctx.deps.ingest.openTransfer(p, { via: 'dicomweb', details: params.study ? { studyUid: params.study } : {} });
+    // Parts are read from the body one after the other (each spooled to a file), but up to
+    // STOW_PARALLEL_PARTS of them are parsed and stored at once: the fsync, the database
+    // round trips of one overlap the reading and parsing of the next (issue 13).
+    const inFlight = new Set<Promise<void>>();
+    let lateError: unknown;
+    const settle = async () => {
+      while (inFlight.size) await Promise.all(inFlight);
+      if (lateError !== undefined) throw lateError;
+    };
 
     const storePart = async (part: Part): Promise<void> => {
+      const i = slots.push(undefined) - 1;
       if (part.mediaType !== 'application/dicom') {
         part.body.resume();
         await once(part.body, 'end').catch(() => undefined);
-        outcomes.push({ ok: false, reason: FAILURE.cannotUnderstand, conflict: false });
+        slots[i] = { ok: false, reason: FAILURE.cannotUnderstand, conflict: false };
         transfer.refused('not-dicom-part');
         return;
       }
-      outcomes.push(await storeOne(ctx, transfer, part, params.study, departmentId));
+      while (inFlight.size >= STOW_PARALLEL_PARTS) await Promise.race(inFlight);
+      let spooled = false;
+      let onSpooled!: () => void;
+      const spooledNow = new Promise<void>((r) => (onSpooled = r));
+      const work = storeOne(ctx, transfer, part, params.study, departmentId, () => {
+        spooled = true;
+        onSpooled();
+      }).then((o) => {
+        slots[i] = o;
+      });
+      // An error while the part is still being read ends the request, as before; one
+      // after (the part's bytes are all in) is kept and thrown once the others are done.
+      const tracked = work.catch((e: unknown) => {
+        if (!spooled) throw e;
+        lateError ??= e;
+      });
+      const held: Promise<void> = tracked.catch(() => undefined).finally(() => inFlight.delete(held));
+      inFlight.add(held);
+      await Promise.race([spooledNow, tracked]);
     };
 
     try {
       await parseMultipart(request.raw, mt.boundary, { maxParts: limits.maxParts, maxTotalBytes: limits.maxRequestBytes, idleTimeoutMs }, storePart);
+      await settle();
     } catch (e) {
+      // Parts already handed to ingest finish first: they are stored (or not) and audited.
+      await settle().catch(() => undefined);
+      const outcomes = slots.filter((o): o is PartOutcome => o !== undefined);
       await transfer.end({ ended: 'request-failed' });
       const stored = outcomes.filter((o) => o.ok).length;
       const note = stored ? ` ${stored} instance(s) received in full before this were stored.` : '';
@@ -107,7 +143,7 @@ export function registerStowRoutes(app: FastifyInstance, ctx: DicomwebContext): 
       if (isTresorError(e) && e.reason === 'bad-multipart') {
         if (!stored) return refuse(400, e.reason, e.message);
         // Some parts were complete and stored: report them, and the malformed rest as a failure.
-        outcomes.push({ ok: false, reason: FAILURE.cannotUnderstand, conflict: false });
+        slots.push({ ok: false, reason: FAILURE.cannotUnderstand, conflict: false });
       } else if (isTresorError(e)) {
         throw e;
       } else {
@@ -117,6 +153,7 @@ export function registerStowRoutes(app: FastifyInstance, ctx: DicomwebContext): 
       }
     }
     await transfer.end();
+    const outcomes = slots.filter((o): o is PartOutcome => o !== undefined);
     if (outcomes.length === 0) return problem(reply, 400, 'no-parts', 'The request has no parts.');
     const okStudies = new Set(outcomes.flatMap((o) => (o.ok ? [o.studyUid] : [])));
     const studyLink = params.study ? studyUrl(ctx.urls, params.study) : okStudies.size === 1 ? studyUrl(ctx.urls, [...okStudies][0]) : undefined;
@@ -129,7 +166,14 @@ export function registerStowRoutes(app: FastifyInstance, ctx: DicomwebContext): 
 }
 
 /** One application/dicom part through ingest. Too-large parts stop the whole request (thrown). */
-async function storeOne(ctx: DicomwebContext, transfer: IngestTransfer, part: Part, expectedStudy: string | undefined, departmentId: number | undefined): Promise<PartOutcome> {
+async function storeOne(
+  ctx: DicomwebContext,
+  transfer: IngestTransfer,
+  part: Part,
+  expectedStudy: string | undefined,
+  departmentId: number | undefined,
+  onSpooled: () => void,
+): Promise<PartOutcome> {
   const maxObject = ctx.deps.config.limits.maxObjectBytes;
   const prefix: Buffer[] = [];
   let prefixLength = 0;
@@ -167,6 +211,7 @@ async function storeOne(ctx: DicomwebContext, transfer: IngestTransfer, part: Pa
     // PS3.18 §10.5.1: POST /studies/{study} stores only instances of that study; ingest
     // checks the parsed Study Instance UID before anything is stored.
     const r = await transfer.ingestStream(guard, {
+      onSpooled,
       ...(departmentId !== undefined ? { departmentId } : {}),
       ...(expectedStudy !== undefined ? { expectedStudyUid: expectedStudy } : {}),
     });
