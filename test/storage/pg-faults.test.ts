@@ -10,66 +10,27 @@
 
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Principal } from '../../src/core/principal.js';
 import { migrate, openDb, type Db } from '../../src/db/knex.js';
-import { createDeps, dimseServerDeps, type Deps } from '../../src/deps.js';
-import { startDimseServer, type DimseServer } from '../../src/dimse/server.js';
-import { buildApp } from '../../src/http/app.js';
-import { createLogger } from '../../src/log.js';
-import { testConfig } from '../helpers/config.js';
+import type { Deps } from '../../src/deps.js';
+import type { DimseServer } from '../../src/dimse/server.js';
 import { allKeys } from '../helpers/core.js';
 import { reissue } from '../helpers/dicomweb-data.js';
 import { multipart, parseMultipartResponse } from '../helpers/dicomweb.js';
 import { associate, commandSet, connectRaw, dataset, pdata, UID, type RawClient } from '../helpers/dimse-raw.js';
+import { CLIENT_TIMEOUT_MS, request, startFaultServer, waitFor, type FaultServer, type Reply } from '../helpers/fault-server.js';
 import { run, tlsArgs, type RunResult } from '../helpers/dimse-tools.js';
 import { startPrivatePostgres, type PrivatePostgres } from '../helpers/private-postgres.js';
 import { SAMPLE_DIR, sha256 } from '../helpers/samples.js';
-import { testPki } from '../helpers/pki.js';
 
-const SYSTEM: Principal = { kind: 'system', id: 0, name: 'test', globalAdmin: true, roles: [] };
-const PASSWORD = 'correct horse battery 9';
 const CLIENTS = 4;
 const PER_CLIENT = 30;
 const STOWS = 16;
-/** No client may wait longer than this for its answers (the point is "an answer", not speed). */
-const CLIENT_TIMEOUT_MS = 90_000;
 const SAMPLE_SOP_UID = '1.3.6.1.4.1.5962.1.1.1.1.1.20040119072730.12322';
 const STUDY_UID = '1.3.6.1.4.1.5962.1.2.1.20040119072730.12322';
 const SERIES_UID = '1.3.6.1.4.1.5962.1.3.1.1.20040119072730.12322';
-
-interface Reply {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: Buffer;
-}
-
-function request(base: string, method: string, urlPath: string, o: { token?: string; headers?: Record<string, string>; body?: Buffer } = {}): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(base + urlPath, { method, headers: { ...o.headers, ...(o.token ? { authorization: `Bearer ${o.token}` } : {}) } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-      res.on('error', reject);
-    });
-    req.setTimeout(CLIENT_TIMEOUT_MS, () => req.destroy(new Error('no answer in time')));
-    req.on('error', reject);
-    req.end(o.body);
-  });
-}
-
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 /** The data set of a Part 10 file (what C-STORE carries; the meta header is the receiver's own). */
 function dataSet(part10: Buffer): Buffer {
@@ -101,8 +62,8 @@ describe('PostgreSQL stopped and started under a running Tresor', () => {
   let pgs: PrivatePostgres;
   let db: Db;
   let dir: string;
+  let server: FaultServer;
   let deps: Deps;
-  let app: FastifyInstance;
   let dimse: DimseServer;
   let base: string;
   let token: string;
@@ -115,31 +76,12 @@ describe('PostgreSQL stopped and started under a running Tresor', () => {
     db = await openDb({ url: pgs.url });
     await migrate(db);
     dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'tresor-pg-faults-'));
-    const config = testConfig(dir, { host: '127.0.0.1', dimsePort: 0, httpPort: 0, databaseUrl: pgs.url });
-    deps = await createDeps(config, createLogger('silent'), { db, pki: await testPki() });
-    app = await buildApp(deps, { https: null, authRateLimit: { max: 10_000, timeWindowMs: 60_000 } });
-    await app.listen({ host: '127.0.0.1', port: 0 });
-    base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
-    dimse = await startDimseServer(dimseServerDeps(deps));
-    caPath = path.join(dir, 'ca.crt');
-    await fsp.writeFile(caPath, deps.pki.caCertPem);
-
-    await deps.identity.admin.createDepartment(SYSTEM, { name: 'radiology' });
-    await deps.identity.admin.createUser(SYSTEM, { username: 'tech', password: PASSWORD, roles: [{ department: 'radiology', role: 'admin' }], globalAdmin: false });
-    const login = await request(base, 'POST', '/auth/token', { headers: { 'content-type': 'application/json' }, body: Buffer.from(JSON.stringify({ username: 'tech', password: PASSWORD })) });
-    expect(login.status, login.body.toString()).toBe(200);
-    token = JSON.parse(login.body.toString()).access_token as string;
-
-    await deps.identity.admin.createDevice(SYSTEM, { aeTitle: 'CT01', roles: [{ department: 'radiology', role: 'writer' }], host: null, port: null });
-    const issued = await deps.identity.admin.issueDeviceCertificate(SYSTEM, 'CT01', {});
-    ct = { keyPath: path.join(dir, 'CT01.key'), certPath: path.join(dir, 'CT01.crt') };
-    await fsp.writeFile(ct.keyPath, issued.privateKey!, { mode: 0o600 });
-    await fsp.writeFile(ct.certPath, issued.certificate);
+    server = await startFaultServer(dir, db, { databaseUrl: pgs.url });
+    ({ deps, dimse, base, token, caPath, ct } = server);
   }, 180_000);
 
   afterAll(async () => {
-    await Promise.allSettled([dimse?.close(), app?.close()]);
-    await deps?.close();
+    await server?.close();
     await db?.destroy();
     await pgs?.close();
     if (dir) await fsp.rm(dir, { recursive: true, force: true });

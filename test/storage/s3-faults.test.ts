@@ -8,75 +8,37 @@
 
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import type { FastifyInstance } from 'fastify';
 import { Client } from 'minio';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
-import type { Principal } from '../../src/core/principal.js';
 import { newObjectKey } from '../../src/core/ports/object-keys.js';
-import { createDeps, dimseServerDeps, type Deps } from '../../src/deps.js';
-import { startDimseServer, type DimseServer } from '../../src/dimse/server.js';
-import { buildApp } from '../../src/http/app.js';
-import { createLogger } from '../../src/log.js';
+import type { Deps } from '../../src/deps.js';
+import type { DimseServer } from '../../src/dimse/server.js';
 import { createS3BlobStore } from '../../src/storage/s3-store.js';
-import { testConfig } from '../helpers/config.js';
 import { allKeys } from '../helpers/core.js';
 import { databasesUnderTest } from '../helpers/db.js';
 import { reissue } from '../helpers/dicomweb-data.js';
 import { multipart, parseMultipartResponse } from '../helpers/dicomweb.js';
+import { request, startFaultServer, waitFor, type FaultServer, type Reply } from '../helpers/fault-server.js';
 import { run, tlsArgs } from '../helpers/dimse-tools.js';
 import { startMotoServer, type MotoServer } from '../helpers/moto-server.js';
-import { testPki } from '../helpers/pki.js';
 import { sha256 } from '../helpers/samples.js';
 
-const SYSTEM: Principal = { kind: 'system', id: 0, name: 'test', globalAdmin: true, roles: [] };
-const PASSWORD = 'correct horse battery 9';
 /** S3_TIMEOUT_MS in these tests: short, so a hung S3 is noticed quickly. */
 const TIMEOUT_MS = 1_500;
 /** Generous slack on top of it (a loaded 2-core machine): the point is "an answer", not speed. */
 const SLACK_MS = 20_000;
 const dbu = databasesUnderTest()[databasesUnderTest().length - 1];
 
-interface Reply {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: Buffer;
-  ms: number;
-}
-
-function request(base: string, method: string, urlPath: string, o: { token?: string; headers?: Record<string, string>; body?: Buffer } = {}): Promise<Reply> {
-  const t0 = Date.now();
-  return new Promise((resolve, reject) => {
-    const req = http.request(base + urlPath, { method, headers: { ...o.headers, ...(o.token ? { authorization: `Bearer ${o.token}` } : {}) } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), ms: Date.now() - t0 }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(o.body);
-  });
-}
-
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
 describe('S3 faults (moto_server)', () => {
   let moto: MotoServer;
   let dir: string;
   let database: { db: Deps['db']; close(): Promise<void> };
+  let server: FaultServer;
   let deps: Deps;
-  let app: FastifyInstance;
   let dimse: DimseServer;
   let base: string;
   let token: string;
@@ -87,32 +49,13 @@ describe('S3 faults (moto_server)', () => {
     moto = await startMotoServer({ timeoutMs: TIMEOUT_MS });
     dir = await fs.mkdtemp(path.join(os.tmpdir(), 'tresor-s3-faults-'));
     database = await dbu.open();
-    const config = testConfig(dir, { host: '127.0.0.1', dimsePort: 0, httpPort: 0, s3: moto.config });
-    deps = await createDeps(config, createLogger('silent'), { db: database.db, pki: await testPki() });
-    app = await buildApp(deps, { https: null, authRateLimit: { max: 10_000, timeWindowMs: 60_000 } });
-    await app.listen({ host: '127.0.0.1', port: 0 });
-    base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
-    dimse = await startDimseServer(dimseServerDeps(deps));
-    caPath = path.join(dir, 'ca.crt');
-    await fs.writeFile(caPath, deps.pki.caCertPem);
-
-    await deps.identity.admin.createDepartment(SYSTEM, { name: 'radiology' });
-    await deps.identity.admin.createUser(SYSTEM, { username: 'tech', password: PASSWORD, roles: [{ department: 'radiology', role: 'admin' }], globalAdmin: false });
-    const login = await request(base, 'POST', '/auth/token', { headers: { 'content-type': 'application/json' }, body: Buffer.from(JSON.stringify({ username: 'tech', password: PASSWORD })) });
-    expect(login.status, login.body.toString()).toBe(200);
-    token = JSON.parse(login.body.toString()).access_token as string;
-
-    await deps.identity.admin.createDevice(SYSTEM, { aeTitle: 'CT01', roles: [{ department: 'radiology', role: 'writer' }], host: null, port: null });
-    const issued = await deps.identity.admin.issueDeviceCertificate(SYSTEM, 'CT01', {});
-    ct = { keyPath: path.join(dir, 'CT01.key'), certPath: path.join(dir, 'CT01.crt') };
-    await fs.writeFile(ct.keyPath, issued.privateKey!, { mode: 0o600 });
-    await fs.writeFile(ct.certPath, issued.certificate);
+    server = await startFaultServer(dir, database.db, { s3: moto.config });
+    ({ deps, dimse, base, token, caPath, ct } = server);
   }, 180_000);
 
   afterAll(async () => {
-    await Promise.allSettled([dimse?.close(), app?.close()]);
     moto?.resume();
-    await deps?.close();
+    await server?.close();
     await database?.close();
     await moto?.close();
     if (dir) await fs.rm(dir, { recursive: true, force: true });
