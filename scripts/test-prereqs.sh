@@ -5,7 +5,7 @@
 # built and run by test/deploy/container.test.ts). On a Debian machine as
 # root it installs the missing Debian packages; otherwise it fails at once naming them.
 set -euo pipefail
-pkgs=(dcmtk python3-pydicom socat stunnel4 openssl curl chromium unzip buildah)
+pkgs=(dcmtk python3-pydicom socat stunnel4 openssl curl chromium unzip buildah strace)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -22,6 +22,7 @@ for t in echoscu storescu findscu getscu movescu storescp dcmdump socat openssl 
   command -v "$t" >/dev/null || { echo "required tool missing: $t (apt-get install -y dcmtk socat openssl curl)" >&2; exit 1; }
 done
 command -v buildah >/dev/null || { echo "buildah missing (test/deploy/container.test.ts builds the image): apt-get install -y buildah" >&2; exit 1; }
+command -v strace >/dev/null || { echo "strace missing (test/db/embedded-durability.test.ts watches the embedded database fsync): apt-get install -y strace" >&2; exit 1; }
 test -x /usr/bin/chromium || { echo "Chromium missing at /usr/bin/chromium (browser tests): apt-get install -y chromium" >&2; exit 1; }
 test -d /usr/lib/python3/dist-packages/pydicom/data/test_files || { echo "pydicom sample files missing (apt-get install -y python3-pydicom)" >&2; exit 1; }
 command -v moto_server >/dev/null || python3 -c 'import moto.server' 2>/dev/null || test -x "$HOME/.pyenv/shims/moto_server" || {

@@ -47,20 +47,23 @@ export async function openDb(opts: DbOptions): Promise<Db> {
     await fs.mkdir(opts.embeddedDir, { recursive: true, mode: 0o700 });
     await initEmbeddedDir(path.resolve(opts.embeddedDir));
   }
-  // Durability of a commit here (issue 13, read in @electric-sql/pglite 0.5.17): the data
-  // directory is Emscripten's NODEFS, so PostgreSQL's writes are node fs writes and a
-  // committed transaction's WAL is in the kernel's page cache when the commit returns:
-  // it survives the process being killed (test/dimse/crash-ingest.test.ts). PostgreSQL's
-  // fsync()/fdatasync() however end in Emscripten's ___syscall_fdatasync, which only
-  // checks the descriptor and returns 0; syncToFs() is a no-op for NODEFS and
-  // relaxedDurability only says whether a query waits for it. So after a power loss or a
-  // kernel crash the last ~30 s of commits (vm.dirty_expire_centisecs) may be lost even
-  // though their blobs were fsynced: rows lost, blobs orphaned (the journal entries are
-  // lost with them). Deployments that need commits on disk use PostgreSQL (DATABASE_URL),
-  // which fsyncs its WAL at each commit.
-  // Loaded only here: a PostgreSQL deployment never pays for the WASM engine's code.
-  const [{ PGlite }, { default: ClientPgLite }] = await Promise.all([import('@electric-sql/pglite'), import('knex-pglite')]);
-  const pglite = new PGlite(opts.embeddedDir ? path.resolve(opts.embeddedDir) : undefined, { postgresqlconf: EMBEDDED_CONF });
+  // Durability (issue 13): PGlite alone never flushes a commit to disk (fsync off, and
+  // Emscripten's NODEFS has no fsync); embedded-fs.ts gives it one, so an acknowledged
+  // commit survives a power cut as on PostgreSQL. The in-memory database of the tests
+  // has nothing to flush. Loaded only here: a PostgreSQL deployment never pays for the
+  // WASM engine's code.
+  const [{ PGlite }, { default: ClientPgLite }, durable] = await Promise.all([
+    import('@electric-sql/pglite'),
+    import('knex-pglite'),
+    import('./embedded-fs.js'),
+  ]);
+  const pglite = opts.embeddedDir
+    ? new PGlite({
+        fs: new durable.DurableNodeFS(path.resolve(opts.embeddedDir)),
+        postgresqlconf: [...EMBEDDED_CONF, ...durable.DURABLE_CONF],
+        startParams: durable.DURABLE_START_PARAMS,
+      })
+    : new PGlite(undefined, { postgresqlconf: EMBEDDED_CONF });
   return knexFactory({
     client: ClientPgLite as unknown as typeof Knex.Client,
     dialect: 'postgres',
@@ -142,6 +145,28 @@ async function initEmbeddedDir(dir: string): Promise<void> {
   } catch (e) {
     const err = e as Error & { stderr?: string };
     throw new Error(`could not create the embedded database in ${dir}: ${(err.stderr || err.message).trim()}`, { cause: e });
+  }
+  // The child's PGlite wrote the new cluster with fsync off: flush it once, so that the
+  // first commits (made with fsync on) do not rest on files still in the page cache.
+  await fsyncTree(dir);
+}
+
+/** fsync(2) every file and directory under dir, children before their directory. */
+async function fsyncTree(dir: string): Promise<void> {
+  for (const entry of await fs.readdir(dir, { withFileTypes: true })) {
+    const p = path.join(dir, entry.name);
+    if (entry.isDirectory()) await fsyncTree(p);
+    else if (entry.isFile()) await fsyncPath(p);
+  }
+  await fsyncPath(dir);
+}
+
+async function fsyncPath(p: string): Promise<void> {
+  const handle = await fs.open(p, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
   }
 }
 
