@@ -31,11 +31,17 @@ export async function openDataset(stream: Readable): Promise<OpenedDataset> {
     if (meta) {
       const rest = head.subarray(meta.end);
       async function* body(): AsyncGenerator<Buffer> {
-        if (rest.length) yield rest;
-        for (;;) {
-          const r = await it.next();
-          if (r.done) return;
-          yield r.value as Buffer;
+        try {
+          if (rest.length) yield rest;
+          for (;;) {
+            const r = await it.next();
+            if (r.done) return;
+            yield r.value as Buffer;
+          }
+        } finally {
+          // A consumer that stops early (the association closed mid-send) closes the
+          // stream, and with it the file descriptor, now rather than at garbage collection.
+          await it.return?.();
         }
       }
       return { transferSyntaxUid: meta.transferSyntaxUid, body: body() };

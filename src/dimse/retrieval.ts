@@ -114,6 +114,66 @@ export async function datasetBody(
   return pixels.transcodeDataset(shapeOfMetadata(inst.metadata), () => readDataset(open, inst, maxTranscodeBytes), inst.transferSyntaxUid, transcodeTo);
 }
 
+/** A sub-operation's presentation context and data set, made ready before its turn. */
+export interface PreparedSubOperation {
+  /** Undefined: no accepted context can carry it (the sub-operation fails). */
+  choice?: ContextChoice;
+  body(): Promise<AsyncIterable<Buffer> | Buffer>;
+  /** Closes the stored object if it was opened and not (wholly) sent; safe to call twice. */
+  dispose(): void;
+}
+
+/**
+ * Chooses the context and, for a byte-exact send, opens the stored object and reads its
+ * header. A transcode is left for its turn: it holds a codec child and the whole object.
+ */
+export async function prepareSubOperation(
+  contexts: Iterable<NegotiatedContext>,
+  inst: StoredInstance,
+  open: () => Promise<NodeJS.ReadableStream>,
+  maxTranscodeBytes: number,
+  pixels: DimseDeps['pixels'],
+): Promise<PreparedSubOperation> {
+  const choice = chooseContext(contexts, inst);
+  if (!choice) return { body: () => Promise.reject(new Error('no accepted presentation context')), dispose: () => undefined };
+  if (choice.transcodeTo) return { choice, body: () => datasetBody(open, inst, choice.transcodeTo, maxTranscodeBytes, pixels), dispose: () => undefined };
+  const opened = await openStored(open, inst);
+  return { choice, body: async () => opened.body, dispose: () => opened.stream.destroy() };
+}
+
+/**
+ * Prepares each instance one ahead of its sub-operation: while the peer stores instance
+ * i (the C-STORE-RSP is a network round trip, PS3.4 C.4.3.3), instance i+1's object is
+ * opened and its header read, so the next C-STORE-RQ can start at once. At most two
+ * objects are open per retrieve; `dispose` closes what was prepared and not taken.
+ */
+export class PrepareAhead {
+  private readonly ready = new Map<number, Promise<PreparedSubOperation>>();
+  constructor(
+    private readonly instances: readonly StoredInstance[],
+    private readonly prepare: (inst: StoredInstance) => Promise<PreparedSubOperation>,
+  ) {}
+
+  take(index: number): Promise<PreparedSubOperation> {
+    const p = this.ready.get(index) ?? this.start(index);
+    this.ready.delete(index);
+    if (index + 1 < this.instances.length && !this.ready.has(index + 1)) this.start(index + 1);
+    return p;
+  }
+
+  dispose(): void {
+    for (const p of this.ready.values()) p.then((x) => x.dispose(), () => undefined);
+    this.ready.clear();
+  }
+
+  private start(index: number): Promise<PreparedSubOperation> {
+    const p = this.prepare(this.instances[index]);
+    p.catch(() => undefined); // its failure is reported when its turn comes
+    this.ready.set(index, p);
+    return p;
+  }
+}
+
 async function openStored(open: () => Promise<NodeJS.ReadableStream>, inst: StoredInstance): Promise<{ stream: import('node:stream').Readable; body: AsyncIterable<Buffer> }> {
   const stream = (await open()) as import('node:stream').Readable;
   let opened;
@@ -157,14 +217,14 @@ export function classify(status: number): SubOpResult {
  * Runs one sub-operation per instance, sending a pending response with the counts
  * after each, and the final response (PS3.4 C.4.2.3.1, C.4.3.3.1).
  */
-export async function runSubOperations(ex: Exchange, instances: StoredInstance[], one: (i: StoredInstance) => Promise<SubOpResult>): Promise<SubOperationCounts & { failedUids: string[] }> {
+export async function runSubOperations(ex: Exchange, instances: StoredInstance[], one: (i: StoredInstance, index: number) => Promise<SubOpResult>): Promise<SubOperationCounts & { failedUids: string[] }> {
   const counts = { remaining: instances.length, completed: 0, failed: 0, warning: 0 };
   const failedUids: string[] = [];
-  for (const inst of instances) {
+  for (const [index, inst] of instances.entries()) {
     if (ex.cancelled) break;
     let r: SubOpResult;
     try {
-      r = await one(inst);
+      r = await one(inst, index);
     } catch (e) {
       ex.scope.log.warn({ op: ex.service, sopInstanceUid: inst.sopInstanceUid, err: e instanceof Error ? e.message : String(e) }, 'dimse sub-operation failed');
       r = 'failed';

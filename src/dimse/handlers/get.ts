@@ -7,7 +7,7 @@
 import type { DimseConnection } from '../protocol/connection.js';
 import type { Exchange } from '../exchange.js';
 import { SopClass } from '../protocol/negotiation.js';
-import { chooseContext, classify, datasetBody, isAnswer, listReadable, retrieveRequestFrom, runSubOperations } from '../retrieval.js';
+import { classify, isAnswer, listReadable, prepareSubOperation, PrepareAhead, retrieveRequestFrom, runSubOperations } from '../retrieval.js';
 import { DimseStatus } from '../status.js';
 
 export async function handleGet(ex: Exchange, conn: DimseConnection): Promise<void> {
@@ -28,13 +28,21 @@ export async function handleGet(ex: Exchange, conn: DimseConnection): Promise<vo
         r.failed('no-matching-instances');
         return ex.fail({ status: DimseStatus.UnableToProcess, comment: 'no-matching-instances' });
       }
-      result = await runSubOperations(ex, instances, async (inst) => {
-        const choice = chooseContext(conn.negotiated(), inst);
-        if (!choice) return 'failed';
-        const body = await datasetBody(() => r.open(inst), inst, choice.transcodeTo, tuning.maxTranscodeBytes, scope.deps.pixels);
-        const status = await conn.sendStore({ pcId: choice.pcId, sopClassUid: inst.sopClassUid, sopInstanceUid: inst.sopInstanceUid, body, timeoutMs: tuning.subOpTimeoutMs });
-        return classify(status);
-      });
+      const ahead = new PrepareAhead(instances, (inst) => prepareSubOperation(conn.negotiated(), inst, () => r.open(inst), tuning.maxTranscodeBytes, scope.deps.pixels));
+      try {
+        result = await runSubOperations(ex, instances, async (inst, index) => {
+          const ready = await ahead.take(index);
+          try {
+            if (!ready.choice) return 'failed';
+            const status = await conn.sendStore({ pcId: ready.choice.pcId, sopClassUid: inst.sopClassUid, sopInstanceUid: inst.sopInstanceUid, body: await ready.body(), timeoutMs: tuning.subOpTimeoutMs });
+            return classify(status);
+          } finally {
+            ready.dispose();
+          }
+        });
+      } finally {
+        ahead.dispose();
+      }
       r.note({ ...result, cancelled: ex.cancelled });
       if (result.failed !== 0) r.failed();
     });

@@ -7,7 +7,7 @@
 import type { Exchange } from '../exchange.js';
 import { TS } from '../../core/dicom/transfer-syntaxes.js';
 import { SopClass } from '../protocol/negotiation.js';
-import { chooseContext, classify, datasetBody, isAnswer, listReadable, retrieveRequestFrom, runSubOperations } from '../retrieval.js';
+import { classify, isAnswer, listReadable, prepareSubOperation, PrepareAhead, retrieveRequestFrom, runSubOperations } from '../retrieval.js';
 import type { StoredInstance } from '../services.js';
 import { DimseStatus } from '../status.js';
 import { connectStoreScu, type StoreScu } from '../store-scu.js';
@@ -83,21 +83,30 @@ export async function handleMove(ex: Exchange): Promise<void> {
       }
       const conn = scu;
       const allowed = new Set(sendable.map((i) => i.sopInstanceUid));
-      result = await runSubOperations(ex, mine, async (inst) => {
-        if (!allowed.has(inst.sopInstanceUid) || conn.guard.closed) return 'failed';
-        const choice = chooseContext(conn.negotiated(), inst);
-        if (!choice) return 'failed';
-        const body = await datasetBody(() => r.open(inst), inst, choice.transcodeTo, tuning.maxTranscodeBytes, scope.deps.pixels);
-        const status = await conn.sendStore({
-          pcId: choice.pcId,
-          sopClassUid: inst.sopClassUid,
-          sopInstanceUid: inst.sopInstanceUid,
-          body,
-          moveOriginator: { aeTitle: scope.callingAe, messageId: ex.messageId },
-          timeoutMs: tuning.subOpTimeoutMs,
+      const ahead = new PrepareAhead(mine, async (inst) =>
+        allowed.has(inst.sopInstanceUid) ? prepareSubOperation(conn.negotiated(), inst, () => r.open(inst), tuning.maxTranscodeBytes, scope.deps.pixels) : { body: () => Promise.reject(new Error('not sendable')), dispose: () => undefined },
+      );
+      try {
+        result = await runSubOperations(ex, mine, async (inst, index) => {
+          const ready = await ahead.take(index);
+          try {
+            if (!ready.choice || conn.guard.closed) return 'failed';
+            const status = await conn.sendStore({
+              pcId: ready.choice.pcId,
+              sopClassUid: inst.sopClassUid,
+              sopInstanceUid: inst.sopInstanceUid,
+              body: await ready.body(),
+              moveOriginator: { aeTitle: scope.callingAe, messageId: ex.messageId },
+              timeoutMs: tuning.subOpTimeoutMs,
+            });
+            return classify(status);
+          } finally {
+            ready.dispose();
+          }
         });
-        return classify(status);
-      });
+      } finally {
+        ahead.dispose();
+      }
       r.note({ ...result, cancelled: ex.cancelled });
       if (result.failed !== 0) r.failed();
     });
