@@ -188,6 +188,31 @@ export function createIdentityRepo(db: Db): IdentityRepo {
     async isCertificateRevoked(fingerprint) {
       return (await db('revoked_certificates').where({ fingerprint }).first()) !== undefined;
     },
+    async certificateLogin(fingerprint) {
+      // One statement instead of three sequential reads (issue 13: each round trip is
+      // ~1-2 ms of the association's set-up). No cache: read fresh on every association,
+      // so a revocation or deletion committed by any node refuses the next one.
+      const res = await db.raw(
+        `SELECT EXISTS (SELECT 1 FROM revoked_certificates WHERE fingerprint = :fp) AS revoked,
+                to_json(d) AS device,
+                (SELECT coalesce(json_agg(json_build_object('department_id', b.department_id, 'name', dep.name, 'disabled', dep.disabled, 'role', b.role)
+                                          ORDER BY dep.name, b.role), '[]'::json)
+                   FROM role_bindings b JOIN departments dep ON dep.id = b.department_id
+                  WHERE b.device_id = d.id) AS bindings
+           FROM (SELECT 1) AS one LEFT JOIN devices d ON d.cert_fingerprint = :fp`,
+        { fp: fingerprint },
+      );
+      const r = (res as { rows: any[] }).rows[0];
+      const json = (v: unknown) => (typeof v === 'string' ? JSON.parse(v) : v);
+      const device = json(r?.device);
+      return {
+        revoked: r?.revoked === true,
+        device: device ? toDevice(device) : null,
+        bindings: (json(r?.bindings) as any[] | null ?? []).map(
+          (b: any): BindingRecord => ({ departmentId: Number(b.department_id), departmentName: b.name, departmentDisabled: b.disabled, role: b.role as Role }),
+        ),
+      };
+    },
     async createDevice(d) {
       return db.transaction(async (trx) => {
         const [r] = await mapConstraint(trx('devices').insert({ ae_title: d.aeTitle, host: d.host, port: d.port }).returning('*'), () =>

@@ -203,6 +203,38 @@ describe.each(databasesUnderTest())('identity on $name', (dbu) => {
       expect(await identity.authenticateDeviceCertificate({ fingerprint256: fp, callingAe: 'CT1' })).not.toBeNull();
     });
 
+    it('a certificate login reads revocation, device and roles fresh: another node\'s change refuses the very next association', async () => {
+      // Node B: its own identity service (its own audit log, token keys) on the same
+      // database, as a second server sharing PostgreSQL. Node A (`identity`) changes things.
+      const nodeBDir = await tempDir('tresor-identity-b-');
+      try {
+        const { identity: nodeB } = await makeIdentity(t.db, nodeBDir, pki, now);
+        await identity.admin.createDevice(admin, { aeTitle: 'MR9', roles: [{ department: 'radiology', role: 'reader' }] });
+        const fp = (await identity.admin.issueDeviceCertificate(admin, 'MR9', {})).fingerprint256;
+        const login = () => nodeB.authenticateDeviceCertificate({ fingerprint256: fp, callingAe: 'MR9' });
+        const radiology = Number((await t.db('departments').where({ name: 'radiology' }).first()).id);
+        const roles = async () => (await login())!.roles.map((r) => `${r.departmentId}:${r.role}`);
+        expect(await login()).toMatchObject({ name: 'MR9', roles: [{ departmentId: radiology, role: 'reader' }] });
+        // Roles: granted and revoked on A, seen by B's next login (ordered by department, role).
+        await identity.admin.grantDeviceRole(admin, 'MR9', { department: 'cardiology', role: 'writer' });
+        expect(await roles()).toEqual([`${cardiology}:writer`, `${radiology}:reader`]);
+        await identity.admin.revokeDeviceRole(admin, 'MR9', { department: 'cardiology', role: 'writer' });
+        expect(await roles()).toEqual([`${radiology}:reader`]);
+        // Revoked on A: refused on B at once (a cache here would let it in).
+        await identity.admin.revokeDeviceCertificate(admin, 'MR9');
+        expect(await login()).toBeNull();
+        // Re-issued, then the device deleted on A: the new certificate is refused on B at once too.
+        const fp2 = (await identity.admin.issueDeviceCertificate(admin, 'MR9', {})).fingerprint256;
+        expect(await nodeB.authenticateDeviceCertificate({ fingerprint256: fp2, callingAe: 'MR9' })).not.toBeNull();
+        await identity.admin.deleteDevice(admin, 'MR9');
+        expect(await nodeB.authenticateDeviceCertificate({ fingerprint256: fp2, callingAe: 'MR9' })).toBeNull();
+        const reasons = (await audit.list({ action: 'login', limit: 20 })).map((r) => r.details.reason);
+        expect(reasons.filter((r) => r === 'certificate-revoked').length).toBeGreaterThanOrEqual(2);
+      } finally {
+        await fs.rm(nodeBDir, { recursive: true, force: true });
+      }
+    });
+
     it('passcodes: hashed, checked, cleared', async () => {
       expect(await reasonOf(identity.admin.setDevicePasscode(admin, 'CT1', 'short'))).toBe('invalid:weak-password');
       await identity.admin.setDevicePasscode(admin, 'CT1', 'a passcode for one scanner');
