@@ -235,6 +235,35 @@ describe.each(databasesUnderTest())('identity on $name', (dbu) => {
       }
     });
 
+    it('the re-check of an open association reads account, roles and the held certificate fresh, in one statement', async () => {
+      await identity.admin.createDevice(admin, { aeTitle: 'US7', roles: [{ department: 'radiology', role: 'reader' }] });
+      const fp = (await identity.admin.issueDeviceCertificate(admin, 'US7', {})).fingerprint256;
+      const device = (await identity.authenticateDeviceCertificate({ fingerprint256: fp, callingAe: 'US7' }))!;
+      await identity.admin.createUser(admin, { username: 'sono', password: 'a long ultrasound phrase', roles: [{ department: 'radiology', role: 'reader' }] });
+      const user = (await identity.authenticatePassword({ username: 'sono', password: 'a long ultrasound phrase' }))!;
+      const asDevice = { principal: device, certificate: { fingerprint256: fp, deviceId: device.id } };
+      // A user who authenticated next to US7's certificate: the third read (the certificate's device).
+      const asUser = { principal: user, certificate: { fingerprint256: fp, deviceId: device.id } };
+      expect(await identity.recheckPrincipal(asDevice)).toMatchObject({ ok: true, principal: { name: 'US7', roles: [{ role: 'reader' }] } });
+      const first = await identity.recheckPrincipal(asUser);
+      expect(first).toMatchObject({ ok: true, principal: { name: 'sono' } });
+      const held = { ...asUser, generation: first.ok ? first.generation : -1 };
+      await identity.admin.grantUserRole(admin, 'sono', { department: 'cardiology', role: 'reader' });
+      expect(await identity.recheckPrincipal(held)).toMatchObject({ ok: true, principal: { roles: [{ departmentId: cardiology }, {}] } });
+      await identity.admin.revokeUserRole(admin, 'sono', { department: 'radiology', role: 'reader' });
+      expect(await identity.recheckPrincipal(held)).toEqual({ ok: false, reason: 'role-revoked' });
+      await identity.admin.updateUser(admin, 'sono', { password: 'another long ultrasound phrase' });
+      expect(await identity.recheckPrincipal({ ...held, principal: { ...user, roles: [] } })).toEqual({ ok: false, reason: 'credentials-changed' });
+      await identity.admin.issueDeviceCertificate(admin, 'US7', {});
+      expect(await identity.recheckPrincipal(asDevice)).toEqual({ ok: false, reason: 'certificate-replaced' });
+      expect(await identity.recheckPrincipal({ principal: { ...user, roles: [] }, certificate: asUser.certificate })).toEqual({ ok: false, reason: 'certificate-replaced' });
+      await identity.admin.deleteDevice(admin, 'US7');
+      expect(await identity.recheckPrincipal(asDevice)).toEqual({ ok: false, reason: 'account-gone' });
+      expect(await identity.recheckPrincipal({ principal: { ...user, roles: [] }, certificate: asUser.certificate })).toEqual({ ok: false, reason: 'account-gone' });
+      await identity.admin.deleteUser(admin, 'sono');
+      expect(await identity.recheckPrincipal({ principal: user })).toEqual({ ok: false, reason: 'account-gone' });
+    });
+
     it('passcodes: hashed, checked, cleared', async () => {
       expect(await reasonOf(identity.admin.setDevicePasscode(admin, 'CT1', 'short'))).toBe('invalid:weak-password');
       await identity.admin.setDevicePasscode(admin, 'CT1', 'a passcode for one scanner');

@@ -105,6 +105,11 @@ export interface IdentityRepo {
    * the device bound to it, and that device's role bindings.
    */
   certificateLogin(fingerprint: string): Promise<{ revoked: boolean; device: DeviceRecord | null; bindings: BindingRecord[] }>;
+  /**
+   * What re-checking an open association needs (recheck.ts), in one statement: the
+   * account, its role bindings and, when given, the device of the certificate it holds.
+   */
+  recheckRead(kind: AccountKind, id: number, certDeviceId?: number): Promise<{ account: UserRecord | DeviceRecord | null; bindings: BindingRecord[]; certDevice: DeviceRecord | null }>;
   /** Throws conflict('device-exists'). */
   createDevice(d: { aeTitle: string; host: string | null; port: number | null; roles: readonly NewBinding[] }): Promise<DeviceRecord>;
   listDevices(filter: AccountFilter): Promise<DeviceRecord[]>;
