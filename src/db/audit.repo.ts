@@ -1,6 +1,6 @@
 import type { AuditFilter, AuditRepo, AuditRow } from '../core/audit.js';
 import { GENESIS_HASH } from '../core/audit.js';
-import type { Db } from './knex.js';
+import { isEmbedded, type Db } from './knex.js';
 
 // One advisory-lock key for the audit chain: appends are serialised across
 // connections and server processes, so every row links to exactly one predecessor.
@@ -22,32 +22,72 @@ const toRow = (r: any): AuditRow => ({
   mac: r.mac ?? null,
 });
 
+type Make = Parameters<AuditRepo['append']>[0];
+
+const columns = (row: ReturnType<Make>) => ({
+  at: row.at,
+  principal_kind: row.principalKind,
+  principal_id: row.principalId,
+  principal_name: row.principalName,
+  source: row.source,
+  action: row.action,
+  outcome: row.outcome,
+  study_uids: row.studyUids,
+  details: JSON.stringify(row.details),
+  prev_hash: row.prevHash,
+  hash: row.hash,
+  mac: row.mac,
+});
+
+/** The embedded database runs in this process: a round trip costs no socket, so plain knex. */
+async function appendInTransaction(db: Db, make: Make): Promise<AuditRow> {
+  return db.transaction(async (trx) => {
+    await trx.raw('SELECT pg_advisory_xact_lock(?)', [AUDIT_LOCK]);
+    const last = await trx('audit_events').select('hash').orderBy('id', 'desc').first();
+    const [inserted] = await trx('audit_events').insert(columns(make(last?.hash ?? GENESIS_HASH))).returning('*');
+    return toRow(inserted);
+  });
+}
+
+interface PgKnexClient {
+  acquireConnection(): Promise<unknown>;
+  releaseConnection(conn: unknown): Promise<unknown>;
+  query(conn: unknown, obj: { sql: string; bindings: unknown[]; method: 'raw' }): Promise<{ response: unknown }>;
+}
+
+/**
+ * PostgreSQL: the same transaction in three round trips instead of five (issue 13 item 2:
+ * every accepted association waits for this row before its A-ASSOCIATE-AC). BEGIN, the
+ * lock and the read of the head go as one simple-protocol message of three statements:
+ * they still run one after the other, and in READ COMMITTED each statement takes its own
+ * snapshot, so the head is read after the lock is held and sees every row committed
+ * before it (one statement doing both would read with a snapshot from before the wait).
+ * The insert carries its values as bind parameters (never spliced into SQL), so it is a
+ * message of its own, then COMMIT. Nothing here has parameters but the insert.
+ */
+async function appendOnServer(db: Db, make: Make): Promise<AuditRow> {
+  const client = db.client as unknown as PgKnexClient;
+  const conn = await client.acquireConnection();
+  try {
+    const head = await client.query(conn, { sql: `BEGIN; SELECT pg_advisory_xact_lock(${AUDIT_LOCK}); SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1`, bindings: [], method: 'raw' });
+    const results = head.response as { rows: { hash: string }[] }[];
+    const row = make(results[2].rows[0]?.hash ?? GENESIS_HASH);
+    const [inserted] = await db('audit_events').connection(conn).insert(columns(row)).returning('*');
+    await client.query(conn, { sql: 'COMMIT', bindings: [], method: 'raw' });
+    return toRow(inserted);
+  } catch (e) {
+    // Whatever failed, the connection goes back to the pool outside any transaction (a
+    // dead connection fails here too and is discarded by the pool's validation).
+    await client.query(conn, { sql: 'ROLLBACK', bindings: [], method: 'raw' }).catch(() => undefined);
+    throw e;
+  } finally {
+    await client.releaseConnection(conn);
+  }
+}
+
 export function createAuditRepo(db: Db): AuditRepo {
   return {
-    async append(make) {
-      return db.transaction(async (trx) => {
-        await trx.raw('SELECT pg_advisory_xact_lock(?)', [AUDIT_LOCK]);
-        const last = await trx('audit_events').select('hash').orderBy('id', 'desc').first();
-        const row = make(last?.hash ?? GENESIS_HASH);
-        const [inserted] = await trx('audit_events')
-          .insert({
-            at: row.at,
-            principal_kind: row.principalKind,
-            principal_id: row.principalId,
-            principal_name: row.principalName,
-            source: row.source,
-            action: row.action,
-            outcome: row.outcome,
-            study_uids: row.studyUids,
-            details: JSON.stringify(row.details),
-            prev_hash: row.prevHash,
-            hash: row.hash,
-            mac: row.mac,
-          })
-          .returning('*');
-        return toRow(inserted);
-      });
-    },
+    append: isEmbedded(db) ? (make) => appendInTransaction(db, make) : (make) => appendOnServer(db, make),
     async list(f: AuditFilter) {
       const q = db('audit_events').orderBy('id', 'desc').limit(Math.min(f.limit ?? 100, 1000));
       if (f.from) q.where('at', '>=', f.from);

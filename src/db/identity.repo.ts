@@ -55,6 +55,19 @@ const toDevice = (r: any): DeviceRecord => ({
 export const affectedRows = (r: unknown): number =>
   typeof r === 'number' ? r : Number((r as { rowCount?: number; affectedRows?: number } | null)?.rowCount ?? (r as { affectedRows?: number } | null)?.affectedRows ?? 0);
 
+/** A json column from a raw query: pg parses json, PGlite may hand back text. */
+const json = (v: unknown): any => (typeof v === 'string' ? JSON.parse(v) : v);
+
+/** The role bindings of one holder as a json array, ordered like bindingsOf (a SQL fragment; `col` and `idExpr` are ours, never input). */
+const bindingsJson = (col: 'user_id' | 'device_id', idExpr: string) =>
+  `(SELECT coalesce(json_agg(json_build_object('department_id', b.department_id, 'name', dep.name, 'disabled', dep.disabled, 'role', b.role)
+                             ORDER BY dep.name, b.role), '[]'::json)
+      FROM role_bindings b JOIN departments dep ON dep.id = b.department_id
+     WHERE b.${col} = ${idExpr})`;
+
+const bindingsFromJson = (v: unknown): BindingRecord[] =>
+  ((json(v) as any[] | null) ?? []).map((b: any): BindingRecord => ({ departmentId: Number(b.department_id), departmentName: b.name, departmentDisabled: b.disabled, role: b.role as Role }));
+
 const holderColumn = (kind: AccountKind) => (kind === 'user' ? 'user_id' : 'device_id');
 
 /** PostgreSQL SQLSTATE of a driver error (pg and PGlite both expose `code`). */
@@ -187,6 +200,39 @@ export function createIdentityRepo(db: Db): IdentityRepo {
     },
     async isCertificateRevoked(fingerprint) {
       return (await db('revoked_certificates').where({ fingerprint }).first()) !== undefined;
+    },
+    async certificateLogin(fingerprint) {
+      // One statement instead of three sequential reads (issue 13: each round trip is
+      // ~1-2 ms of the association's set-up). No cache: read fresh on every association,
+      // so a revocation or deletion committed by any node refuses the next one.
+      const res = await db.raw(
+        `SELECT EXISTS (SELECT 1 FROM revoked_certificates WHERE fingerprint = :fp) AS revoked,
+                to_json(d) AS device,
+                ${bindingsJson('device_id', 'd.id')} AS bindings
+           FROM (SELECT 1) AS one LEFT JOIN devices d ON d.cert_fingerprint = :fp`,
+        { fp: fingerprint },
+      );
+      const r = (res as { rows: any[] }).rows[0];
+      const device = json(r?.device);
+      return { revoked: r?.revoked === true, device: device ? toDevice(device) : null, bindings: bindingsFromJson(r?.bindings) };
+    },
+    async recheckRead(kind, id, certDeviceId) {
+      // One statement (one snapshot, one round trip) before every DIMSE request; never cached.
+      const table = kind === 'user' ? 'users' : 'devices';
+      const res = await db.raw(
+        `SELECT to_json(a) AS account, ${bindingsJson(holderColumn(kind), 'a.id')} AS bindings,
+                (SELECT to_json(cd) FROM devices cd WHERE cd.id = :certDeviceId) AS cert_device
+           FROM (SELECT 1) AS one LEFT JOIN ${table} a ON a.id = :id`,
+        { id, certDeviceId: certDeviceId ?? null },
+      );
+      const r = (res as { rows: any[] }).rows[0];
+      const account = json(r?.account);
+      const certDevice = json(r?.cert_device);
+      return {
+        account: account ? (kind === 'user' ? toUser(account) : toDevice(account)) : null,
+        bindings: bindingsFromJson(r?.bindings),
+        certDevice: certDevice ? toDevice(certDevice) : null,
+      };
     },
     async createDevice(d) {
       return db.transaction(async (trx) => {

@@ -72,6 +72,12 @@ export async function openDb(opts: DbOptions): Promise<Db> {
   } as Knex.Config);
 }
 
+/** True for the in-process PGlite database (its knex client also derives from knex's pg one). */
+export function isEmbedded(db: Db): boolean {
+  const c = (db.client as { config?: { connection?: unknown } }).config?.connection;
+  return typeof c === 'object' && c !== null && 'pglite' in c;
+}
+
 /** How long a client is told to wait when PostgreSQL is down or restarting (HTTP Retry-After). */
 export const DATABASE_RETRY_AFTER_SECONDS = 10;
 

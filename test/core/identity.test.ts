@@ -203,6 +203,67 @@ describe.each(databasesUnderTest())('identity on $name', (dbu) => {
       expect(await identity.authenticateDeviceCertificate({ fingerprint256: fp, callingAe: 'CT1' })).not.toBeNull();
     });
 
+    it('a certificate login reads revocation, device and roles fresh: another node\'s change refuses the very next association', async () => {
+      // Node B: its own identity service (its own audit log, token keys) on the same
+      // database, as a second server sharing PostgreSQL. Node A (`identity`) changes things.
+      const nodeBDir = await tempDir('tresor-identity-b-');
+      try {
+        const { identity: nodeB } = await makeIdentity(t.db, nodeBDir, pki, now);
+        await identity.admin.createDevice(admin, { aeTitle: 'MR9', roles: [{ department: 'radiology', role: 'reader' }] });
+        const fp = (await identity.admin.issueDeviceCertificate(admin, 'MR9', {})).fingerprint256;
+        const login = () => nodeB.authenticateDeviceCertificate({ fingerprint256: fp, callingAe: 'MR9' });
+        const radiology = Number((await t.db('departments').where({ name: 'radiology' }).first()).id);
+        const roles = async () => (await login())!.roles.map((r) => `${r.departmentId}:${r.role}`);
+        expect(await login()).toMatchObject({ name: 'MR9', roles: [{ departmentId: radiology, role: 'reader' }] });
+        // Roles: granted and revoked on A, seen by B's next login (ordered by department, role).
+        await identity.admin.grantDeviceRole(admin, 'MR9', { department: 'cardiology', role: 'writer' });
+        expect(await roles()).toEqual([`${cardiology}:writer`, `${radiology}:reader`]);
+        await identity.admin.revokeDeviceRole(admin, 'MR9', { department: 'cardiology', role: 'writer' });
+        expect(await roles()).toEqual([`${radiology}:reader`]);
+        // Revoked on A: refused on B at once (a cache here would let it in).
+        await identity.admin.revokeDeviceCertificate(admin, 'MR9');
+        expect(await login()).toBeNull();
+        // Re-issued, then the device deleted on A: the new certificate is refused on B at once too.
+        const fp2 = (await identity.admin.issueDeviceCertificate(admin, 'MR9', {})).fingerprint256;
+        expect(await nodeB.authenticateDeviceCertificate({ fingerprint256: fp2, callingAe: 'MR9' })).not.toBeNull();
+        await identity.admin.deleteDevice(admin, 'MR9');
+        expect(await nodeB.authenticateDeviceCertificate({ fingerprint256: fp2, callingAe: 'MR9' })).toBeNull();
+        const reasons = (await audit.list({ action: 'login', limit: 20 })).map((r) => r.details.reason);
+        expect(reasons.filter((r) => r === 'certificate-revoked').length).toBeGreaterThanOrEqual(2);
+      } finally {
+        await fs.rm(nodeBDir, { recursive: true, force: true });
+      }
+    });
+
+    it('the re-check of an open association reads account, roles and the held certificate fresh, in one statement', async () => {
+      await identity.admin.createDevice(admin, { aeTitle: 'US7', roles: [{ department: 'radiology', role: 'reader' }] });
+      const fp = (await identity.admin.issueDeviceCertificate(admin, 'US7', {})).fingerprint256;
+      const device = (await identity.authenticateDeviceCertificate({ fingerprint256: fp, callingAe: 'US7' }))!;
+      await identity.admin.createUser(admin, { username: 'sono', password: 'a long ultrasound phrase', roles: [{ department: 'radiology', role: 'reader' }] });
+      const user = (await identity.authenticatePassword({ username: 'sono', password: 'a long ultrasound phrase' }))!;
+      const asDevice = { principal: device, certificate: { fingerprint256: fp, deviceId: device.id } };
+      // A user who authenticated next to US7's certificate: the third read (the certificate's device).
+      const asUser = { principal: user, certificate: { fingerprint256: fp, deviceId: device.id } };
+      expect(await identity.recheckPrincipal(asDevice)).toMatchObject({ ok: true, principal: { name: 'US7', roles: [{ role: 'reader' }] } });
+      const first = await identity.recheckPrincipal(asUser);
+      expect(first).toMatchObject({ ok: true, principal: { name: 'sono' } });
+      const held = { ...asUser, generation: first.ok ? first.generation : -1 };
+      await identity.admin.grantUserRole(admin, 'sono', { department: 'cardiology', role: 'reader' });
+      expect(await identity.recheckPrincipal(held)).toMatchObject({ ok: true, principal: { roles: [{ departmentId: cardiology }, {}] } });
+      await identity.admin.revokeUserRole(admin, 'sono', { department: 'radiology', role: 'reader' });
+      expect(await identity.recheckPrincipal(held)).toEqual({ ok: false, reason: 'role-revoked' });
+      await identity.admin.updateUser(admin, 'sono', { password: 'another long ultrasound phrase' });
+      expect(await identity.recheckPrincipal({ ...held, principal: { ...user, roles: [] } })).toEqual({ ok: false, reason: 'credentials-changed' });
+      await identity.admin.issueDeviceCertificate(admin, 'US7', {});
+      expect(await identity.recheckPrincipal(asDevice)).toEqual({ ok: false, reason: 'certificate-replaced' });
+      expect(await identity.recheckPrincipal({ principal: { ...user, roles: [] }, certificate: asUser.certificate })).toEqual({ ok: false, reason: 'certificate-replaced' });
+      await identity.admin.deleteDevice(admin, 'US7');
+      expect(await identity.recheckPrincipal(asDevice)).toEqual({ ok: false, reason: 'account-gone' });
+      expect(await identity.recheckPrincipal({ principal: { ...user, roles: [] }, certificate: asUser.certificate })).toEqual({ ok: false, reason: 'account-gone' });
+      await identity.admin.deleteUser(admin, 'sono');
+      expect(await identity.recheckPrincipal({ principal: user })).toEqual({ ok: false, reason: 'account-gone' });
+    });
+
     it('passcodes: hashed, checked, cleared', async () => {
       expect(await reasonOf(identity.admin.setDevicePasscode(admin, 'CT1', 'short'))).toBe('invalid:weak-password');
       await identity.admin.setDevicePasscode(admin, 'CT1', 'a passcode for one scanner');

@@ -197,14 +197,15 @@ export function createAuthentication(ctx: IdentityContext) {
       let reason: string | null = null;
       let principal: Principal | null = null;
       if (!fp) reason = 'bad-fingerprint';
-      else if (await repo.isCertificateRevoked(fp)) reason = 'certificate-revoked';
       else {
-        const device = await repo.findDeviceByFingerprint(fp);
-        if (!device) reason = 'unknown-certificate';
+        // Revocation list, device and roles in one read, never cached (see certificateLogin).
+        const { revoked, device, bindings } = await repo.certificateLogin(fp);
+        if (revoked) reason = 'certificate-revoked';
+        else if (!device) reason = 'unknown-certificate';
         else if (device.disabled) reason = 'device-disabled';
         else if (device.aeTitle !== ae) reason = 'ae-title-mismatch';
         else if (device.certNotAfter && new Date(device.certNotAfter) < ctx.now()) reason = 'certificate-expired';
-        else principal = toPrincipal('device', device, await repo.bindingsOf('device', device.id), input.source);
+        else principal = toPrincipal('device', device, bindings, input.source);
       }
       // (Success: the association's row records it. Failure: here, with its reason.)
       if (!principal) await ctx.audit.record({

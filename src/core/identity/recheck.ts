@@ -5,9 +5,10 @@
 // or a user, revoking one of its roles, changing a user's password or re-issuing
 // (or revoking) a device certificate ends what is already open, at the next request.
 //
-// Cost: two indexed reads, issued together — the account by primary key and its role
-// bindings by the (holder, department, role) unique index; a third (the certificate's
-// device, by primary key) only when a user authenticated next to a device certificate.
+// Cost: one statement (repo.recheckRead: one round trip, one snapshot, never cached) —
+// the account by primary key, its role bindings by the (holder, department, role) unique
+// index and, when a user authenticated next to a device certificate, that device by
+// primary key. (Was two or three queries on as many pooled connections; issue 13 item 2.)
 
 import { toPrincipal, type IdentityContext } from './context.js';
 import type { BindingRecord, DeviceRecord } from './types.js';
@@ -65,14 +66,11 @@ export function createRecheck(ctx: IdentityContext) {
     const p = held.principal;
     if (p.kind !== 'user' && p.kind !== 'device') return { ok: false, reason: 'account-gone' };
     const cert = held.certificate;
-    const [account, bindings, certDevice] = await Promise.all([
-      p.kind === 'user' ? repo.findUserById(p.id) : repo.findDeviceById(p.id),
-      repo.bindingsOf(p.kind, p.id),
-      cert && !(p.kind === 'device' && cert.deviceId === p.id) ? repo.findDeviceById(cert.deviceId) : Promise.resolve(undefined),
-    ] as const);
+    const separateDevice = cert && !(p.kind === 'device' && cert.deviceId === p.id) ? cert.deviceId : undefined;
+    const { account, bindings, certDevice } = await repo.recheckRead(p.kind, p.id, separateDevice);
     if (!account) return { ok: false, reason: 'account-gone' };
     if (cert) {
-      const problem = certificateProblem(certDevice === undefined ? (account as DeviceRecord) : certDevice, cert);
+      const problem = certificateProblem(separateDevice === undefined ? (account as DeviceRecord) : certDevice, cert);
       if (problem) return { ok: false, reason: problem };
     }
     let principal: Principal;

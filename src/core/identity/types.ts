@@ -99,6 +99,17 @@ export interface IdentityRepo {
   findDeviceById(id: number): Promise<DeviceRecord | null>;
   findDeviceByFingerprint(fingerprint: string): Promise<DeviceRecord | null>;
   isCertificateRevoked(fingerprint: string): Promise<boolean>;
+  /**
+   * What authenticating a certificate needs, read in one statement (one snapshot, one
+   * round trip: it runs before every A-ASSOCIATE-AC): whether the fingerprint is revoked,
+   * the device bound to it, and that device's role bindings.
+   */
+  certificateLogin(fingerprint: string): Promise<{ revoked: boolean; device: DeviceRecord | null; bindings: BindingRecord[] }>;
+  /**
+   * What re-checking an open association needs (recheck.ts), in one statement: the
+   * account, its role bindings and, when given, the device of the certificate it holds.
+   */
+  recheckRead(kind: AccountKind, id: number, certDeviceId?: number): Promise<{ account: UserRecord | DeviceRecord | null; bindings: BindingRecord[]; certDevice: DeviceRecord | null }>;
   /** Throws conflict('device-exists'). */
   createDevice(d: { aeTitle: string; host: string | null; port: number | null; roles: readonly NewBinding[] }): Promise<DeviceRecord>;
   listDevices(filter: AccountFilter): Promise<DeviceRecord[]>;
