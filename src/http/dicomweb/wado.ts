@@ -152,7 +152,7 @@ export function registerWadoRoutes(app: FastifyInstance, ctx: DicomwebContext): 
       yield closeDelimiter(boundary, parts > 0);
     }
     // Bytes, not objects: the buffer ahead of the socket is counted in bytes (Readable.from's
-    // default, 16 objects, would be 16 stored-object chunks of up to 1 MiB each).
+    // default counts 16 chunks, whatever their size).
     const stream = Readable.from(body(), { objectMode: false, highWaterMark: BODY_BUFFER });
     reply.code(200).header('content-type', multipartContentType(boundary, 'application/dicom')).send(stream);
     if (transcoded > 0 && rows.length > 1) {
