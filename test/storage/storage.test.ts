@@ -14,7 +14,7 @@ import { loadConfig } from '../../src/config.js';
 import { TresorError } from '../../src/core/errors.js';
 import type { BlobStore } from '../../src/core/ports/blob-store.js';
 import { createBlobStore } from '../../src/storage/create-blob-store.js';
-import { createFsBlobStore } from '../../src/storage/fs-store.js';
+import { createFsBlobStore, READ_CHUNK } from '../../src/storage/fs-store.js';
 import { isValidKeyPrefix, isValidObjectKey, newObjectKey } from '../../src/core/ports/object-keys.js';
 import { createS3BlobStore, grantsPublicAccess } from '../../src/storage/s3-store.js';
 import { startS3Server, type S3TestServer } from '../helpers/s3-server.js';
@@ -272,6 +272,31 @@ describe('filesystem blob store', () => {
     await expect(store.adopt!(other, spool, info)).rejects.toThrow();
     expect(await store.stat(other)).toBeNull();
     expect(await readdir(path.join(root, 'tmp'))).toEqual([]);
+  });
+
+  it('reads an object in chunks of at most READ_CHUNK up to its size, and closes the descriptor at the end and when destroyed early', async () => {
+    const root = await scratchDir();
+    const store = await createFsBlobStore(root);
+    const fds = async () => (await readdir('/proc/self/fd')).length;
+    const before = await fds();
+    for (const size of [0, 1, READ_CHUNK, 2 * READ_CHUNK + 12_345]) {
+      const key = newObjectKey();
+      const src = source(size);
+      await store.put(key, src.body);
+      const sizes: number[] = [];
+      const h = createHash('sha256');
+      for await (const c of await store.get(key)) {
+        sizes.push((c as Buffer).length);
+        h.update(c as Buffer);
+      }
+      expect(h.digest('hex'), String(size)).toBe(src.sha256);
+      // Full reads, then the rest: no short read copied, no read past the end.
+      expect(sizes, String(size)).toEqual(size === 0 ? [] : [...Array(Math.floor(size / READ_CHUNK)).fill(READ_CHUNK), ...(size % READ_CHUNK ? [size % READ_CHUNK] : [])]);
+      const early = await store.get(key);
+      early.destroy();
+      await new Promise((r) => early.once('close', r));
+    }
+    expect(await fds()).toBe(before);
   });
 
   it('removes temp files older than an hour on start, and only those', async () => {

@@ -22,8 +22,12 @@ import { bulkDataUrisInText, instanceUrl, withBulkDataUris } from './urls.js';
 import { closeDelimiter, multipartContentType, newBoundary, partHead } from './multipart.js';
 import { readAll } from '../../lib/read-all.js';
 import { openerOf } from '../open-stored.js';
+import { openAhead } from './open-ahead.js';
 import { acceptOf, acceptsDicomJson } from './request-accept.js';
 import { retrieval, retrieveRequestOf, storedObject, type Retrieval } from './retrieval.js';
+
+/** Bytes a multipart DICOM body reads ahead of the socket (beside the object opened ahead, open-ahead.ts). */
+const BODY_BUFFER = 1024 * 1024;
 
 /** Characters per written chunk of a /metadata body. */
 const METADATA_CHUNK = 64 * 1024;
@@ -82,7 +86,8 @@ export function registerWadoRoutes(app: FastifyInstance, ctx: DicomwebContext): 
     // Open the first object before answering: a blob missing behind its row is then a
     // clean 503, not a 200 cut short (later ones can only cut the response).
     const open = openerOf(r, request.log);
-    let first: Readable | undefined = choices[0]?.mode === 'stored' ? await open(rows[0]) : undefined;
+    const first: Readable | undefined = choices[0]?.mode === 'stored' ? await open(rows[0]) : undefined;
+    const objects = openAhead(rows, (i) => choices[i].mode === 'stored', open, first);
 
     const boundary = newBoundary();
     const head = (i: number, first: boolean, length?: number) =>
@@ -105,6 +110,13 @@ export function registerWadoRoutes(app: FastifyInstance, ctx: DicomwebContext): 
     let omittedCount = 0;
     let parts = 0;
     async function* body(): AsyncGenerator<Buffer> {
+      try {
+        yield* storedParts();
+      } finally {
+        objects.close();
+      }
+    }
+    async function* storedParts(): AsyncGenerator<Buffer> {
       for (let i = 0; i < rows.length; i++) {
         const row = rows[i];
         if (i === 0 && ready) {
@@ -114,8 +126,7 @@ export function registerWadoRoutes(app: FastifyInstance, ctx: DicomwebContext): 
         } else if (choices[i].mode === 'stored') {
           yield head(i, parts++ === 0, row.size);
           let n = 0;
-          const stream = first ?? (await open(row));
-          first = undefined;
+          const stream = await objects.take(i);
           for await (const chunk of stream) {
             n += (chunk as Buffer).length;
             yield chunk as Buffer;
@@ -140,7 +151,9 @@ export function registerWadoRoutes(app: FastifyInstance, ctx: DicomwebContext): 
       }
       yield closeDelimiter(boundary, parts > 0);
     }
-    const stream = Readable.from(body());
+    // Bytes, not objects: the buffer ahead of the socket is counted in bytes (Readable.from's
+    // default counts 16 chunks, whatever their size).
+    const stream = Readable.from(body(), { objectMode: false, highWaterMark: BODY_BUFFER });
     reply.code(200).header('content-type', multipartContentType(boundary, 'application/dicom')).send(stream);
     if (transcoded > 0 && rows.length > 1) {
       // The audit row is written when this function returns: wait for the body, so the row
