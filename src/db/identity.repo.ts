@@ -65,8 +65,10 @@ const bindingsJson = (col: 'user_id' | 'device_id', idExpr: string) =>
       FROM role_bindings b JOIN departments dep ON dep.id = b.department_id
      WHERE b.${col} = ${idExpr})`;
 
-const bindingsFromJson = (v: unknown): BindingRecord[] =>
-  ((json(v) as any[] | null) ?? []).map((b: any): BindingRecord => ({ departmentId: Number(b.department_id), departmentName: b.name, departmentDisabled: b.disabled, role: b.role as Role }));
+/** A role binding row (department_id, name, disabled, role), from knex or from bindingsJson. */
+const toBinding = (b: any): BindingRecord => ({ departmentId: Number(b.department_id), departmentName: b.name, departmentDisabled: b.disabled, role: b.role as Role });
+
+const bindingsFromJson = (v: unknown): BindingRecord[] => ((json(v) as any[] | null) ?? []).map(toBinding);
 
 const holderColumn = (kind: AccountKind) => (kind === 'user' ? 'user_id' : 'device_id');
 
@@ -194,13 +196,6 @@ export function createIdentityRepo(db: Db): IdentityRepo {
       const r = await db('devices').where({ id }).first();
       return r ? toDevice(r) : null;
     },
-    async findDeviceByFingerprint(fingerprint) {
-      const r = await db('devices').where({ cert_fingerprint: fingerprint }).first();
-      return r ? toDevice(r) : null;
-    },
-    async isCertificateRevoked(fingerprint) {
-      return (await db('revoked_certificates').where({ fingerprint }).first()) !== undefined;
-    },
     async certificateLogin(fingerprint) {
       // One statement instead of three sequential reads (issue 13: each round trip is
       // ~1-2 ms of the association's set-up). No cache: read fresh on every association,
@@ -287,9 +282,7 @@ export function createIdentityRepo(db: Db): IdentityRepo {
         .where(`b.${holderColumn(kind)}`, id)
         .select('b.department_id', 'd.name', 'd.disabled', 'b.role')
         .orderBy(['d.name', 'b.role']);
-      return rows.map(
-        (r: any): BindingRecord => ({ departmentId: Number(r.department_id), departmentName: r.name, departmentDisabled: r.disabled, role: r.role as Role }),
-      );
+      return rows.map(toBinding);
     },
     async addBinding(kind, id, b) {
       const col = holderColumn(kind);

@@ -12,6 +12,7 @@ import knexFactory, { type Knex } from 'knex';
 import pg from 'pg';
 import { migrations } from '../../migrations/index.js';
 import { TresorError } from '../core/errors.js';
+import { fsyncTree } from '../lib/fs-atomic.js';
 import { isDatabaseUnavailable } from '../lib/transient.js';
 
 // PostgreSQL BIGINT (int8) and COUNT(*) arrive as strings by default; our ids and
@@ -155,25 +156,6 @@ async function initEmbeddedDir(dir: string): Promise<void> {
   // The child's PGlite wrote the new cluster with fsync off: flush it once, so that the
   // first commits (made with fsync on) do not rest on files still in the page cache.
   await fsyncTree(dir);
-}
-
-/** fsync(2) every file and directory under dir, children before their directory. */
-async function fsyncTree(dir: string): Promise<void> {
-  for (const entry of await fs.readdir(dir, { withFileTypes: true })) {
-    const p = path.join(dir, entry.name);
-    if (entry.isDirectory()) await fsyncTree(p);
-    else if (entry.isFile()) await fsyncPath(p);
-  }
-  await fsyncPath(dir);
-}
-
-async function fsyncPath(p: string): Promise<void> {
-  const handle = await fs.open(p, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }
 
 /** Runs every pending migration (forward-only), from the static list in migrations/. */

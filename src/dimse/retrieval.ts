@@ -101,7 +101,7 @@ export function chooseContext(contexts: Iterable<NegotiatedContext>, inst: Store
  * stored object is at most `maxTranscodeBytes`, what it decodes to at most what its
  * header promises and the decode cap; a corrupt object fails this sub-operation only.
  */
-export async function datasetBody(
+async function datasetBody(
   open: () => Promise<NodeJS.ReadableStream>,
   inst: StoredInstance,
   transcodeTo: string | undefined,
@@ -139,39 +139,6 @@ export async function prepareSubOperation(
   if (choice.transcodeTo) return { choice, body: () => datasetBody(open, inst, choice.transcodeTo, maxTranscodeBytes, pixels), dispose: () => undefined };
   const opened = await openStored(open, inst);
   return { choice, body: async () => opened.body, dispose: () => opened.stream.destroy() };
-}
-
-/**
- * Prepares each instance one ahead of its sub-operation: while the peer stores instance
- * i (the C-STORE-RSP is a network round trip, PS3.4 C.4.3.3), instance i+1's object is
- * opened and its header read, so the next C-STORE-RQ can start at once. At most two
- * objects are open per retrieve; `dispose` closes what was prepared and not taken.
- */
-export class PrepareAhead {
-  private readonly ready = new Map<number, Promise<PreparedSubOperation>>();
-  constructor(
-    private readonly instances: readonly StoredInstance[],
-    private readonly prepare: (inst: StoredInstance) => Promise<PreparedSubOperation>,
-  ) {}
-
-  take(index: number): Promise<PreparedSubOperation> {
-    const p = this.ready.get(index) ?? this.start(index);
-    this.ready.delete(index);
-    if (index + 1 < this.instances.length && !this.ready.has(index + 1)) this.start(index + 1);
-    return p;
-  }
-
-  dispose(): void {
-    for (const p of this.ready.values()) p.then((x) => x.dispose(), () => undefined);
-    this.ready.clear();
-  }
-
-  private start(index: number): Promise<PreparedSubOperation> {
-    const p = this.prepare(this.instances[index]);
-    p.catch(() => undefined); // its failure is reported when its turn comes
-    this.ready.set(index, p);
-    return p;
-  }
 }
 
 async function openStored(open: () => Promise<NodeJS.ReadableStream>, inst: StoredInstance): Promise<{ stream: import('node:stream').Readable; body: AsyncIterable<Buffer> }> {

@@ -4,7 +4,8 @@
 // by the umask), fsynced, then renamed into place.
 
 import { randomBytes } from 'node:crypto';
-import { open, rename, rm } from 'node:fs/promises';
+import { open, readdir, rename, rm } from 'node:fs/promises';
+import path from 'node:path';
 
 export async function writeFileAtomic(file: string, data: string, mode: number): Promise<void> {
   const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
@@ -45,4 +46,14 @@ export async function fsyncFile(file: string): Promise<void> {
   } finally {
     await fh.close();
   }
+}
+
+/** fsync every file and directory under `dir`, children before their directory (a tree written without flushes). */
+export async function fsyncTree(dir: string): Promise<void> {
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const p = path.join(dir, entry.name);
+    if (entry.isDirectory()) await fsyncTree(p);
+    else if (entry.isFile()) await fsyncFile(p);
+  }
+  await fsyncDir(dir);
 }

@@ -256,6 +256,30 @@ describe('query and retrieve with dcmtk', () => {
       expect((await fs.readdir(otherOut)).length).toBe(before);
     });
 
+    it('a move of two studies where the destination may read only one: that one is sent, the other counted as failed (PS3.4 C.4.2.3.1)', async () => {
+      // The requestor reads both departments; DEST1 reads radiology only. The instances the
+      // destination may not read are skipped in the sub-operation loop (and never opened
+      // ahead of their turn: lib/one-ahead.ts `wanted`).
+      const both = await env.device('BOTHWS', [['radiology', 'reader'], ['cardiology', 'reader']]);
+      const bothTunnel = await startTlsTunnel(env.port, both, env.caPath);
+      try {
+        const mr = stored.find((s) => path.basename(s.file) === 'MR_small.dcm')!;
+        const inStudy = stored.filter((s) => s.uids.study === mr.uids.study);
+        // Emptied first: storescp names files by SOP Instance UID, and an earlier move sent these.
+        for (const f of await fs.readdir(scpOut)) await fs.rm(path.join(scpOut, f));
+        const r = await run('movescu', ['-v', '-S', '-aet', 'BOTHWS', '-aec', AE, '-aem', 'DEST1', '-k', 'QueryRetrieveLevel=STUDY', '-k', `StudyInstanceUID=${cardioStudy}\\${mr.uids.study}`, '127.0.0.1', String(bothTunnel.port)]);
+        const log = r.stdout + r.stderr;
+        expect(log, scp.output()).toMatch(/Received Final Move Response \(Warning/);
+        const received = await fs.readdir(scpOut);
+        const uids = await Promise.all(received.map((f) => uidsOf(path.join(scpOut, f))));
+        expect(uids.map((u) => u.sop).sort()).toEqual(inStudy.map((s) => s.uids.sop).sort());
+        const rows = (await auditOf(env, 'retrieve')).filter((x) => x.details.via === 'dimse' && x.details.operation === 'C-MOVE');
+        expect(rows.at(-1)).toMatchObject({ principalName: 'BOTHWS', details: expect.objectContaining({ destination: 'DEST1', completed: inStudy.length, failed: 1 }) });
+      } finally {
+        await bothTunnel.stop();
+      }
+    });
+
     it('moves nothing of another department\'s study', async () => {
       const before = (await fs.readdir(scpOut)).length;
       const r = await run('movescu', ['-v', '-S', '-aet', 'WS01', '-aec', AE, '-aem', 'DEST1', '-k', 'QueryRetrieveLevel=STUDY', '-k', `StudyInstanceUID=${cardioStudy}`, '127.0.0.1', String(tunnel.port)]);

@@ -97,8 +97,6 @@ export interface IdentityRepo {
   // devices
   findDeviceByAeTitle(aeTitle: string): Promise<DeviceRecord | null>;
   findDeviceById(id: number): Promise<DeviceRecord | null>;
-  findDeviceByFingerprint(fingerprint: string): Promise<DeviceRecord | null>;
-  isCertificateRevoked(fingerprint: string): Promise<boolean>;
   /**
    * What authenticating a certificate needs, read in one statement (one snapshot, one
    * round trip: it runs before every A-ASSOCIATE-AC): whether the fingerprint is revoked,

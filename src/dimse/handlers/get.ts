@@ -7,7 +7,8 @@
 import type { DimseConnection } from '../protocol/connection.js';
 import type { Exchange } from '../exchange.js';
 import { SopClass } from '../protocol/negotiation.js';
-import { classify, isAnswer, listReadable, prepareSubOperation, PrepareAhead, retrieveRequestFrom, runSubOperations } from '../retrieval.js';
+import { oneAhead } from '../../lib/one-ahead.js';
+import { classify, isAnswer, listReadable, prepareSubOperation, retrieveRequestFrom, runSubOperations } from '../retrieval.js';
 import { DimseStatus } from '../status.js';
 
 export async function handleGet(ex: Exchange, conn: DimseConnection): Promise<void> {
@@ -28,7 +29,11 @@ export async function handleGet(ex: Exchange, conn: DimseConnection): Promise<vo
         r.failed('no-matching-instances');
         return ex.fail({ status: DimseStatus.UnableToProcess, comment: 'no-matching-instances' });
       }
-      const ahead = new PrepareAhead(instances, (inst) => prepareSubOperation(conn.negotiated(), inst, () => r.open(inst), tuning.maxTranscodeBytes, scope.deps.pixels));
+      // The next instance is opened while the peer stores this one (lib/one-ahead.ts).
+      const ahead = oneAhead(instances, {
+        prepare: (inst) => prepareSubOperation(conn.negotiated(), inst, () => r.open(inst), tuning.maxTranscodeBytes, scope.deps.pixels),
+        release: (ready) => ready.dispose(),
+      });
       try {
         result = await runSubOperations(ex, instances, async (inst, index) => {
           const ready = await ahead.take(index);
@@ -41,7 +46,7 @@ export async function handleGet(ex: Exchange, conn: DimseConnection): Promise<vo
           }
         });
       } finally {
-        ahead.dispose();
+        ahead.close();
       }
       r.note({ ...result, cancelled: ex.cancelled });
       if (result.failed !== 0) r.failed();

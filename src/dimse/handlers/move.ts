@@ -7,7 +7,8 @@
 import type { Exchange } from '../exchange.js';
 import { TS } from '../../core/dicom/transfer-syntaxes.js';
 import { SopClass } from '../protocol/negotiation.js';
-import { classify, isAnswer, listReadable, prepareSubOperation, PrepareAhead, retrieveRequestFrom, runSubOperations } from '../retrieval.js';
+import { oneAhead } from '../../lib/one-ahead.js';
+import { classify, isAnswer, listReadable, prepareSubOperation, retrieveRequestFrom, runSubOperations } from '../retrieval.js';
 import type { StoredInstance } from '../services.js';
 import { DimseStatus } from '../status.js';
 import { connectStoreScu, type StoreScu } from '../store-scu.js';
@@ -83,14 +84,18 @@ export async function handleMove(ex: Exchange): Promise<void> {
       }
       const conn = scu;
       const allowed = new Set(sendable.map((i) => i.sopInstanceUid));
-      const ahead = new PrepareAhead(mine, async (inst) =>
-        allowed.has(inst.sopInstanceUid) ? prepareSubOperation(conn.negotiated(), inst, () => r.open(inst), tuning.maxTranscodeBytes, scope.deps.pixels) : { body: () => Promise.reject(new Error('not sendable')), dispose: () => undefined },
-      );
+      // The next sendable instance is opened while the destination stores this one (lib/one-ahead.ts).
+      const ahead = oneAhead(mine, {
+        prepare: (inst) => prepareSubOperation(conn.negotiated(), inst, () => r.open(inst), tuning.maxTranscodeBytes, scope.deps.pixels),
+        release: (ready) => ready.dispose(),
+        wanted: (i) => allowed.has(mine[i].sopInstanceUid),
+      });
       try {
         result = await runSubOperations(ex, mine, async (inst, index) => {
+          if (!allowed.has(inst.sopInstanceUid) || conn.guard.closed) return 'failed';
           const ready = await ahead.take(index);
           try {
-            if (!ready.choice || conn.guard.closed) return 'failed';
+            if (!ready.choice) return 'failed';
             const status = await conn.sendStore({
               pcId: ready.choice.pcId,
               sopClassUid: inst.sopClassUid,
@@ -105,7 +110,7 @@ export async function handleMove(ex: Exchange): Promise<void> {
           }
         });
       } finally {
-        ahead.dispose();
+        ahead.close();
       }
       r.note({ ...result, cancelled: ex.cancelled });
       if (result.failed !== 0) r.failed();

@@ -34,14 +34,13 @@ const ELEMENTS: Record<string, { tag: number; vr: 'UL' | 'US' | 'UI' | 'AE' | 'L
   MoveOriginatorMessageID: { tag: 0x1031, vr: 'US' },
 };
 
-/** Tags of the group-0000 elements this module reads. */
+/** Element numbers (group 0000) of what is read back from a command set. */
 export const CommandTag = {
-  CommandField: 0x0100,
-  MessageIDBeingRespondedTo: 0x0120,
-  CommandDataSetType: 0x0800,
-  Status: 0x0900,
-  AffectedSOPInstanceUID: 0x1000,
-} as const;
+  CommandField: ELEMENTS.CommandField.tag,
+  MessageIDBeingRespondedTo: ELEMENTS.MessageIDBeingRespondedTo.tag,
+  CommandDataSetType: ELEMENTS.CommandDataSetType.tag,
+  Status: ELEMENTS.Status.tag,
+};
 
 /** PS3.7 §E.1: CommandDataSetType 0x0101 = no data set follows. */
 export const NO_DATA_SET = 0x0101;

@@ -22,11 +22,11 @@ import { bulkDataUrisInText, instanceUrl, withBulkDataUris } from './urls.js';
 import { closeDelimiter, multipartContentType, newBoundary, partHead } from './multipart.js';
 import { readAll } from '../../lib/read-all.js';
 import { openerOf } from '../open-stored.js';
-import { openAhead } from './open-ahead.js';
+import { oneAhead } from '../../lib/one-ahead.js';
 import { acceptOf, acceptsDicomJson } from './request-accept.js';
 import { retrieval, retrieveRequestOf, storedObject, type Retrieval } from './retrieval.js';
 
-/** Bytes a multipart DICOM body reads ahead of the socket (beside the object opened ahead, open-ahead.ts). */
+/** Bytes a multipart DICOM body reads ahead of the socket (beside the object opened ahead, lib/one-ahead.ts). */
 const BODY_BUFFER = 1024 * 1024;
 
 /** Characters per written chunk of a /metadata body. */
@@ -87,7 +87,13 @@ export function registerWadoRoutes(app: FastifyInstance, ctx: DicomwebContext): 
     // clean 503, not a 200 cut short (later ones can only cut the response).
     const open = openerOf(r, request.log);
     const first: Readable | undefined = choices[0]?.mode === 'stored' ? await open(rows[0]) : undefined;
-    const objects = openAhead(rows, (i) => choices[i].mode === 'stored', open, first);
+    // The next stored part's object is opened, and read(0) fills its buffer, while this part is sent.
+    const objects = oneAhead(rows, {
+      prepare: (row) => open(row).then((s) => (s.read(0), s)),
+      release: (s) => s.destroy(),
+      wanted: (i) => choices[i].mode === 'stored',
+      first,
+    });
 
     const boundary = newBoundary();
     const head = (i: number, first: boolean, length?: number) =>

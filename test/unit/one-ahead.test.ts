@@ -1,9 +1,10 @@
-// WADO-RS opens the stored object of the next part while one part is sent
-// (src/http/dicomweb/open-ahead.ts): one ahead at most, in order, nothing left open.
+// A retrieve (WADO-RS parts, C-GET/C-MOVE sub-operations) opens the stored object of the
+// next item while one is sent (src/lib/one-ahead.ts): one ahead at most, in order,
+// nothing left open.
 
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { openAhead } from '../../src/http/dicomweb/open-ahead.js';
+import { oneAhead } from '../../src/lib/one-ahead.js';
 
 function fakeObjects(n: number, failing: number[] = []) {
   const opened: number[] = [];
@@ -32,7 +33,11 @@ const text = async (s: Readable) => {
   return out;
 };
 
-describe('openAhead', () => {
+const destroy = (s: Readable) => s.destroy();
+const openAhead = (items: number[], wanted: (i: number) => boolean, open: (i: number) => Promise<Readable>, first?: Readable) =>
+  oneAhead(items, { prepare: open, release: destroy, wanted, first });
+
+describe('oneAhead', () => {
   it('gives each wanted item its own stream in order, opening at most one ahead', async () => {
     const o = fakeObjects(5);
     const ahead = openAhead(o.items, (i) => i !== 2, o.open);
