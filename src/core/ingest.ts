@@ -22,7 +22,8 @@ import { parsePart10File, type ParsedObject } from './dicom/parse.js';
 import { inspectPreamble, PREAMBLE_LENGTH } from './dicom/part10.js';
 import { TS } from './dicom/transfer-syntaxes.js';
 import { isValidUid } from './dicom/uids.js';
-import { fsyncFile } from '../lib/fs-atomic.js';
+import { fsyncFile, removeIfPresent } from '../lib/fs-atomic.js';
+import { HeadKeeper } from '../lib/head-keeper.js';
 import type { Principal } from './principal.js';
 import type { BlobStore, PutResult } from './ports/blob-store.js';
 import { newObjectKey } from './ports/object-keys.js';
@@ -37,15 +38,22 @@ export interface IngestOptions {
   /**
    * The file is a spool file of the door's, which the core may move into the blob store
    * (BlobStore.adopt) instead of copying; size and SHA-256 of the whole file, computed
-   * while it was written. The caller still removes the path afterwards (absent is fine).
+   * while it was written, and optionally its first bytes (`head`, which the parse then
+   * does not read back). The caller still removes the path afterwards (absent is fine).
    */
-  spooled?: PutResult;
+  spooled?: Spooled;
   /**
    * ingestStream: called once every byte of `body` is in the spool file, before it is
    * parsed and stored. A door that reads several objects from one stream (STOW-RS) may
    * go on reading the next one from then on.
    */
   onSpooled?: () => void;
+}
+
+/** What a door learned while it wrote a spool file. */
+export interface Spooled extends PutResult {
+  /** The file's first bytes (any length; lib/head-keeper.ts keeps them as the bytes go by). */
+  head?: Buffer;
 }
 
 export interface IngestResult {
@@ -169,10 +177,10 @@ export function createIngestService(d: IngestDeps): IngestService {
       const writable = scope(p, 'write');
       if (!writable.all && writable.departmentIds.length === 0) throw forbidden();
 
-      const { size } = await fsp.stat(file);
+      const size = opts.spooled?.size ?? (await fsp.stat(file)).size;
       if (size > d.maxObjectBytes) throw tooLarge('object-too-large', `Objects above ${d.maxObjectBytes} bytes are not accepted.`);
 
-      const parsed = await parsePart10File(file);
+      const parsed = await parsePart10File(file, opts.spooled?.head ? { size, head: opts.spooled.head } : undefined);
       const v = validate(parsed);
       parsedUids = { studyUid: v.studyUid, sopInstanceUid: v.sopInstanceUid };
       if (opts.expectedStudyUid !== undefined && v.studyUid !== opts.expectedStudyUid) {
@@ -211,7 +219,7 @@ export function createIngestService(d: IngestDeps): IngestService {
         // bytes differ from the file's.
         ({ size: storedSize, sha256 } =
           adoptable && !zeroPreamble && opts.spooled!.size === size
-            ? await d.blobs.adopt!(key, file, opts.spooled!, { durable: await synced! })
+            ? await d.blobs.adopt!(key, file, opts.spooled!, { durable: synced })
             : await d.blobs.put(key, storedBytes(file, zeroPreamble)));
       } catch (e) {
         // An outage (timeout, S3 hung or gone) may still complete the upload inside the
@@ -290,19 +298,21 @@ export function createIngestService(d: IngestDeps): IngestService {
     try {
       // The hash in the same pass as the spool write, so the blob store can adopt the file.
       const hash = createHash('sha256');
+      const head = new HeadKeeper();
       let size = 0;
       const tap = new Transform({
         transform(chunk: Buffer, _enc, cb) {
           hash.update(chunk);
+          head.add(chunk);
           size += chunk.length;
           cb(null, chunk);
         },
       });
       await pipeline(body, sizeCap(d.maxObjectBytes), tap, fs.createWriteStream(tmp, { mode: 0o600 }));
       opts.onSpooled?.();
-      return await ingestFile(t, p, tmp, { ...opts, spooled: { size, sha256: hash.digest('hex') } });
+      return await ingestFile(t, p, tmp, { ...opts, spooled: { size, sha256: hash.digest('hex'), head: head.bytes() } });
     } finally {
-      await fsp.rm(tmp, { force: true });
+      await removeIfPresent(tmp);
     }
   }
 

@@ -3,7 +3,7 @@
 // and the attributes before Pixel Data parsed with dcmjs. Pixel data and
 // anything after it are never loaded here.
 
-import fs from 'node:fs/promises';
+import fs, { type FileHandle } from 'node:fs/promises';
 import dcmjs from 'dcmjs';
 import { toArrayBuffer } from '../../lib/array-buffer.js';
 import { invalid, tooLarge } from '../errors.js';
@@ -54,10 +54,16 @@ function readWithDcmjs(buf: Buffer): { meta: Record<string, any>; dict: Record<s
   }
 }
 
-export async function parsePart10File(path: string): Promise<ParsedObject> {
-  const fh = await fs.open(path, 'r');
+/**
+ * `known`: what the spooler of the file saw while writing it, its size and its first bytes
+ * (`head`). Every read that lies within `head` is served from memory; the file is opened
+ * only for the rest (for most objects nothing: their attributes fit in the head and their
+ * pixel data ends the file). Each file call costs two thread wake-ups (issue 13).
+ */
+export async function parsePart10File(path: string, known?: { size: number; head: Buffer }): Promise<ParsedObject> {
+  const fh = new HeadFirstFile(path, known?.head);
   try {
-    const { size } = await fh.stat();
+    const size = known?.size ?? (await fh.size());
     const head = Buffer.alloc(Math.min(size, PREAMBLE_LENGTH + 4 + 12));
     await fh.read(head, 0, head.length, 0);
     if (size < PREAMBLE_LENGTH + 4 + 12 || head.toString('latin1', 128, 132) !== 'DICM') {
@@ -79,7 +85,7 @@ export async function parsePart10File(path: string): Promise<ParsedObject> {
     if (transferSyntaxUid === TS.deflatedExplicitLittle) {
       if (size > MAX_DEFLATED_BYTES) throw tooLarge('deflated-too-large', 'Deflated objects above 64 MiB are not accepted.');
     } else {
-      ({ pixelData } = await walkDataset(fh, size, datasetOffset, transferSyntaxUid));
+      ({ pixelData } = await walkDataset(fh as unknown as FileHandle, size, datasetOffset, transferSyntaxUid, known?.head));
       if (pixelData) headerEnd = pixelData.elementOffset;
     }
     if (headerEnd > MAX_HEADER_BYTES) throw tooLarge('header-too-large', 'The attributes before the pixel data are too large.');
@@ -99,5 +105,34 @@ export async function parsePart10File(path: string): Promise<ParsedObject> {
     return { size, preamble: buf.subarray(0, PREAMBLE_LENGTH), meta, dict, transferSyntaxUid, datasetOffset, pixelData, charsetFallback };
   } finally {
     await fh.close();
+  }
+}
+
+/** Positional reads of a file, from `head` (its first bytes) where they lie within it. */
+class HeadFirstFile {
+  private fh?: FileHandle;
+  constructor(
+    private readonly path: string,
+    private readonly head: Buffer | undefined,
+  ) {}
+
+  private async file(): Promise<FileHandle> {
+    return (this.fh ??= await fs.open(this.path, 'r'));
+  }
+
+  async size(): Promise<number> {
+    return (await (await this.file()).stat()).size;
+  }
+
+  async read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number; buffer: Buffer }> {
+    if (this.head && position + length <= this.head.length) {
+      this.head.copy(buffer, offset, position, position + length);
+      return { bytesRead: length, buffer };
+    }
+    return (await this.file()).read(buffer, offset, length, position);
+  }
+
+  async close(): Promise<void> {
+    await this.fh?.close();
   }
 }

@@ -36,10 +36,16 @@ const MAX_FRAGMENTS = 100_000;
 class PositionalReader {
   private window = Buffer.alloc(0);
   private windowStart = 0;
-  constructor(private readonly fh: FileHandle, readonly size: number) {}
+  constructor(
+    private readonly fh: FileHandle,
+    readonly size: number,
+    /** The file's first bytes, when the caller has them in memory: no file read for what lies within. */
+    private readonly head?: Buffer,
+  ) {}
 
   async read(pos: number, n: number): Promise<Buffer> {
     if (pos < 0 || pos + n > this.size) throw invalid('truncated', 'The DICOM object ends in the middle of an element.');
+    if (this.head && pos + n <= this.head.length) return this.head.subarray(pos, pos + n);
     if (pos < this.windowStart || pos + n > this.windowStart + this.window.length) {
       const len = Math.min(65536, this.size - pos);
       const buf = Buffer.alloc(len);
@@ -60,9 +66,9 @@ interface Header {
   headerLength: number;
 }
 
-export async function walkDataset(fh: FileHandle, size: number, start: number, transferSyntaxUid: string): Promise<{ pixelData?: PixelDataLocation }> {
+export async function walkDataset(fh: FileHandle, size: number, start: number, transferSyntaxUid: string, head?: Buffer): Promise<{ pixelData?: PixelDataLocation }> {
   if (transferSyntaxUid === TS.deflatedExplicitLittle) throw new Error('walkDataset: deflated datasets are checked by inflating them');
-  const r = new PositionalReader(fh, size);
+  const r = new PositionalReader(fh, size, head);
   // Unknown syntaxes are read as explicit VR little endian, like every compressed one.
   const little = transferSyntax(transferSyntaxUid)?.littleEndian ?? true;
   let pixelData: PixelDataLocation | undefined;

@@ -15,7 +15,11 @@ export interface PutResult extends BlobInfo {
 }
 
 export interface AdoptOptions {
-  durable?: boolean;
+  /**
+   * The caller's own fsync of the file's bytes, already running (core/ingest.ts starts it
+   * while it parses): true once done, false when it failed. Without it, adopt() flushes.
+   */
+  durable?: Promise<boolean>;
 }
 
 export interface BlobStore {
@@ -27,8 +31,10 @@ export interface BlobStore {
    * fsync, rename, fsync the directory). `info` is what the spooling computed while
    * writing the file. Resolves when the object is durable; on rejection nothing is under
    * `key`, and the file may or may not still exist (the caller removes it either way).
-   * `durable`: the caller has already fsynced the file's bytes (core/ingest.ts does it
-   * while it parses), so only the rename and its directory remain to be made durable.
+   * The file must already be private to Tresor (mode 0600, as both doors create their
+   * spool files). Only call it once the key is journaled (core/blob-journal.ts): the
+   * store may put the file under `key` before its bytes are durable, and a crash then
+   * leaves an object no row references, which the journal names for the sweeper.
    */
   adopt?(key: string, file: string, info: PutResult, opts?: AdoptOptions): Promise<PutResult>;
   /** Opens the object for reading; rejects with TresorError('not-found') when absent. */
