@@ -12,7 +12,7 @@ import { buildPart10Header } from '../core/dicom/part10.js';
 import { isValidUid } from '../core/dicom/uids.js';
 import { recordAssociation, recordSecurityAlert } from '../core/audit-association.js';
 import { isTresorError, unauthenticated } from '../core/errors.js';
-import type { HeldCredential } from '../core/identity/index.js';
+import type { HeldCredential, RecheckResult } from '../core/identity/index.js';
 import type { IngestTransfer } from '../core/ingest.js';
 import { principalLabel, type Principal } from '../core/principal.js';
 import { AUTH_REJECTION, authenticateAssociation, uniformDelay, type AssociationDecision } from './association.js';
@@ -52,6 +52,8 @@ export class TresorScp extends DimseConnection {
   private readonly assocId = randomUUID().slice(0, 8);
   private active?: { ex: Exchange; done: Promise<void> };
   private readonly storeWriters = new WeakMap<object, Part10TempWriter>();
+  /** A C-STORE's re-check, started when its data set begins to arrive (see createStoreWritableStream). */
+  private readonly earlyRechecks = new WeakMap<object, Promise<RecheckResult>>();
   private rqSummary: Record<string, unknown> = {};
   /** All C-STOREs of this association: one `store` row when it ends (PS3.15 A.5.3.10). */
   private transfer?: IngestTransfer;
@@ -273,7 +275,7 @@ export class TresorScp extends DimseConnection {
     const scope = this.scope!;
     let reason: string;
     try {
-      const now = await this.deps.authenticator.recheck(this.held!);
+      const now = await (this.earlyRechecks.get(ex.request) ?? this.deps.authenticator.recheck(this.held!));
       if (now.ok) {
         scope.principal = now.principal;
         this.held = { ...this.held!, principal: now.principal };
@@ -308,6 +310,14 @@ export class TresorScp extends DimseConnection {
     const header = refused ? undefined : buildPart10Header({ transferSyntaxUid: pc!.transferSyntax!, sopClassUid, sopInstanceUid });
     const writer = new Part10TempWriter(file, header, this.deps.config.limits.maxObjectBytes, refused);
     this.storeWriters.set(rq, writer);
+    // The request's re-check (stillAuthorized) runs while its data set arrives, not after:
+    // one database round trip off every C-STORE's answer (issue 13). It is still this
+    // request's own, made after the request began; never reused for another.
+    if (this.held) {
+      const early = this.deps.authenticator.recheck(this.held);
+      early.catch(() => undefined); // read in stillAuthorized
+      this.earlyRechecks.set(rq, early);
+    }
     return writer;
   }
 

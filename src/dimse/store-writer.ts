@@ -36,6 +36,8 @@ export const FLUSH_BYTES = 1024 * 1024;
 
 export class Part10TempWriter extends Writable {
   private fd?: number;
+  /** Only a file this writer created is ever removed by it. */
+  private created = false;
   private received = 0;
   private readonly hash: Hash = createHash('sha256');
   private readonly head = new HeadKeeper();
@@ -61,6 +63,7 @@ export class Part10TempWriter extends Writable {
     try {
       // 'wx': never follow or overwrite an existing path; 0600: only Tresor reads it.
       this.fd = openSync(path, 'wx', 0o600);
+      this.created = true;
     } catch (e) {
       this.failure = { why: 'write-failed', detail: (e as NodeJS.ErrnoException).code ?? 'error' };
       return;
@@ -81,7 +84,7 @@ export class Part10TempWriter extends Writable {
     this.failure = { why, detail };
     this.pending = [];
     this.pendingBytes = 0;
-    void this.closeFile().then(() => removeIfPresent(this.path)).catch(() => undefined);
+    void this.closeFile().then(() => this.removeFile()).catch(() => undefined);
   }
 
   /** Writes what is pending; calls back once the file has it (or the writer has failed). */
@@ -146,7 +149,11 @@ export class Part10TempWriter extends Writable {
     this.pending = [];
     this.pendingBytes = 0;
     await this.closeFile();
-    if (!this.failure || this.failure.why !== 'refused') await removeIfPresent(this.path);
+    await this.removeFile();
+  }
+
+  private async removeFile(): Promise<void> {
+    if (this.created) await removeIfPresent(this.path);
   }
 }
 
