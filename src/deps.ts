@@ -31,7 +31,7 @@ import { X509Certificate } from 'node:crypto';
 import { createDeleteRepo } from './db/delete.repo.js';
 import { createIdentityRepo as identityRepoFor } from './db/identity.repo.js';
 import { createIngestRepo } from './db/ingest.repo.js';
-import { migrate, openDb, type Db } from './db/knex.js';
+import { isEmbedded, migrate, openDb, type Db } from './db/knex.js';
 import { createLockoutRepo } from './db/lockout.repo.js';
 import { createQueryRepo } from './db/query.repo.js';
 import { createRetrieveRepo } from './db/retrieve.repo.js';
@@ -359,6 +359,7 @@ export function dimseServerDeps(deps: Deps): DimseDeps {
     pixels: deps.pixels,
     logger: deps.logger,
     tuning: deps.tuning.dimse,
+    recheckWhileReceiving: !isEmbedded(deps.db),
     onAnonymousRefusal: (r) => deps.refuse({ reason: r.reason, via: 'dimse', source: r.address, code: r.code }),
   };
 }

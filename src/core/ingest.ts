@@ -22,6 +22,7 @@ import { parsePart10File, type ParsedObject } from './dicom/parse.js';
 import { inspectPreamble, PREAMBLE_LENGTH } from './dicom/part10.js';
 import { TS } from './dicom/transfer-syntaxes.js';
 import { isValidUid } from './dicom/uids.js';
+import { batchedFileStream } from '../lib/batched-file.js';
 import { fsyncFile, removeIfPresent } from '../lib/fs-atomic.js';
 import { HeadKeeper } from '../lib/head-keeper.js';
 import type { Principal } from './principal.js';
@@ -308,7 +309,8 @@ export function createIngestService(d: IngestDeps): IngestService {
           cb(null, chunk);
         },
       });
-      await pipeline(body, sizeCap(d.maxObjectBytes), tap, fs.createWriteStream(tmp, { mode: 0o600 }));
+      // Few thread-pool calls (lib/batched-file.ts): one writev per MiB received.
+      await pipeline(body, sizeCap(d.maxObjectBytes), tap, batchedFileStream(tmp));
       opts.onSpooled?.();
       return await ingestFile(t, p, tmp, { ...opts, spooled: { size, sha256: hash.digest('hex'), head: head.bytes() } });
     } finally {

@@ -15,7 +15,7 @@ import type {
   UserRecord,
 } from '../core/identity/types.js';
 import type { Role } from '../core/principal.js';
-import type { Db } from './knex.js';
+import { prepared, type Db } from './knex.js';
 
 // One advisory-lock key for "create the first user": two processes starting on an empty
 // database at once must not both create an admin.
@@ -214,11 +214,14 @@ export function createIdentityRepo(db: Db): IdentityRepo {
     async recheckRead(kind, id, certDeviceId) {
       // One statement (one snapshot, one round trip) before every DIMSE request; never cached.
       const table = kind === 'user' ? 'users' : 'devices';
-      const res = await db.raw(
-        `SELECT to_json(a) AS account, ${bindingsJson(holderColumn(kind), 'a.id')} AS bindings,
-                (SELECT to_json(cd) FROM devices cd WHERE cd.id = :certDeviceId) AS cert_device
-           FROM (SELECT 1) AS one LEFT JOIN ${table} a ON a.id = :id`,
-        { id, certDeviceId: certDeviceId ?? null },
+      const res = await prepared(
+        db.raw(
+          `SELECT to_json(a) AS account, ${bindingsJson(holderColumn(kind), 'a.id')} AS bindings,
+                  (SELECT to_json(cd) FROM devices cd WHERE cd.id = :certDeviceId) AS cert_device
+             FROM (SELECT 1) AS one LEFT JOIN ${table} a ON a.id = :id`,
+          { id, certDeviceId: certDeviceId ?? null },
+        ),
+        `tresor_recheck_${table}`,
       );
       const r = (res as { rows: any[] }).rows[0];
       const account = json(r?.account);

@@ -1,20 +1,24 @@
 import type { IngestRepo, InsertOutcome, NewInstance } from '../core/ingest.js';
 import type { Knex } from 'knex';
-import type { Db } from './knex.js';
+import { prepared, type Db } from './knex.js';
 import { instanceReadColumns } from './read-columns.js';
 
-const clean = <T extends object>(o: T): T => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+/** An attribute the object does not carry is NULL (no column below has another default): the same columns, and so the same statement text, for every instance. */
+const nullable = <T extends object>(o: T): { [K in keyof T]: T[K] | null } => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, v ?? null])) as { [K in keyof T]: T[K] | null };
 
 export function createIngestRepo(db: Db): IngestRepo {
   return {
     async lookup({ studyUid, sopInstanceUid, journalKey }) {
       // A data-modifying CTE runs whether or not the query reads it: the journal entry
       // commits with this one autocommit statement (issue 13: one round trip, not three).
-      const { rows } = await db.raw(
-        `WITH j AS (INSERT INTO blob_journal (object_key, reason) VALUES (?, 'ingest'))
-         SELECT (SELECT department_id FROM studies WHERE study_uid = ?) AS department_id,
-                (SELECT sha256 FROM instances WHERE sop_instance_uid = ?) AS sha256`,
-        [journalKey, studyUid, sopInstanceUid],
+      const { rows } = await prepared(
+        db.raw(
+          `WITH j AS (INSERT INTO blob_journal (object_key, reason) VALUES (?, 'ingest'))
+           SELECT (SELECT department_id FROM studies WHERE study_uid = ?) AS department_id,
+                  (SELECT sha256 FROM instances WHERE sop_instance_uid = ?) AS sha256`,
+          [journalKey, studyUid, sopInstanceUid],
+        ),
+        'tresor_ingest_lookup',
       );
       const r = rows[0] as { department_id: string | number | null; sha256: string | null };
       return { studyDepartment: r.department_id === null ? null : Number(r.department_id), instanceSha256: r.sha256 === null ? null : String(r.sha256) };
@@ -42,14 +46,14 @@ export function createIngestRepo(db: Db): IngestRepo {
 
 /**
  * The rows of a new instance, by table, in one place: the single statement and the
- * transaction below write exactly these columns (values undefined are left out, so the
- * column keeps its default).
+ * transaction below write exactly these columns, always all of them (a value the object
+ * lacks is NULL), in the order of buildRow in core/ingest.ts.
  */
 function rowsOf(n: NewInstance): { study: Record<string, unknown>; series: Record<string, unknown>; instance: Record<string, unknown> } {
   const i = n.instance;
   return {
-    study: { study_uid: n.study.uid, department_id: n.departmentId, attributes: JSON.stringify(n.study.attributes), ...clean(n.study.columns) },
-    series: { series_uid: n.series.uid, attributes: JSON.stringify(n.series.attributes), ...clean(n.series.columns) },
+    study: { study_uid: n.study.uid, department_id: n.departmentId, attributes: JSON.stringify(n.study.attributes), ...nullable(n.study.columns) },
+    series: { series_uid: n.series.uid, attributes: JSON.stringify(n.series.attributes), ...nullable(n.series.columns) },
     instance: {
       sop_instance_uid: i.sopInstanceUid,
       sop_class_uid: i.sopClassUid,
@@ -88,6 +92,8 @@ const NOT_NULL_VIOLATION = '23502';
  * so that it rolls back whole and nothing of it (not even a new empty study) stays; the
  * caller then takes the transaction, which finds out which case it is.
  */
+let insertText: string | undefined;
+
 async function insertOneStatement(db: Db, n: NewInstance): Promise<boolean> {
   const r = rowsOf(n);
   const st = valuesOf(r.study);
@@ -111,7 +117,11 @@ async function insertOneStatement(db: Db, n: NewInstance): Promise<boolean> {
     )
     SELECT 1 / (SELECT count(*)::int FROM ins) AS inserted`;
   try {
-    await db.raw(sql, [...st.names, ...st.values, ...se.names, ...se.values, ...ins.names, ...ins.values, n.instance.objectKey]);
+    // Named only while its text is the one every instance uses (the columns of rowsOf);
+    // a statement name must never stand for two texts.
+    const raw = db.raw(sql, [...st.names, ...st.values, ...se.names, ...se.values, ...ins.names, ...ins.values, n.instance.objectKey]);
+    const text = [sql, ...st.names, ...se.names, ...ins.names].join('\0');
+    await (text === (insertText ??= text) ? prepared(raw, 'tresor_ingest_insert') : raw);
     return true;
   } catch (e) {
     const code = (e as { code?: string }).code;

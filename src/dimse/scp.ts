@@ -311,9 +311,10 @@ export class TresorScp extends DimseConnection {
     const writer = new Part10TempWriter(file, header, this.deps.config.limits.maxObjectBytes, refused);
     this.storeWriters.set(rq, writer);
     // The request's re-check (stillAuthorized) runs while its data set arrives, not after:
-    // one database round trip off every C-STORE's answer (issue 13). It is still this
-    // request's own, made after the request began; never reused for another.
-    if (this.held) {
+    // one database round trip off every C-STORE's answer (issue 13; PostgreSQL only, see
+    // DimseDeps). It is still this request's own, made after the request began; never
+    // reused for another.
+    if (this.held && this.deps.recheckWhileReceiving) {
       const early = this.deps.authenticator.recheck(this.held);
       early.catch(() => undefined); // read in stillAuthorized
       this.earlyRechecks.set(rq, early);

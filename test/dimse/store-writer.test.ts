@@ -7,7 +7,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { finished } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
-import { FLUSH_BYTES, Part10TempWriter } from '../../src/dimse/store-writer.js';
+import { Part10TempWriter } from '../../src/dimse/store-writer.js';
+import { FLUSH_BYTES } from '../../src/lib/batched-file.js';
 import { SPOOL_HEAD_BYTES } from '../../src/lib/head-keeper.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'store-writer-'));
