@@ -117,7 +117,10 @@ export async function createFsBlobStore(rootDir: string, opts: { tempMaxAgeMs?: 
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
       const created = await mkdir(path.dirname(to), { recursive: true, mode: 0o700 });
       await rename(from, to);
-      return created;
+      // undefined: a concurrent adopt or put created the directories first, and may not
+      // have flushed their entries yet; flush the fan-out levels here too rather than
+      // answer before they are durable.
+      return created ?? path.dirname(path.dirname(to));
     }
   }
 
