@@ -219,7 +219,7 @@ export function createIngestService(d: IngestDeps): IngestService {
         // bytes are written once). Not when the preamble must be zeroed: then the stored
         // bytes differ from the file's.
         ({ size: storedSize, sha256 } =
-          adoptable && !zeroPreamble && opts.spooled!.size === size
+          adoptable && !zeroPreamble
             ? await d.blobs.adopt!(key, file, opts.spooled!, { durable: synced })
             : await d.blobs.put(key, storedBytes(file, zeroPreamble)));
       } catch (e) {

@@ -106,8 +106,8 @@ export async function createFsBlobStore(rootDir: string, opts: { tempMaxAgeMs?: 
 
   /**
    * rename(2) of `from` to `to`, creating the fan-out directories only when the rename says
-   * they are missing (most objects go into existing ones). Returns the topmost directory
-   * it created, if any.
+   * they are missing (most objects go into existing ones). Returns, for syncDirectories,
+   * the topmost fan-out directory whose entry must be flushed: none when they all existed.
    */
   async function renameInto(from: string, to: string): Promise<string | undefined> {
     try {

@@ -6,7 +6,6 @@
 // store is whole. It also finds where Pixel Data starts, so the attribute parse can
 // stop before it and frames can later be served by offset.
 
-import type { FileHandle } from 'node:fs/promises';
 import { invalid } from '../errors.js';
 import { transferSyntax, TS } from './transfer-syntaxes.js';
 import { LONG_LENGTH_VRS } from './vr.js';
@@ -33,11 +32,16 @@ const UNDEFINED = 0xffffffff;
 const MAX_DEPTH = 16;
 const MAX_FRAGMENTS = 100_000;
 
+/** What the walk reads from: a FileHandle, or anything with its positional read (a stored object's stream, a file with its head in memory). */
+export interface PositionalSource {
+  read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
+}
+
 class PositionalReader {
   private window = Buffer.alloc(0);
   private windowStart = 0;
   constructor(
-    private readonly fh: FileHandle,
+    private readonly fh: PositionalSource,
     readonly size: number,
     /** The file's first bytes, when the caller has them in memory: no file read for what lies within. */
     private readonly head?: Buffer,
@@ -66,7 +70,7 @@ interface Header {
   headerLength: number;
 }
 
-export async function walkDataset(fh: FileHandle, size: number, start: number, transferSyntaxUid: string, head?: Buffer): Promise<{ pixelData?: PixelDataLocation }> {
+export async function walkDataset(fh: PositionalSource, size: number, start: number, transferSyntaxUid: string, head?: Buffer): Promise<{ pixelData?: PixelDataLocation }> {
   if (transferSyntaxUid === TS.deflatedExplicitLittle) throw new Error('walkDataset: deflated datasets are checked by inflating them');
   const r = new PositionalReader(fh, size, head);
   // Unknown syntaxes are read as explicit VR little endian, like every compressed one.

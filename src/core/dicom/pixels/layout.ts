@@ -8,7 +8,6 @@
 // I/O, constant memory). A ranged read in BlobStore would make it O(frame size).
 // Deflated objects (≤ 64 MiB, see parse.ts) have no layout: they are read whole.
 
-import type { FileHandle } from 'node:fs/promises';
 import { unavailable } from '../../errors.js';
 import { datasetOffsetFromGroupLength, FILE_META_START } from '../part10.js';
 import { transferSyntax, TS } from '../transfer-syntaxes.js';
@@ -50,7 +49,7 @@ export async function pixelLayout(o: StoredObject): Promise<PixelLayout> {
   const reader = new ForwardReader(await o.open());
   let layout: PixelLayout;
   try {
-    const { pixelData } = await walkDataset(reader as unknown as FileHandle, o.size, datasetOffset, o.transferSyntaxUid);
+    const { pixelData } = await walkDataset(reader, o.size, datasetOffset, o.transferSyntaxUid);
     if (!pixelData) layout = { headerEnd: o.size, datasetOffset };
     else if (pixelData.length !== undefined) {
       layout = { headerEnd: pixelData.elementOffset, datasetOffset, pixel: { kind: 'native', valueOffset: pixelData.valueOffset, length: pixelData.length } };
