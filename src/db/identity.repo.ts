@@ -211,8 +211,8 @@ export function createIdentityRepo(db: Db): IdentityRepo {
       const device = json(r?.device);
       return { revoked: r?.revoked === true, device: device ? toDevice(device) : null, bindings: bindingsFromJson(r?.bindings) };
     },
-    async recheckRead(kind, id, certDeviceId) {
-      // One statement (one snapshot, one round trip) before every DIMSE request; never cached.
+    async accountRead(kind, id, certDeviceId) {
+      // One statement (one snapshot, one round trip) on every authenticated request; never cached.
       const table = kind === 'user' ? 'users' : 'devices';
       const res = await prepared(
         db.raw(
@@ -221,7 +221,7 @@ export function createIdentityRepo(db: Db): IdentityRepo {
              FROM (SELECT 1) AS one LEFT JOIN ${table} a ON a.id = :id`,
           { id, certDeviceId: certDeviceId ?? null },
         ),
-        `tresor_recheck_${table}`,
+        `tresor_account_${table}`,
       );
       const r = (res as { rows: any[] }).rows[0];
       const account = json(r?.account);

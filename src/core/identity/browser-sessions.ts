@@ -154,7 +154,9 @@ export function createBrowserSessions(ctx: IdentityContext, repo: BrowserSession
       const r = await repo.find(hashId(cookieValue));
       if (!r) return null;
       const now = ctx.now();
-      const user = await ctx.repo.findUserById(r.userId);
+      // The account and its roles in one statement (issue 13: every viewer request comes through here).
+      const { account, bindings } = await ctx.repo.accountRead('user', r.userId);
+      const user = account && 'username' in account ? account : null;
       const dead =
         now >= r.expiresAt ? 'max-lifetime'
         : now.getTime() - r.lastSeenAt.getTime() >= policy.idleSeconds * 1000 ? 'idle'
@@ -165,7 +167,6 @@ export function createBrowserSessions(ctx: IdentityContext, repo: BrowserSession
         return null;
       }
       if (now.getTime() - r.lastSeenAt.getTime() >= touchEveryMs) await repo.touch(r.idHash, now);
-      const bindings = await ctx.repo.bindingsOf('user', user.id);
       const principal = toPrincipal('user', user, bindings, source);
       return {
         principal,

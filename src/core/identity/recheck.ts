@@ -5,7 +5,7 @@
 // or a user, revoking one of its roles, changing a user's password or re-issuing
 // (or revoking) a device certificate ends what is already open, at the next request.
 //
-// Cost: one statement (repo.recheckRead: one round trip, one snapshot, never cached) —
+// Cost: one statement (repo.accountRead: one round trip, one snapshot, never cached) —
 // the account by primary key, its role bindings by the (holder, department, role) unique
 // index and, when a user authenticated next to a device certificate, that device by
 // primary key. (Was two or three queries on as many pooled connections; issue 13 item 2.)
@@ -67,7 +67,7 @@ export function createRecheck(ctx: IdentityContext) {
     if (p.kind !== 'user' && p.kind !== 'device') return { ok: false, reason: 'account-gone' };
     const cert = held.certificate;
     const separateDevice = cert && !(p.kind === 'device' && cert.deviceId === p.id) ? cert.deviceId : undefined;
-    const { account, bindings, certDevice } = await repo.recheckRead(p.kind, p.id, separateDevice);
+    const { account, bindings, certDevice } = await repo.accountRead(p.kind, p.id, separateDevice);
     if (!account) return { ok: false, reason: 'account-gone' };
     if (cert) {
       const problem = certificateProblem(separateDevice === undefined ? (account as DeviceRecord) : certDevice, cert);

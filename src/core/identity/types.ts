@@ -104,10 +104,12 @@ export interface IdentityRepo {
    */
   certificateLogin(fingerprint: string): Promise<{ revoked: boolean; device: DeviceRecord | null; bindings: BindingRecord[] }>;
   /**
-   * What re-checking an open association needs (recheck.ts), in one statement: the
-   * account, its role bindings and, when given, the device of the certificate it holds.
+   * An account, its role bindings and, when given, the device of the certificate it
+   * holds, in one statement (one snapshot, one round trip; never cached): what every
+   * authenticated request reads — a bearer token's or a browser session's account, and
+   * the re-check before each DIMSE request (recheck.ts).
    */
-  recheckRead(kind: AccountKind, id: number, certDeviceId?: number): Promise<{ account: UserRecord | DeviceRecord | null; bindings: BindingRecord[]; certDevice: DeviceRecord | null }>;
+  accountRead(kind: AccountKind, id: number, certDeviceId?: number): Promise<{ account: UserRecord | DeviceRecord | null; bindings: BindingRecord[]; certDevice: DeviceRecord | null }>;
   /** Throws conflict('device-exists'). */
   createDevice(d: { aeTitle: string; host: string | null; port: number | null; roles: readonly NewBinding[] }): Promise<DeviceRecord>;
   listDevices(filter: AccountFilter): Promise<DeviceRecord[]>;
