@@ -19,6 +19,7 @@ import { conflict, forbidden, invalid, isTresorError, tooLarge } from './errors.
 import { firstInt, firstString, pick, toDicomJson, type DicomJson } from './dicom/json.js';
 import { SERIES_LEVEL_TAGS, STUDY_LEVEL_TAGS, TAG } from './dicom/levels.js';
 import { parsePart10File, type ParsedObject } from './dicom/parse.js';
+import { peekInstanceUids } from './dicom/peek.js';
 import { inspectPreamble, PREAMBLE_LENGTH } from './dicom/part10.js';
 import { TS } from './dicom/transfer-syntaxes.js';
 import { isValidUid } from './dicom/uids.js';
@@ -49,6 +50,17 @@ export interface IngestOptions {
    * go on reading the next one from then on.
    */
   onSpooled?: () => void;
+  /** What IngestTransfer.lookAhead started for this object while it was arriving. */
+  lookahead?: Lookahead;
+}
+
+/**
+ * A lookup started from an object's first bytes (IngestTransfer.lookAhead). Opaque to
+ * the door, which passes it to ingestFile, or releases it when the object never gets
+ * there (refused, failed, aborted); releasing one that was used does nothing.
+ */
+export interface Lookahead {
+  release(): void;
 }
 
 /** What a door learned while it wrote a spool file. */
@@ -82,6 +94,13 @@ export interface IngestService {
 export interface IngestTransfer {
   ingestStream(body: Readable, opts: Omit<IngestOptions, 'via' | 'source'>): Promise<IngestResult>;
   ingestFile(part10Path: string, opts: Omit<IngestOptions, 'via' | 'source'>): Promise<IngestResult>;
+  /**
+   * The door has an object's first bytes (lib/head-keeper.ts) while the rest is still
+   * arriving: the core starts the lookup and journal entry that ingestFile would make
+   * after the last byte (issue 13: one round trip and one commit off a C-STORE's answer).
+   * Only a hint: ingestFile uses it when the object's parsed UIDs are the ones looked up.
+   */
+  lookAhead(head: Buffer): Lookahead;
   /** The door refused one instance before the core saw it (not a Part 10 part, unsupported SOP class…). */
   refused(reason: string): void;
   end(details?: Record<string, unknown>): Promise<void>;
@@ -173,6 +192,7 @@ export function createIngestService(d: IngestDeps): IngestService {
     // goes out (adopt() waits for it), without the fsync on the critical path (issue 13).
     const adoptable = opts.spooled !== undefined && d.blobs.adopt !== undefined;
     const synced = adoptable ? fsyncFile(file).then(() => true, () => false) : undefined;
+    const ahead = opts.lookahead instanceof EarlyLookup ? opts.lookahead : undefined;
     try {
       // Deny early and cheaply: a principal with no write role anywhere learns nothing.
       const writable = scope(p, 'write');
@@ -191,9 +211,11 @@ export function createIngestService(d: IngestDeps): IngestService {
 
       // One round trip: what is already stored, and the journal entry of the blob this
       // instance gets if it is new (core/blob-journal.ts). From here until the row commits,
-      // a crash leaves a journaled blob, which the sweeper removes.
-      const key = newObjectKey();
-      const found = await d.repo.lookup({ studyUid: v.studyUid, sopInstanceUid: v.sopInstanceUid, journalKey: key });
+      // a crash leaves a journaled blob, which the sweeper removes. Made while the object
+      // arrived when the door asked for it with the same UIDs (lookAhead).
+      const early = ahead?.takeFor(v.studyUid, v.sopInstanceUid);
+      const key = early?.key ?? newObjectKey();
+      const found = early ? await early.found : await d.repo.lookup({ studyUid: v.studyUid, sopInstanceUid: v.sopInstanceUid, journalKey: key });
       let departmentId: number;
       try {
         departmentId = departmentFor(p, found.studyDepartment, opts.departmentId);
@@ -262,9 +284,21 @@ export function createIngestService(d: IngestDeps): IngestService {
       t.failed(e, parsedUids.studyUid);
       throw e;
     } finally {
+      // A look-ahead for other UIDs (or none used, after a refusal) drops its journal entry.
+      ahead?.release();
       // Never leave the fsync running behind the caller, who deletes the file next.
       await synced;
     }
+  }
+
+  /** IngestTransfer.lookAhead: nothing for a principal who may write nowhere, or a head without both UIDs. */
+  function lookAhead(p: Principal, head: Buffer): Lookahead {
+    const writable = scope(p, 'write');
+    if (!writable.all && writable.departmentIds.length === 0) return NO_LOOKAHEAD;
+    const uids = peekInstanceUids(head);
+    if (!uids || !isValidUid(uids.studyUid) || !isValidUid(uids.sopInstanceUid)) return NO_LOOKAHEAD;
+    const key = newObjectKey();
+    return new EarlyLookup(uids, key, d.repo.lookup({ ...uids, journalKey: key }), dropJournal);
   }
 
   /** Drops the journal entry of a key that got no blob; if that fails, the sweeper drops it (no blob: nothing to delete). */
@@ -296,6 +330,7 @@ export function createIngestService(d: IngestDeps): IngestService {
     }
     await fsp.mkdir(d.tmpDir, { recursive: true, mode: 0o700 });
     const tmp = path.join(d.tmpDir, `ingest-${randomUUID()}.dcm`);
+    let ahead: Lookahead | undefined;
     try {
       // The hash in the same pass as the spool write, so the blob store can adopt the file.
       const hash = createHash('sha256');
@@ -306,14 +341,17 @@ export function createIngestService(d: IngestDeps): IngestService {
           hash.update(chunk);
           head.add(chunk);
           size += chunk.length;
+          // The lookup from the first bytes, while the rest arrives (lookAhead).
+          if (!ahead && head.full()) ahead = lookAhead(p, head.bytes());
           cb(null, chunk);
         },
       });
       // Few thread-pool calls (lib/batched-file.ts): one writev per MiB received.
       await pipeline(body, sizeCap(d.maxObjectBytes), tap, batchedFileStream(tmp));
       opts.onSpooled?.();
-      return await ingestFile(t, p, tmp, { ...opts, spooled: { size, sha256: hash.digest('hex'), head: head.bytes() } });
+      return await ingestFile(t, p, tmp, { ...opts, spooled: { size, sha256: hash.digest('hex'), head: head.bytes() }, lookahead: ahead });
     } finally {
+      ahead?.release();
       await removeIfPresent(tmp);
     }
   }
@@ -337,6 +375,7 @@ export function createIngestService(d: IngestDeps): IngestService {
       return {
         ingestFile: (file, o) => ingestFile(t, p, file, full(o)),
         ingestStream: (body, o) => ingestStream(t, p, body, full(o)),
+        lookAhead: (head) => lookAhead(p, head),
         refused: (reason) => t.refused(reason),
         end: (details) => t.end(details),
       };
@@ -494,4 +533,42 @@ function sizeCap(max: number): Transform {
       else cb(null, chunk);
     },
   });
+}
+
+const NO_LOOKAHEAD: Lookahead = { release: () => undefined };
+
+/**
+ * A lookup (and journal entry) made before the object was whole. Used once, by the
+ * ingest of an object with the same UIDs; otherwise, on release, its journal entry is
+ * dropped once the lookup has committed it (if that fails, the sweeper drops it: no blob
+ * was ever stored under the key).
+ */
+class EarlyLookup implements Lookahead {
+  private settled = false;
+  constructor(
+    private readonly uids: { studyUid: string; sopInstanceUid: string },
+    private readonly key: string,
+    private readonly found: Promise<IngestLookup>,
+    private readonly dropJournal: (key: string) => Promise<void>,
+  ) {
+    // Read by takeFor's caller, or ignored on release: never an unhandled rejection.
+    found.catch(() => undefined);
+  }
+
+  /** The key and lookup, once, when they were made for these UIDs. */
+  takeFor(studyUid: string, sopInstanceUid: string): { key: string; found: Promise<IngestLookup> } | undefined {
+    if (this.settled || studyUid !== this.uids.studyUid || sopInstanceUid !== this.uids.sopInstanceUid) return undefined;
+    this.settled = true;
+    return { key: this.key, found: this.found };
+  }
+
+  release(): void {
+    if (this.settled) return;
+    this.settled = true;
+    // A failed lookup committed nothing (one statement), so there is no entry to drop.
+    this.found.then(
+      () => this.dropJournal(this.key),
+      () => undefined,
+    );
+  }
 }

@@ -308,7 +308,10 @@ export class TresorScp extends DimseConnection {
     // No Source AE Title in the header: the core detects duplicates by the hash of the whole
     // file, so the header must depend on the object only (the audit trail records the sender).
     const header = refused ? undefined : buildPart10Header({ transferSyntaxUid: pc!.transferSyntax!, sopClassUid, sopInstanceUid });
-    const writer = new Part10TempWriter(file, header, this.deps.config.limits.maxObjectBytes, refused);
+    // The core looks the object up from its first bytes while the rest arrives (issue 13).
+    const scope = this.scope;
+    const onHead = scope && !refused ? (head: Buffer) => scope.storeTransfer().lookAhead(head) : undefined;
+    const writer = new Part10TempWriter(file, header, this.deps.config.limits.maxObjectBytes, refused, onHead);
     this.storeWriters.set(rq, writer);
     // The request's re-check (stillAuthorized) runs while its data set arrives, not after:
     // one database round trip off every C-STORE's answer (issue 13; PostgreSQL only, see

@@ -10,6 +10,8 @@
 // The SHA-256 of the file is computed in the same pass (header included), so the core
 // can move the file into the blob store instead of reading and writing it again, and
 // the file's first bytes are kept (Spooled.head), so the core need not read them back.
+// Once those first bytes are in (SPOOL_HEAD_BYTES), `onHead` hands them to the core,
+// which looks the object up while the rest arrives (IngestTransfer.lookAhead).
 //
 // Few calls on libuv's thread pool (issue 13): the received PDVs are written together,
 // one writev(2) per FLUSH_BYTES (lib/batched-file.ts).
@@ -20,12 +22,13 @@
 
 import { createHash, type Hash } from 'node:crypto';
 import { Writable } from 'node:stream';
+import type { Lookahead } from '../core/ingest.js';
 import { BatchedFile } from '../lib/batched-file.js';
 import { removeIfPresent } from '../lib/fs-atomic.js';
 import { HeadKeeper } from '../lib/head-keeper.js';
 
 export type StoreOutcome =
-  | { ok: true; path: string; bytes: number; /** of the whole file */ size: number; sha256: string; head: Buffer }
+  | { ok: true; path: string; bytes: number; /** of the whole file */ size: number; sha256: string; head: Buffer; lookahead?: Lookahead }
   | { ok: false; why: 'too-large' | 'write-failed' | 'refused'; detail?: string };
 
 export class Part10TempWriter extends Writable {
@@ -39,12 +42,15 @@ export class Part10TempWriter extends Writable {
   private closing?: Promise<void>;
   private digest?: string;
   private failure?: { why: 'too-large' | 'write-failed' | 'refused'; detail?: string };
+  private lookahead?: Lookahead;
 
   constructor(
     readonly path: string,
     header: Buffer | undefined,
     private readonly maxBytes: number,
     refused?: string,
+    /** Called once, when the first SPOOL_HEAD_BYTES are in; what it returns is released on discard. */
+    private onHead?: (head: Buffer) => Lookahead,
   ) {
     super({ highWaterMark: 256 * 1024 });
     if (refused || !header) {
@@ -66,6 +72,11 @@ export class Part10TempWriter extends Writable {
   private take(chunk: Buffer): Promise<void> | undefined {
     this.hash.update(chunk);
     this.head.add(chunk);
+    if (this.onHead && this.head.full()) {
+      const onHead = this.onHead;
+      this.onHead = undefined;
+      this.lookahead = onHead(this.head.bytes());
+    }
     return this.file!.write(chunk);
   }
 
@@ -120,11 +131,14 @@ export class Part10TempWriter extends Writable {
       size: this.headerBytes + this.received,
       sha256: (this.digest ??= this.hash.digest('hex')),
       head: this.head.bytes(),
+      ...(this.lookahead ? { lookahead: this.lookahead } : {}),
     };
   }
 
   /** Removes the file (after ingest, or when the association dies mid-transfer). */
   async discard(): Promise<void> {
+    // A look-ahead the ingest did not use (refused, failed, aborted) drops its journal entry.
+    this.lookahead?.release();
     const f = this.file;
     this.file = undefined;
     if (!this.closing) await f?.abandon().catch(() => undefined);

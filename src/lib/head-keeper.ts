@@ -12,6 +12,11 @@ export class HeadKeeper {
     if (this.n < this.buf.length) this.n += chunk.copy(this.buf, this.n, 0, Math.min(chunk.length, this.buf.length - this.n));
   }
 
+  /** True once SPOOL_HEAD_BYTES are kept (nothing more will be). */
+  full(): boolean {
+    return this.n === this.buf.length;
+  }
+
   bytes(): Buffer {
     return this.buf.subarray(0, this.n);
   }

@@ -79,6 +79,7 @@ export function instrumentIngest(s: IngestService, m: Metrics): IngestService {
       const wrapped: IngestTransfer = {
         ingestStream: (body, opts) => timedStore(m, via, () => t.ingestStream(body, opts)),
         ingestFile: (file, opts) => timedStore(m, via, () => t.ingestFile(file, opts)),
+        lookAhead: (head) => t.lookAhead(head),
         refused: (reason) => {
           m.stores.inc({ door: via, outcome: 'failure' });
           t.refused(reason);

@@ -279,6 +279,49 @@ describe('ingest rules and faults (PGlite, filesystem)', () => {
     }
   });
 
+  it('a look-ahead from the first bytes (issue 13) is the one lookup when its UIDs match; otherwise or unused it leaves no journal entry', async () => {
+    await clean();
+    const repo = createIngestRepo(db);
+    const looked: string[] = [];
+    const counting = { ...repo, lookup: (q: Parameters<typeof repo.lookup>[0]) => (looked.push(q.sopInstanceUid), repo.lookup(q)) };
+    const svc = await coreServices(db, store, { ingestRepo: counting });
+    const t = svc.ingest.openTransfer(principal('CT', [[deptA, 'writer']]), { via: 'dimse', source: 'CT' });
+    const journalEmpty = async () => {
+      for (let i = 0; i < 100 && (await rowCount(db, 'blob_journal')) > 0; i++) await new Promise((r) => setTimeout(r, 20));
+      return (await rowCount(db, 'blob_journal')) === 0;
+    };
+    const ct = fs.readFileSync(CT);
+    const ctUid = sopUidOf(CT);
+
+    // Matching UIDs: looked up once, from the head, before the ingest.
+    const ahead = t.lookAhead(ct.subarray(0, 65536));
+    expect(looked).toEqual([ctUid]);
+    expect((await t.ingestFile(CT, { lookahead: ahead })).outcome).toBe('stored');
+    expect(looked).toEqual([ctUid]);
+    expect(await rowCount(db, 'blob_journal')).toBe(0);
+
+    // Another object's head: the ingest makes its own lookup and the look-ahead's entry goes.
+    await clean();
+    looked.length = 0;
+    const d = dcmjs.data.DicomMessage.readFile(ct.buffer.slice(ct.byteOffset, ct.byteOffset + ct.length));
+    d.dict['00080018'].Value = ['1.2.3.4.5.6.7.8.10'];
+    d.meta['00020003'].Value = ['1.2.3.4.5.6.7.8.10'];
+    const stale = t.lookAhead(Buffer.from(d.write()).subarray(0, 65536));
+    expect((await t.ingestFile(CT, { lookahead: stale })).outcome).toBe('stored');
+    expect(looked).toEqual(['1.2.3.4.5.6.7.8.10', ctUid]);
+    expect(await journalEmpty()).toBe(true);
+
+    // Never used (the transfer failed before the ingest): released, nothing stays.
+    t.lookAhead(ct.subarray(0, 65536)).release();
+    expect(await journalEmpty()).toBe(true);
+    // A head without the UIDs, and a principal who may write nowhere: no lookup at all.
+    looked.length = 0;
+    t.lookAhead(ct.subarray(0, 200)).release();
+    svc.ingest.openTransfer(principal('R', [[deptA, 'reader']]), { via: 'dimse', source: 'R' }).lookAhead(ct.subarray(0, 65536)).release();
+    expect(looked).toEqual([]);
+    await t.end();
+  });
+
   it('a crash between upload and commit leaves a journaled blob, which the sweeper removes (and never an in-flight one)', async () => {
     await clean();
     // The "crash": the row never commits and the immediate cleanup fails too.

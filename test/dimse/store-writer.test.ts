@@ -52,6 +52,36 @@ describe('Part10TempWriter', () => {
     await w.discard();
   });
 
+  it('hands the first 64 KiB to onHead once, while the rest still arrives; its look-ahead goes with the outcome and is released on discard', async () => {
+    const header = randomBytes(332);
+    const chunks = [randomBytes(16_372), randomBytes(131_060), randomBytes(131_060)];
+    const all = Buffer.concat([header, ...chunks]);
+    const heads: Buffer[] = [];
+    let released = 0;
+    const w = new Part10TempWriter(path.join(dir, 'ahead.part'), header, 1 << 24, undefined, (head) => {
+      heads.push(Buffer.from(head));
+      return { release: () => void released++ };
+    });
+    w.write(chunks[0]);
+    expect(heads).toHaveLength(0); // 16 KiB in: not yet
+    w.write(chunks[1]);
+    expect(heads).toHaveLength(1); // past 64 KiB: at once, before the end
+    await feed(w, [chunks[2]]);
+    expect(heads).toHaveLength(1);
+    expect(heads[0].equals(all.subarray(0, SPOOL_HEAD_BYTES))).toBe(true);
+    const out = await w.outcome();
+    expect(out.ok && out.lookahead).toBeTruthy();
+    await w.discard();
+    expect(released).toBe(1);
+    // A small object never fills the head: no look-ahead (the ingest looks it up itself).
+    const small = new Part10TempWriter(path.join(dir, 'ahead-small.part'), header, 1 << 24, undefined, () => {
+      throw new Error('must not be called');
+    });
+    await feed(small, [randomBytes(5000)]);
+    expect((await small.outcome()).ok).toBe(true);
+    await small.discard();
+  });
+
   it('switches to discarding past the size cap, and the partial file is removed', async () => {
     const file = path.join(dir, 'big.part');
     const w = new Part10TempWriter(file, randomBytes(300), 2 * FLUSH_BYTES);

@@ -28,7 +28,7 @@ async function store(ex: Exchange, writer: Part10TempWriter): Promise<StatusAnsw
     return answer;
   }
   try {
-    const result = await scope.storeTransfer().ingestFile(out.path, { spooled: { size: out.size, sha256: out.sha256, head: out.head } });
+    const result = await scope.storeTransfer().ingestFile(out.path, { spooled: { size: out.size, sha256: out.sha256, head: out.head }, lookahead: out.lookahead });
     if (result.sopInstanceUid !== sopInstanceUid) {
       scope.log.warn({ op: 'C-STORE', sopInstanceUid, stored: result.sopInstanceUid }, 'dimse store: data set SOP Instance UID differs from the request');
     }
