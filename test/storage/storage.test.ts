@@ -15,7 +15,7 @@ import { TresorError } from '../../src/core/errors.js';
 import type { BlobStore } from '../../src/core/ports/blob-store.js';
 import { createBlobStore } from '../../src/storage/create-blob-store.js';
 import { createFsBlobStore, READ_CHUNK } from '../../src/storage/fs-store.js';
-import { isValidKeyPrefix, isValidObjectKey, newObjectKey } from '../../src/core/ports/object-keys.js';
+import { isValidKeyPrefix, isValidObjectKey, KEYS_PER_DIRECTORY, newObjectKey } from '../../src/core/ports/object-keys.js';
 import { createS3BlobStore, grantsPublicAccess } from '../../src/storage/s3-store.js';
 import { startS3Server, type S3TestServer } from '../helpers/s3-server.js';
 
@@ -116,6 +116,21 @@ describe('object keys', () => {
       expect(k.slice(14, 18)).toBe(k.slice(8, 10) + k.slice(11, 13));
       expect(isValidObjectKey(k)).toBe(true);
     }
+  });
+
+  it('share their fan-out directory in runs of KEYS_PER_DIRECTORY, with fresh random prefixes and their own random rest', () => {
+    const keys = Array.from({ length: KEYS_PER_DIRECTORY * 40 }, () => newObjectKey());
+    const dir = (k: string) => k.slice(0, 14);
+    // Runs: a new directory at most once per KEYS_PER_DIRECTORY keys (a run may start mid-way
+    // through this sample), and many different directories over the sample.
+    let changes = 0;
+    for (let i = 1; i < keys.length; i++) if (dir(keys[i]) !== dir(keys[i - 1])) changes++;
+    expect(changes).toBeLessThanOrEqual(40);
+    expect(changes).toBeGreaterThanOrEqual(37); // a fresh prefix may repeat the last one (1 in 65,536)
+    expect(new Set(keys.map(dir)).size).toBeGreaterThan(30);
+    // Within a run only the prefix is shared: the remaining 28 hex digits never repeat.
+    expect(new Set(keys.map((k) => k.slice(-28))).size).toBe(keys.length);
+    for (const k of keys) expect(isValidObjectKey(k)).toBe(true);
   });
 
   it('refuses anything else', () => {
