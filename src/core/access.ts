@@ -51,6 +51,11 @@ export function scope(principal: Principal, action: string): Scope {
   return { all: false, departmentIds: [...ids].sort((a, b) => a - b) };
 }
 
+/** True when the scope allows nothing at all: the principal may do the action in no department. */
+export function isEmptyScope(s: Scope): boolean {
+  return !s.all && s.departmentIds.length === 0;
+}
+
 /** Whether a role may be granted by `granter` in `departmentId` (no privilege escalation). */
 export function canGrant(granter: Principal, role: Role, departmentId: number): boolean {
   if (granter.globalAdmin) return true;

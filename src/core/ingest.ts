@@ -12,7 +12,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { PassThrough, Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { assertCan, scope } from './access.js';
+import { assertCan, isEmptyScope, scope } from './access.js';
 import type { AuditDoor, AuditLog } from './audit.js';
 import { createStoreTransfer, type StoreTransfer } from './audit-transfer.js';
 import { conflict, forbidden, invalid, isTresorError, tooLarge } from './errors.js';
@@ -195,8 +195,7 @@ export function createIngestService(d: IngestDeps): IngestService {
     const ahead = opts.lookahead instanceof EarlyLookup ? opts.lookahead : undefined;
     try {
       // Deny early and cheaply: a principal with no write role anywhere learns nothing.
-      const writable = scope(p, 'write');
-      if (!writable.all && writable.departmentIds.length === 0) throw forbidden();
+      if (isEmptyScope(scope(p, 'write'))) throw forbidden();
 
       const size = opts.spooled?.size ?? (await fsp.stat(file)).size;
       if (size > d.maxObjectBytes) throw tooLarge('object-too-large', `Objects above ${d.maxObjectBytes} bytes are not accepted.`);
@@ -213,7 +212,7 @@ export function createIngestService(d: IngestDeps): IngestService {
       // instance gets if it is new (core/blob-journal.ts). From here until the row commits,
       // a crash leaves a journaled blob, which the sweeper removes. Made while the object
       // arrived when the door asked for it with the same UIDs (lookAhead).
-      const early = ahead?.takeFor(v.studyUid, v.sopInstanceUid);
+      const early = await ahead?.takeFor(v.studyUid, v.sopInstanceUid);
       const key = early?.key ?? newObjectKey();
       const found = early ? await early.found : await d.repo.lookup({ studyUid: v.studyUid, sopInstanceUid: v.sopInstanceUid, journalKey: key });
       let departmentId: number;
@@ -293,12 +292,12 @@ export function createIngestService(d: IngestDeps): IngestService {
 
   /** IngestTransfer.lookAhead: nothing for a principal who may write nowhere, or a head without both UIDs. */
   function lookAhead(p: Principal, head: Buffer): Lookahead {
-    const writable = scope(p, 'write');
-    if (!writable.all && writable.departmentIds.length === 0) return NO_LOOKAHEAD;
-    const uids = peekInstanceUids(head);
-    if (!uids || !isValidUid(uids.studyUid) || !isValidUid(uids.sopInstanceUid)) return NO_LOOKAHEAD;
-    const key = newObjectKey();
-    return new EarlyLookup(uids, key, d.repo.lookup({ ...uids, journalKey: key }), dropJournal);
+    if (isEmptyScope(scope(p, 'write'))) return NO_LOOKAHEAD;
+    const uids = peekInstanceUids(head).then((u) => (u && isValidUid(u.studyUid) && isValidUid(u.sopInstanceUid) ? u : undefined));
+    return new EarlyLookup(uids, (u) => {
+      const key = newObjectKey();
+      return { ...u, key, found: d.repo.lookup({ ...u, journalKey: key }) };
+    }, dropJournal);
   }
 
   /** Drops the journal entry of a key that got no blob; if that fails, the sweeper drops it (no blob: nothing to delete). */
@@ -321,8 +320,7 @@ export function createIngestService(d: IngestDeps): IngestService {
   }
 
   async function ingestStream(t: StoreTransfer, p: Principal, body: Readable, opts: IngestOptions): Promise<IngestResult> {
-    const writable = scope(p, 'write');
-    if (!writable.all && writable.departmentIds.length === 0) {
+    if (isEmptyScope(scope(p, 'write'))) {
       body.resume(); // drain; the caller decides whether to keep reading
       const e = forbidden();
       t.failed(e);
@@ -537,6 +535,14 @@ function sizeCap(max: number): Transform {
 
 const NO_LOOKAHEAD: Lookahead = { release: () => undefined };
 
+/** What lookAhead started: the UIDs it read from the head, the key it journaled, the lookup. */
+interface Started {
+  studyUid: string;
+  sopInstanceUid: string;
+  key: string;
+  found: Promise<IngestLookup>;
+}
+
 /**
  * A lookup (and journal entry) made before the object was whole. Used once, by the
  * ingest of an object with the same UIDs; otherwise, on release, its journal entry is
@@ -545,30 +551,31 @@ const NO_LOOKAHEAD: Lookahead = { release: () => undefined };
  */
 class EarlyLookup implements Lookahead {
   private settled = false;
+  private readonly started: Promise<Started | undefined>;
   constructor(
-    private readonly uids: { studyUid: string; sopInstanceUid: string },
-    private readonly key: string,
-    private readonly found: Promise<IngestLookup>,
+    uids: Promise<{ studyUid: string; sopInstanceUid: string } | undefined>,
+    start: (uids: { studyUid: string; sopInstanceUid: string }) => Started,
     private readonly dropJournal: (key: string) => Promise<void>,
   ) {
-    // Read by takeFor's caller, or ignored on release: never an unhandled rejection.
-    found.catch(() => undefined);
+    // Nothing is started for a look-ahead released before its UIDs were read. No hint
+    // when starting failed; a failed lookup is read by takeFor's caller, or ignored on
+    // release: never an unhandled rejection.
+    this.started = uids.then((u) => (u && !this.settled ? start(u) : undefined)).catch(() => undefined);
+    void this.started.then((s) => s?.found.catch(() => undefined));
   }
 
   /** The key and lookup, once, when they were made for these UIDs. */
-  takeFor(studyUid: string, sopInstanceUid: string): { key: string; found: Promise<IngestLookup> } | undefined {
-    if (this.settled || studyUid !== this.uids.studyUid || sopInstanceUid !== this.uids.sopInstanceUid) return undefined;
+  async takeFor(studyUid: string, sopInstanceUid: string): Promise<{ key: string; found: Promise<IngestLookup> } | undefined> {
+    const s = await this.started;
+    if (this.settled || !s || studyUid !== s.studyUid || sopInstanceUid !== s.sopInstanceUid) return undefined;
     this.settled = true;
-    return { key: this.key, found: this.found };
+    return { key: s.key, found: s.found };
   }
 
   release(): void {
     if (this.settled) return;
     this.settled = true;
     // A failed lookup committed nothing (one statement), so there is no entry to drop.
-    this.found.then(
-      () => this.dropJournal(this.key),
-      () => undefined,
-    );
+    void this.started.then((s) => s?.found.then(() => this.dropJournal(s.key), () => undefined));
   }
 }

@@ -4,7 +4,7 @@
 // the departments of scope(principal, 'read') — the only filter that authorizes —
 // and renders each row back as DICOM JSON (PS3.18 §F.2) with the return keys.
 
-import { scope } from './access.js';
+import { isEmptyScope, scope } from './access.js';
 import type { DicomJson, DicomJsonElement } from './dicom/json.js';
 import {
   type ColumnKey,
@@ -157,7 +157,7 @@ export function createQueryService(repo: QueryRepo, opts: { maxResults?: number;
 
       // Rule 3: deny by default. No readable department → no rows, and no query at all.
       const s = scope(p, 'read');
-      if (!s.all && s.departmentIds.length === 0) return { matches: [], truncated: false };
+      if (isEmptyScope(s)) return { matches: [], truncated: false };
 
       const rows = await run(repo, {
         level,

@@ -3,7 +3,7 @@
 // scope(principal, 'read') is simply absent: not-found, never forbidden (rule 3).
 
 import type { Readable } from 'node:stream';
-import { scope, type Scope } from './access.js';
+import { isEmptyScope, scope, type Scope } from './access.js';
 import { auditedRun, type AuditDoor, type AuditLog } from './audit.js';
 import { invalid, notFound } from './errors.js';
 import type { DicomJson } from './dicom/json.js';
@@ -131,7 +131,7 @@ export function createRetrieveService(d: { repo: RetrieveRepo; blobs: BlobStore;
         throw invalid('no-keys', 'A retrieve needs a patient ID or UIDs.');
       }
       const s = scope(p, 'read');
-      if (!s.all && s.departmentIds.length === 0) throw notFound();
+      if (isEmptyScope(s)) throw notFound();
       const rows = await d.repo.list(s, req, { withMetadata: opts?.withMetadata ?? false, withMetadataText: opts?.withMetadataText ?? false, withPixelShape: opts?.withPixelShape ?? false, limit: MAX_RETRIEVE_INSTANCES });
       if (rows.length === 0) throw notFound();
       return rows;

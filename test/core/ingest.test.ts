@@ -293,8 +293,11 @@ describe('ingest rules and faults (PGlite, filesystem)', () => {
     const ct = fs.readFileSync(CT);
     const ctUid = sopUidOf(CT);
 
+    // The look-ahead reads the head and starts its lookup within a turn of the event loop.
+    const turn = () => new Promise((r) => setImmediate(r));
     // Matching UIDs: looked up once, from the head, before the ingest.
     const ahead = t.lookAhead(ct.subarray(0, 65536));
+    await turn();
     expect(looked).toEqual([ctUid]);
     expect((await t.ingestFile(CT, { lookahead: ahead })).outcome).toBe('stored');
     expect(looked).toEqual([ctUid]);
@@ -311,13 +314,23 @@ describe('ingest rules and faults (PGlite, filesystem)', () => {
     expect(looked).toEqual(['1.2.3.4.5.6.7.8.10', ctUid]);
     expect(await journalEmpty()).toBe(true);
 
-    // Never used (the transfer failed before the ingest): released, nothing stays.
-    t.lookAhead(ct.subarray(0, 65536)).release();
+    // Never used (the transfer failed before the ingest): its entry is made, then dropped on release.
+    const unused = t.lookAhead(ct.subarray(0, 65536));
+    for (let i = 0; i < 100 && (await rowCount(db, 'blob_journal')) === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(await rowCount(db, 'blob_journal')).toBe(1);
+    unused.release();
     expect(await journalEmpty()).toBe(true);
+    // Released before it read the head: nothing is looked up or journaled at all.
+    looked.length = 0;
+    t.lookAhead(ct.subarray(0, 65536)).release();
+    await turn();
+    expect(looked).toEqual([]);
+    expect(await rowCount(db, 'blob_journal')).toBe(0);
     // A head without the UIDs, and a principal who may write nowhere: no lookup at all.
     looked.length = 0;
     t.lookAhead(ct.subarray(0, 200)).release();
     svc.ingest.openTransfer(principal('R', [[deptA, 'reader']]), { via: 'dimse', source: 'R' }).lookAhead(ct.subarray(0, 65536)).release();
+    await turn();
     expect(looked).toEqual([]);
     await t.end();
   });

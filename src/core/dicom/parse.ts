@@ -85,7 +85,7 @@ export async function parsePart10File(path: string, known?: { size: number; head
     if (transferSyntaxUid === TS.deflatedExplicitLittle) {
       if (size > MAX_DEFLATED_BYTES) throw tooLarge('deflated-too-large', 'Deflated objects above 64 MiB are not accepted.');
     } else {
-      ({ pixelData } = await walkDataset(fh, size, datasetOffset, transferSyntaxUid, known?.head));
+      ({ pixelData } = await walkDataset(fh, size, datasetOffset, transferSyntaxUid, { head: known?.head }));
       if (pixelData) headerEnd = pixelData.elementOffset;
     }
     if (headerEnd > MAX_HEADER_BYTES) throw tooLarge('header-too-large', 'The attributes before the pixel data are too large.');

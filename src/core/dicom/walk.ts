@@ -70,9 +70,20 @@ interface Header {
   headerLength: number;
 }
 
-export async function walkDataset(fh: PositionalSource, size: number, start: number, transferSyntaxUid: string, head?: Buffer): Promise<{ pixelData?: PixelDataLocation }> {
+export interface WalkOptions {
+  /** The file's first bytes, when the caller has them in memory: no file read for what lies within. */
+  head?: Buffer;
+  /**
+   * Called with each top-level element's tag (group << 16 | element), value offset and
+   * length (0xFFFFFFFF: undefined) before the walk checks or skips its value;
+   * returning true ends the walk there (core/dicom/peek.ts reads two UIDs this way).
+   */
+  visitTopLevel?: (tag: number, valuePos: number, length: number) => boolean;
+}
+
+export async function walkDataset(fh: PositionalSource, size: number, start: number, transferSyntaxUid: string, opts: WalkOptions = {}): Promise<{ pixelData?: PixelDataLocation }> {
   if (transferSyntaxUid === TS.deflatedExplicitLittle) throw new Error('walkDataset: deflated datasets are checked by inflating them');
-  const r = new PositionalReader(fh, size, head);
+  const r = new PositionalReader(fh, size, opts.head);
   // Unknown syntaxes are read as explicit VR little endian, like every compressed one.
   const little = transferSyntax(transferSyntaxUid)?.littleEndian ?? true;
   let pixelData: PixelDataLocation | undefined;
@@ -107,6 +118,7 @@ export async function walkDataset(fh: PositionalSource, size: number, start: num
         throw invalid('malformed', 'Unexpected item or delimiter in a dataset.');
       }
       const valuePos = pos + h.headerLength;
+      if (depth === 0 && opts.visitTopLevel?.(((h.group << 16) | h.element) >>> 0, valuePos, h.length)) return pos;
       const isPixelData = depth === 0 && h.group === 0x7fe0 && h.element === 0x0010;
       if (h.length === UNDEFINED) {
         if (isPixelData) {
