@@ -88,6 +88,33 @@ describe('DIMSE: audit rows per request and association', () => {
     expect(got[1]).toMatchObject({ outcome: 'success', studyUids: [studies[0]], details: expect.objectContaining({ via: 'dimse', operation: 'C-GET', matched: 1, completed: 1, failed: 0 }) });
   });
 
+  it('no association row, no service: a C-FIND whose association cannot be recorded gets no answer, the association is aborted and the alert names why', async () => {
+    // The row is written while the A-ASSOCIATE-AC goes out (issue 13), so its failure now
+    // shows after the AC: every request but C-ECHO waits for it, and none is served.
+    const audit = s.deps.audit;
+    const original = audit.record;
+    audit.record = async (e) => {
+      if (e.action === 'association' && e.outcome === 'success') throw new Error('audit store unavailable');
+      return original.call(audit, e);
+    };
+    try {
+      const rows = await s.mark();
+      const r = await run('findscu', ['-v', '-S', '-aet', 'WS01', '-aec', AE, ...tlsArgs(ws, s.caPath), '-k', 'QueryRetrieveLevel=STUDY', '-k', 'StudyInstanceUID', '127.0.0.1', String(s.dimse.port)]);
+      expect(r.stdout + r.stderr).not.toMatch(/Find Response: \d+ \(Pending\)/);
+      expect(r.stdout + r.stderr).toMatch(/Abort/i);
+      const got = await rows();
+      expect(actions(got)).toEqual(['security-alert']);
+      expect(got[0]).toMatchObject({ principalName: 'WS01', details: expect.objectContaining({ via: 'dimse', reason: 'local-abort', detail: 'audit-unavailable' }) });
+    } finally {
+      audit.record = original;
+    }
+    // Recorded again: served again.
+    const rows = await s.mark();
+    const ok = await run('findscu', ['-v', '-S', '-aet', 'WS01', '-aec', AE, ...tlsArgs(ws, s.caPath), '-k', 'QueryRetrieveLevel=STUDY', '-k', 'StudyInstanceUID', '127.0.0.1', String(s.dimse.port)]);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(actions(await rows())).toEqual(['association', 'query']);
+  });
+
   it('one C-MOVE: one retrieve row with the sub-operation counts', async () => {
     const rows = await s.mark();
     const r = await run('movescu', ['-v', '-S', '-aet', 'WS01', '-aec', AE, '-aem', 'DEST1', '-k', 'QueryRetrieveLevel=STUDY', '-k', `StudyInstanceUID=${studies[1]}`, '127.0.0.1', String(tunnel.port)]);
