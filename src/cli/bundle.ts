@@ -21,6 +21,7 @@ import { parsePort } from './args.js';
 interface BundleOptions extends ServerOptions {
   out: string;
   days?: number;
+  keyType?: 'ec' | 'rsa';
   dimseHost?: string;
   dimsePort: number;
   calledAe: string;
@@ -46,6 +47,10 @@ export function bundleCommand(device: Command): void {
         if (!/^\d+$/.test(s) || n < 1 || n > 3650) throw usageError(`--days ${s}: expected 1–3650`);
         return n;
       })
+      .option('--key-type <type>', 'the key pair to generate: ec (ECDSA P-256, the default) or rsa (RSA 3072, for a device that cannot use an EC key)', (s) => {
+        if (s !== 'ec' && s !== 'rsa') throw usageError(`--key-type ${s}: expected ec or rsa`);
+        return s;
+      })
       .option('--dimse-host <host>', "Tresor's DICOM host as the device reaches it (default: the host of --url)")
       .option('--dimse-port <port>', "Tresor's DICOM TLS port", parsePort, 2762)
       .option('--called-ae <ae>', "Tresor's AE title", 'TRESOR')
@@ -62,7 +67,7 @@ export function bundleCommand(device: Command): void {
     const dimseHost = opts.dimseHost ?? new URL(opts.url).hostname.replace(/^\[|\]$/g, '');
 
     const api = await connect(opts);
-    const issued = await api.request('POST', `/admin/devices/${seg(aeTitle)}/certificate`, opts.days ? { days: opts.days } : {});
+    const issued = await api.request('POST', `/admin/devices/${seg(aeTitle)}/certificate`, { ...(opts.days ? { days: opts.days } : {}), ...(opts.keyType ? { keyType: opts.keyType } : {}) });
     const out = path.resolve(opts.out);
 
     if (opts.edge) {

@@ -129,6 +129,7 @@ export const REASONS = {
   // --- invalid: certificates and TLS material --------------------------------------------
   'bad-certificate': spec('invalid'),
   'bad-csr': spec('invalid'),
+  'bad-key-type': spec('invalid'),
   'bad-hostname': spec('invalid'),
   'bad-validity': spec('invalid'),
   'csr-key-unsupported': spec('invalid'),

@@ -7,7 +7,7 @@ import { x509 } from './x509-lib.js';
 import { invalid, unavailable } from '../core/errors.js';
 import { canIssueDeviceCertificates, type Pki } from './ca.js';
 import { signLeaf } from './issue.js';
-import { generateRsaKeyPair } from './keys.js';
+import { generateDeviceKeyPair, type DeviceKeyType } from './keys.js';
 
 const DEFAULT_DAYS = 365;
 const MAX_DAYS = 3650;
@@ -30,16 +30,18 @@ export interface SignedDeviceCertificate {
   fingerprint256: string;
 }
 
-/** Generates a key pair for the device (RSA 3072, see keys.ts) and a client certificate for it. */
+/** Generates a key pair for the device (ECDSA P-256 unless `keyType` says RSA, see keys.ts) and a client certificate for it. */
 export async function issueDeviceCertificate(
   pki: Pki,
-  opts: { aeTitle: string; days?: number; storageScp?: boolean },
+  opts: { aeTitle: string; days?: number; storageScp?: boolean; keyType?: DeviceKeyType },
 ): Promise<IssuedDeviceCertificate> {
   const ca = requireCa(pki);
   const aeTitle = validateAeTitle(opts.aeTitle);
   const days = validateDays(opts.days);
-  const keys = await generateRsaKeyPair();
-  const certificatePem = await signDeviceLeaf(ca, aeTitle, keys.publicKeyDer, 'rsa', days, opts.storageScp ?? false);
+  const keyType = opts.keyType ?? 'ec';
+  if (keyType !== 'ec' && keyType !== 'rsa') throw invalid('bad-key-type', 'the key type is "ec" (ECDSA P-256, the default) or "rsa" (RSA 3072, for older devices)');
+  const keys = await generateDeviceKeyPair(keyType);
+  const certificatePem = await signDeviceLeaf(ca, aeTitle, keys.publicKeyDer, keyType, days, opts.storageScp ?? false);
   return { certificatePem, privateKeyPem: keys.privateKeyPem, fingerprint256: fingerprint256(certificatePem) };
 }
 

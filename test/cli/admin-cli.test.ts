@@ -2,7 +2,7 @@
 // real `tresor serve` child process — HTTPS with the generated CA, DICOM TLS with dcmtk —
 // and the offline commands on its data directory, including the data-directory lock.
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { X509Certificate } from 'node:crypto';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -249,6 +249,8 @@ describe('tresor: admin commands against a running server', () => {
     const b = await tresor(['device', 'bundle', 'CT_ROOM1', '--out', out, '--dimse-port', String(dimsePort)]);
     expect(b.code, b.stderr).toBe(0);
     expect(fs.statSync(path.join(out, 'CT_ROOM1.key')).mode & 0o777).toBe(0o600);
+    // ECDSA P-256 by default: the bundle's dcmtk storescu line below uses it.
+    expect(createPrivateKey(fs.readFileSync(path.join(out, 'CT_ROOM1.key'))).asymmetricKeyDetails).toMatchObject({ namedCurve: 'prime256v1' });
     const cert = new X509Certificate(fs.readFileSync(path.join(out, 'CT_ROOM1.crt')));
     expect(cert.checkIssued(new X509Certificate(fs.readFileSync(path.join(out, 'tresor-ca.crt'))))).toBe(true);
     expect(fs.readFileSync(path.join(out, 'tresor-ca.crt'), 'utf8')).toBe(fs.readFileSync(caFile(), 'utf8'));
@@ -285,6 +287,16 @@ describe('tresor: admin commands against a running server', () => {
     // The edge bundle issued a new certificate: the first bundle's one is revoked.
     const again = await new Promise<number>((resolve) => execFile(path.join(out, 'storescu.sh'), [SAMPLE], (err) => resolve(err ? Number(err.code) : 0)));
     expect(again).not.toBe(0);
+    // An RSA key for a device that cannot use an EC one: its bundle works the same way.
+    expect((await tresor(['device', 'bundle', 'CT_ROOM1', '--key-type', 'dsa', '--out', path.join(work, 'bundle-dsa')])).code).toBe(2);
+    const rsaOut = path.join(work, 'bundle-rsa');
+    const r = await tresor(['device', 'bundle', 'CT_ROOM1', '--key-type', 'rsa', '--out', rsaOut, '--dimse-port', String(dimsePort)]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(createPrivateKey(fs.readFileSync(path.join(rsaOut, 'CT_ROOM1.key'))).asymmetricKeyDetails).toMatchObject({ modulusLength: 3072 });
+    const viaRsa = await new Promise<Run>((resolve) =>
+      execFile(path.join(rsaOut, 'storescu.sh'), [SAMPLE], { encoding: 'utf8' }, (err, stdout, stderr) => resolve({ code: err ? Number(err.code) : 0, stdout, stderr })),
+    );
+    expect(viaRsa.code, viaRsa.stderr).toBe(0);
     const revoke = await tresor(['device', 'revoke', 'CT_ROOM1']);
     expect(revoke.code, revoke.stderr).toBe(0);
     expect(JSON.parse((await tresor(['device', 'list', '--json'])).stdout).find((d: any) => d.aeTitle === 'CT_ROOM1').certificate).toBeNull();

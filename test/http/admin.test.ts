@@ -240,6 +240,8 @@ describe.each(databasesUnderTest())('admin API on $name', (dbu) => {
       expect(gen.status).toBe(201);
       expect(gen.headers['cache-control']).toBe('no-store');
       expect(gen.body.privateKey).toMatch(/^-----BEGIN PRIVATE KEY-----/);
+      // ECDSA P-256 unless RSA is asked for (pki/keys.ts DeviceKeyType).
+      expect((await import('node:crypto')).createPrivateKey(gen.body.privateKey).asymmetricKeyDetails).toMatchObject({ namedCurve: 'prime256v1' });
       expect(gen.body.ca).toBe(pki.caCertPem);
       const cert = new X509Certificate(gen.body.certificate);
       expect(cert.verify(new X509Certificate(pki.caCertPem).publicKey)).toBe(true);
@@ -263,8 +265,18 @@ describe.each(databasesUnderTest())('admin API on $name', (dbu) => {
       expect(await s.identity.authenticateDeviceCertificate({ fingerprint256: gen.body.fingerprint256, callingAe: 'MR 7' })).toBeNull();
       expect(await s.identity.authenticateDeviceCertificate({ fingerprint256: signed.body.fingerprint256, callingAe: 'MR 7' })).not.toBeNull();
       refused(await req(root, 'POST', '/admin/devices/MR%207/certificate', { csr: 'not a csr' }), 400, 'bad-csr');
+      // A key type only when Tresor makes the key; only the two it makes.
+      refused(await req(root, 'POST', '/admin/devices/MR%207/certificate', { csr: csr.toString('pem'), keyType: 'rsa' }), 400, 'bad-key-type');
+      expect((await req(root, 'POST', '/admin/devices/MR%207/certificate', { keyType: 'dsa' })).status).toBe(400);
+      expect(await s.identity.authenticateDeviceCertificate({ fingerprint256: signed.body.fingerprint256, callingAe: 'MR 7' })).not.toBeNull();
+      const rsa = await req(root, 'POST', '/admin/devices/MR%207/certificate', { keyType: 'rsa' });
+      expect(rsa.status, rsa.text).toBe(201);
+      expect((await import('node:crypto')).createPrivateKey(rsa.body.privateKey).asymmetricKeyDetails).toMatchObject({ modulusLength: 3072 });
+      expect(new X509Certificate(rsa.body.certificate).checkPrivateKey((await import('node:crypto')).createPrivateKey(rsa.body.privateKey))).toBe(true);
+      expect(await s.identity.authenticateDeviceCertificate({ fingerprint256: rsa.body.fingerprint256, callingAe: 'MR 7' })).not.toBeNull();
 
       expect((await req(root, 'DELETE', '/admin/devices/MR%207/certificate')).status).toBe(204);
+      expect(await s.identity.authenticateDeviceCertificate({ fingerprint256: rsa.body.fingerprint256, callingAe: 'MR 7' })).toBeNull();
       expect(await s.identity.authenticateDeviceCertificate({ fingerprint256: signed.body.fingerprint256, callingAe: 'MR 7' })).toBeNull();
       expect((await req(root, 'DELETE', '/admin/devices/MR%207/passcode')).status).toBe(204);
       refused(await req(root, 'DELETE', '/admin/devices/MR%207/passcode'), 404, 'no-passcode');

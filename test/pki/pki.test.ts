@@ -161,9 +161,11 @@ describe('issueDeviceCertificate', () => {
     expect(cnOf(device.certificatePem)).toEqual(['MODALITY1']);
     expect(cert.subject).toBe('CN=MODALITY1');
     const t = text(f.device);
-    expect(t).toContain('Public-Key: (3072 bit)');
+    // ECDSA P-256 by default (pki/keys.ts DeviceKeyType): no keyEncipherment for an EC key (RFC 5280 §4.2.1.3).
+    expect(t).toContain('Public-Key: (256 bit)');
+    expect(t).toContain('ASN1 OID: prime256v1');
     expect(t).toMatch(/Basic Constraints: critical\s+CA:FALSE/);
-    expect(t).toMatch(/Key Usage: critical\s+Digital Signature, Key Encipherment\n/);
+    expect(t).toMatch(/Key Usage: critical\s+Digital Signature\n/);
     expect(t).toMatch(/Extended Key Usage: \s+TLS Web Client Authentication\n/);
     expect(t).not.toContain('Server Authentication');
     // AKI = the CA's SKI, so OpenSSL and dcmtk find the issuer by key id.
@@ -175,6 +177,17 @@ describe('issueDeviceCertificate', () => {
     expect(days).toBeLessThan(366);
     expect(device.privateKeyPem).toMatch(/^-----BEGIN PRIVATE KEY-----\n/);
     expect(cert.checkPrivateKey(createPrivateKey(device.privateKeyPem))).toBe(true);
+  });
+
+  it('generates an RSA 3072 key instead when asked (older devices), and refuses other key types', async () => {
+    const rsa = await issueDeviceCertificate(pki, { aeTitle: 'OLDCT', keyType: 'rsa' });
+    const key = createPrivateKey(rsa.privateKeyPem);
+    expect(key.asymmetricKeyType).toBe('rsa');
+    expect(key.asymmetricKeyDetails?.modulusLength).toBe(3072);
+    const t = text(await put('old-ct.crt', rsa.certificatePem));
+    expect(t).toMatch(/Key Usage: critical\s+Digital Signature, Key Encipherment\n/);
+    expect(new X509Certificate(rsa.certificatePem).checkPrivateKey(key)).toBe(true);
+    await expect(issueDeviceCertificate(pki, { aeTitle: 'OK', keyType: 'dsa' as never })).rejects.toMatchObject({ kind: 'invalid', reason: 'bad-key-type' });
   });
 
   it('refuses bad AE titles and validity before doing any work', async () => {

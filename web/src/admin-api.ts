@@ -74,6 +74,8 @@ export const clearPasscode = (aeTitle: string) => sendJson<void>('DELETE', `/adm
 
 export interface BundleRequest {
   days?: number;
+  /** ECDSA P-256 unless `rsa` (older devices that cannot use an EC key). */
+  keyType?: 'ec' | 'rsa';
   edge?: { listen: string; allow: string[] };
 }
 

@@ -467,10 +467,11 @@ export function createAdministration(ctx: IdentityContext) {
      * CSR Tresor generates the key pair and returns the private key this once; with a CSR
      * the key never leaves the device.
      */
-    issueDeviceCertificate(actor: Principal, aeTitle: string, input: { csr?: string; days?: number }): Promise<IssuedCertificateView> {
-      const details: Record<string, unknown> = { aeTitle, csr: input.csr !== undefined, days: input.days };
+    issueDeviceCertificate(actor: Principal, aeTitle: string, input: { csr?: string; days?: number; keyType?: 'ec' | 'rsa' }): Promise<IssuedCertificateView> {
+      const details: Record<string, unknown> = { aeTitle, csr: input.csr !== undefined, days: input.days, ...(input.csr === undefined ? { keyType: input.keyType ?? 'ec' } : {}) };
       return audited(actor, 'admin.device.certificate-issue', details, async () => {
         requireAdministrator(actor);
+        if (input.csr !== undefined && input.keyType !== undefined) throw invalid('bad-key-type', 'a key type only applies when Tresor generates the key: with a CSR the device chose its key');
         const { device } = await manageableDevice(actor, aeTitle);
         const issuer = ctx.certificates;
         if (!issuer || !issuer.canIssue) throw unavailable('ca-key-unavailable', 'device certificates cannot be issued: Tresor runs with your own PKI and has no CA key; set TRESOR_TLS_CA_KEY to the private key of your CA (a 0600 file) and restart');
@@ -479,7 +480,7 @@ export function createAdministration(ctx: IdentityContext) {
         const issued =
           input.csr !== undefined
             ? await issuer.signCsr({ aeTitle: device.aeTitle, csrPem: input.csr, days: input.days, storageScp })
-            : await issuer.issue({ aeTitle: device.aeTitle, days: input.days, storageScp });
+            : await issuer.issue({ aeTitle: device.aeTitle, days: input.days, storageScp, ...(input.keyType ? { keyType: input.keyType } : {}) });
         const x = new X509Certificate(issued.certificatePem);
         const notAfter = new Date(x.validTo).toISOString();
         const revoked = await repo.replaceDeviceCertificate(device.id, { fingerprint: issued.fingerprint256, serial: x.serialNumber, notAfter });

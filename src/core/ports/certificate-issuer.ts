@@ -9,6 +9,8 @@ export interface DeviceCertificateRequest {
   days?: number;
   /** The device runs a storage SCP Tresor connects to (a C-MOVE destination): it needs serverAuth too. */
   storageScp: boolean;
+  /** The key pair to generate (issue only): ECDSA P-256 (`ec`, the default) or RSA 3072 for older devices. */
+  keyType?: 'ec' | 'rsa';
 }
 
 export interface IssuedCertificate {

@@ -297,7 +297,7 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRouteOptions)
     },
   );
 
-  app.post<{ Params: { aeTitle: string }; Body: { csr?: string; days?: number } | undefined }>(
+  app.post<{ Params: { aeTitle: string }; Body: { csr?: string; days?: number; keyType?: 'ec' | 'rsa' } | undefined }>(
     '/admin/devices/:aeTitle/certificate',
     {
       // The body is optional (no CSR: Tresor generates the key); validate an absent one as {}.
@@ -306,7 +306,7 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRouteOptions)
       },
       schema: {
         params: deviceParams,
-        body: closed({ csr: { type: 'string', minLength: 1, maxLength: 16384 }, days: { type: 'integer', minimum: 1, maximum: 3650 } }),
+        body: closed({ csr: { type: 'string', minLength: 1, maxLength: 16384 }, days: { type: 'integer', minimum: 1, maximum: 3650 }, keyType: { type: 'string', enum: ['ec', 'rsa'] } }),
         response: { 201: issuedCertificate },
       },
     },

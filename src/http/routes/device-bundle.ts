@@ -24,6 +24,8 @@ export interface DeviceBundleOptions {
 
 interface BundleBody {
   days?: number;
+  /** The key pair Tresor generates for the device: ECDSA P-256 by default, RSA 3072 for older devices (pki/keys.ts). */
+  keyType?: 'ec' | 'rsa';
   edge?: { listen: string; allow?: string[]; name?: string };
 }
 
@@ -54,6 +56,7 @@ export async function deviceBundleRoutes(app: FastifyInstance, opts: DeviceBundl
           additionalProperties: false,
           properties: {
             days: { type: 'integer', minimum: 1, maximum: 3650 },
+            keyType: { type: 'string', enum: ['ec', 'rsa'] },
             edge: {
               type: 'object',
               additionalProperties: false,
@@ -85,7 +88,7 @@ export async function deviceBundleRoutes(app: FastifyInstance, opts: DeviceBundl
           throw e;
         }
       }
-      const issued = await opts.identity.admin.issueDeviceCertificate(p, ae, body.days ? { days: body.days } : {});
+      const issued = await opts.identity.admin.issueDeviceCertificate(p, ae, { ...(body.days ? { days: body.days } : {}), ...(body.keyType ? { keyType: body.keyType } : {}) });
       if (issued.privateKey === undefined) throw invalid('bad-csr', 'no key was generated: post no CSR to get a bundle');
       const pems = { certificatePem: issued.certificate, privateKeyPem: issued.privateKey, caPem: issued.ca };
       const files = edge

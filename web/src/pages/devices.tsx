@@ -300,10 +300,11 @@ function PasscodeDialog({ device, onClose, onDone }: { device: Device; onClose()
 function BundleDialog({ device, onClose, onDone }: { device: Device; onClose(): void; onDone(text: string): void }) {
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
+  const [rsa, setRsa] = useState(false);
   const go = async () => {
     setBusy(true);
     try {
-      const name = await saveResponse(await deviceBundle(device.aeTitle, {}), `${device.aeTitle}-bundle.zip`);
+      const name = await saveResponse(await deviceBundle(device.aeTitle, rsa ? { keyType: 'rsa' } : {}), `${device.aeTitle}-bundle.zip`);
       onDone(`${name} was downloaded for ${device.aeTitle}; its previous certificate no longer works. Install the new files on the device.`);
     } catch (e) {
       setError(describeError(e, 'The device'));
@@ -316,6 +317,10 @@ function BundleDialog({ device, onClose, onDone }: { device: Device; onClose(): 
         Tresor issues a new certificate and key and downloads them as a ZIP with ready-made settings. <strong>The device’s current certificate stops working</strong>, so
         install the new files on the device right away. The ZIP holds a private key: keep it safe and delete it once installed.
       </p>
+      <div class="check">
+        <input type="checkbox" id="bundle-rsa" checked={rsa} onChange={(e) => setRsa((e.currentTarget as HTMLInputElement).checked)} />
+        <label for="bundle-rsa">The device cannot use an ECDSA key: give it an RSA key (older devices)</label>
+      </div>
       <Notice kind="error">{error}</Notice>
       <div class="dialog-actions">
         <button type="button" onClick={onClose} autoFocus disabled={busy}>

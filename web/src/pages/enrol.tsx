@@ -47,6 +47,7 @@ export function EnrolPage() {
   const [port, setPort] = useState('');
   const [days, setDays] = useState('');
   const [edge, setEdge] = useState(false);
+  const [rsa, setRsa] = useState(false);
   const [listen, setListen] = useState('');
   const [allow, setAllow] = useState('');
   const [errors, setErrors] = useState<Record<string, string | null>>({});
@@ -75,6 +76,7 @@ export function EnrolPage() {
     const aeTitle = ae.trim();
     const body: BundleRequest = {
       ...(days.trim() ? { days: Number(days) } : {}),
+      ...(rsa ? { keyType: 'rsa' as const } : {}),
       ...(edge ? { edge: { listen: listen.trim(), allow: allowList } } : {}),
     };
     setBusy(true);
@@ -158,6 +160,13 @@ export function EnrolPage() {
           <Field label="Port" value={port} onValue={setPort} inputMode="numeric" maxLength={5} error={errors.port} />
           <Field label="Certificate valid for (days)" value={days} onValue={setDays} inputMode="numeric" maxLength={4} error={errors.days} hint="Empty: Tresor’s default." />
         </div>
+        <div class="check">
+          <input type="checkbox" id="enrol-rsa" checked={rsa} onChange={(e) => setRsa((e.currentTarget as HTMLInputElement).checked)} aria-describedby="enrol-rsa-hint" />
+          <label for="enrol-rsa">The device cannot use an ECDSA key: give it an RSA key</label>
+        </div>
+        <p class="hint" id="enrol-rsa-hint">
+          Leave this off unless the device refuses the key or its TLS connection fails: ECDSA keys are as strong and make every connection faster. Older devices may need RSA.
+        </p>
         <div class="check">
           <input type="checkbox" id="enrol-edge" checked={edge} onChange={(e) => setEdge((e.currentTarget as HTMLInputElement).checked)} aria-describedby="enrol-edge-hint" />
           <label for="enrol-edge">The modality cannot use TLS: connect it through an edge</label>
