@@ -39,7 +39,7 @@ import type { DimseAuthenticator } from './dimse/association.js';
 import { dimseAuthenticatorFrom } from './dimse/identity-adapter.js';
 import type { DimseDeps, DimseTuning } from './dimse/services.js';
 import type { Logger } from './log.js';
-import { ensureLocalPki, loadPki, type Pki } from './pki/ca.js';
+import { ensureLocalPki, loadPki, serverNotAfter, type Pki } from './pki/ca.js';
 import { pkiCertificateIssuer } from './pki/certificate-issuer.js';
 import { fsTokenKeyStore } from './pki/token-key-store.js';
 import { auditKeyFromMaster, dataDirAuditKey } from './pki/audit-key.js';
@@ -203,7 +203,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, overr
         await tokens.reload().catch((err) => logger.warn({ err: String(err) }, 'could not re-read the token keys from the database'));
         if (!shared) return;
         const fresh = await readDbPki(secrets, sealKey).catch((err) => void logger.warn({ err: String(err) }, 'could not re-read the server certificate from the database'));
-        if (fresh && fresh.serverCertPem !== pki.serverCertPem) {
+        if (fresh && (fresh.serverCertPem !== pki.serverCertPem || fresh.serverEc?.certPem !== pki.serverEc?.certPem)) {
           Object.assign(pki, fresh);
           logger.info('serving the server certificate renewed in the database');
           for (const l of pkiListeners) l();
@@ -264,7 +264,7 @@ export async function createDeps(config: Readonly<Config>, logger: Logger, overr
       probes: { database: async () => void (await db.raw('select 1')), blobStore: () => store.ping() },
       tlsNotAfter: () => ({
         ca: new Date(new X509Certificate(pki.caCertPem).validTo).toISOString(),
-        server: new Date(new X509Certificate(pki.serverCertPem).validTo).toISOString(),
+        server: serverNotAfter(pki).toISOString(),
       }),
       diskSpace: async () => {
         try {

@@ -29,23 +29,33 @@ export interface TlsMaterial {
   serverCertPem: string;
   serverKeyPem: string;
   caCertPem: string;
+  /** The ECDSA pair served beside the RSA one (pki/ca.ts servedPairs): checked the same way. */
+  serverEc?: { certPem: string; keyPem: string };
 }
 
 /** Refuses expired (or not yet valid) certificates and weak keys; returns warnings (expiry within 30 days). */
 export function checkTlsMaterial(pki: TlsMaterial, now: Date = new Date()): string[] {
+  const warnings = checkServerPair(pki.serverCertPem, pki.serverKeyPem, 'server certificate', now);
+  if (pki.serverEc) warnings.push(...checkServerPair(pki.serverEc.certPem, pki.serverEc.keyPem, 'ECDSA server certificate', now));
+  checkValidity(new X509Certificate(pki.caCertPem), 'CA certificate', now);
+  return warnings;
+}
+
+function checkValidity(cert: X509Certificate, what: string, now: Date): void {
+  const from = new Date(cert.validFrom);
+  const to = new Date(cert.validTo);
+  if (to < now) throw invalid('tls-cert-expired', `the TLS ${what} expired on ${to.toISOString()}: renew it (tresor tls renew, or a new TRESOR_TLS_CERT) and start again`);
+  if (from > now) throw invalid('tls-cert-expired', `the TLS ${what} is not valid before ${from.toISOString()}: check the system clock or the certificate`);
+}
+
+function checkServerPair(certPem: string, keyPem: string, what: string, now: Date): string[] {
   const warnings: string[] = [];
-  const server = new X509Certificate(pki.serverCertPem);
-  const ca = new X509Certificate(pki.caCertPem);
-  for (const [what, cert] of [['server certificate', server], ['CA certificate', ca]] as const) {
-    const from = new Date(cert.validFrom);
-    const to = new Date(cert.validTo);
-    if (to < now) throw invalid('tls-cert-expired', `the TLS ${what} expired on ${to.toISOString()}: renew it (tresor tls renew, or a new TRESOR_TLS_CERT) and start again`);
-    if (from > now) throw invalid('tls-cert-expired', `the TLS ${what} is not valid before ${from.toISOString()}: check the system clock or the certificate`);
-  }
-  checkKeyStrength('TLS server key', createPrivateKey(pki.serverKeyPem));
-  checkKeyStrength('TLS server certificate key', server.publicKey);
+  const server = new X509Certificate(certPem);
+  checkValidity(server, what, now);
+  checkKeyStrength(`TLS ${what.replace('certificate', 'key')}`, createPrivateKey(keyPem));
+  checkKeyStrength(`TLS ${what} key`, server.publicKey);
   const left = (new Date(server.validTo).getTime() - now.getTime()) / 86_400_000;
-  if (left < EXPIRY_WARNING_DAYS) warnings.push(`the TLS server certificate expires in ${Math.floor(left)} day(s) (${new Date(server.validTo).toISOString()}): renew it soon (tresor tls renew)`);
+  if (left < EXPIRY_WARNING_DAYS) warnings.push(`the TLS ${what} expires in ${Math.floor(left)} day(s) (${new Date(server.validTo).toISOString()}): renew it soon (tresor tls renew)`);
   return warnings;
 }
 

@@ -8,7 +8,8 @@ import type { Db } from './knex.js';
 
 const SECRETS_LOCK = 0x7e50a0d2;
 
-export type SecretPurpose = 'ca' | 'server' | 'token';
+/** 'server-ec': the ECDSA server pair served beside the RSA one (migration 007). */
+export type SecretPurpose = 'ca' | 'server' | 'server-ec' | 'token';
 
 export interface SecretRecord {
   purpose: SecretPurpose;

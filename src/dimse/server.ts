@@ -8,6 +8,7 @@ import dimse from 'dcmjs-dimse';
 import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME } from '../core/dicom/uids.js';
 import { silenceDcmjsLogging } from './protocol/dcmjs-internal.js';
 import { listenTls } from './protocol/listener.js';
+import { servedPairs } from '../pki/ca.js';
 import { TresorScp } from './scp.js';
 import type { DimseDeps, DimseTuning } from './services.js';
 
@@ -65,8 +66,8 @@ export async function startDimseServer(deps: DimseDeps): Promise<DimseServer> {
   const listener = await listenTls({
     host: deps.config.host,
     port: deps.config.dimsePort,
-    keyPem: deps.pki.serverKeyPem,
-    certPem: deps.pki.serverCertPem,
+    keyPem: servedPairs(deps.pki).keys,
+    certPem: servedPairs(deps.pki).certs,
     caPem: deps.pki.caCertPem,
     maxConnections: deps.config.limits.maxAssociations,
     maxConnectionsPerAddress: deps.config.limits.maxAssociationsPerAddress,
@@ -87,7 +88,7 @@ export async function startDimseServer(deps: DimseDeps): Promise<DimseServer> {
     port: listener.port,
     connections: () => listener.connectionCount(),
     associations: () => [...live].map((s) => s.diagnostics()),
-    reloadCertificate: () => listener.setCertificate({ keyPem: deps.pki.serverKeyPem, certPem: deps.pki.serverCertPem, caPem: deps.pki.caCertPem }),
+    reloadCertificate: () => listener.setCertificate({ keyPem: servedPairs(deps.pki).keys, certPem: servedPairs(deps.pki).certs, caPem: deps.pki.caCertPem }),
     async close() {
       const closing = listener.close(5_000);
       for (const scp of live) scp.guard.abort('server-shutdown', 'server shutting down');

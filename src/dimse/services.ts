@@ -32,6 +32,8 @@ export interface PkiMaterial {
   caCertPem: string;
   serverCertPem: string;
   serverKeyPem: string;
+  /** The ECDSA pair served beside the RSA one (pki/ca.ts servedPairs); outgoing C-MOVE connections use the RSA pair. */
+  serverEc?: { certPem: string; keyPem: string };
 }
 
 /** Timeouts and sizes; defaults in server.ts. Tests shorten them. */

@@ -4,7 +4,7 @@
 // tokens, so no client certificate is requested (DIMSE asks for one, not this door).
 
 import type { SecureContextOptions, TlsOptions } from 'node:tls';
-import type { Pki } from '../pki/ca.js';
+import { servedPairs, type Pki } from '../pki/ca.js';
 
 /** RFC 9325 §4.2: ECDHE with AES-GCM, in the order the RFC lists, plus ChaCha20-Poly1305 (RFC 7905). */
 export const TLS12_CIPHERS = [
@@ -34,10 +34,12 @@ export type HttpsOptions = TlsOptions &
     connectionsCheckingInterval?: number;
   };
 
-export function httpsOptions(pki: Pick<Pki, 'serverCertPem' | 'serverKeyPem'>): HttpsOptions {
+export function httpsOptions(pki: Pick<Pki, 'serverCertPem' | 'serverKeyPem' | 'serverEc'>): HttpsOptions {
+  // The RSA pair and, when there is one, the ECDSA pair: OpenSSL picks per handshake (pki/ca.ts servedPairs).
+  const served = servedPairs(pki);
   return {
-    cert: pki.serverCertPem,
-    key: pki.serverKeyPem,
+    cert: served.certs,
+    key: served.keys,
     minVersion: 'TLSv1.2',
     maxVersion: 'TLSv1.3',
     ciphers: [...TLS13_CIPHERS, ...TLS12_CIPHERS].join(':'),

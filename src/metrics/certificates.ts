@@ -9,6 +9,8 @@ import { X509Certificate } from 'node:crypto';
 interface PemPair {
   caCertPem: string;
   serverCertPem: string;
+  /** The ECDSA pair served beside the RSA one: the server figure is the earlier end of the two. */
+  serverEc?: { certPem: string };
 }
 
 export function certificateExpirySource(
@@ -17,7 +19,7 @@ export function certificateExpirySource(
   now: () => Date = () => new Date(),
 ): () => Promise<Partial<Record<'ca' | 'server' | 'device', number>>> {
   const ca = new Date(new X509Certificate(pki.caCertPem).validTo).getTime();
-  const server = new Date(new X509Certificate(pki.serverCertPem).validTo).getTime();
+  const server = Math.min(...[pki.serverCertPem, ...(pki.serverEc ? [pki.serverEc.certPem] : [])].map((c) => new Date(new X509Certificate(c).validTo).getTime()));
   let cached: { at: number; soonest: number | undefined } | undefined;
   return async () => {
     const t = now().getTime();

@@ -8,7 +8,8 @@
 
 import { X509Certificate } from 'node:crypto';
 import type { NodeSecretsRepo, SecretRecord } from '../db/node-secrets.repo.js';
-import { assertKeyMatches, createCa, createServerCertificate, serverPairUsable, validateHostname, type Pki } from './ca.js';
+import type { NodeSecretsRepo as Repo, SecretPurpose } from '../db/node-secrets.repo.js';
+import { assertKeyMatches, createCa, createServerCertificate, serverPairUsable, validateHostname, type Pki, type ServerKeyType, type ServerPair } from './ca.js';
 import { seal, unseal } from './sealed.js';
 
 const CA_ID = 'ca';
@@ -19,11 +20,20 @@ const serverId = (certPem: string): string => {
   return `${new Date(c.validFrom).toISOString()}-${c.serialNumber.toLowerCase()}`;
 };
 
-function open(sealKey: Buffer, ca: SecretRecord, server: SecretRecord | undefined): Pki | undefined {
+/** The RSA server pair is purpose 'server', the ECDSA one (pki/ca.ts servedPairs) 'server-ec'. */
+const PURPOSE: Record<ServerKeyType, SecretPurpose> = { rsa: 'server', ec: 'server-ec' };
+
+function openPair(sealKey: Buffer, rec: SecretRecord | undefined): ServerPair | undefined {
+  return rec ? { certPem: rec.publicPem, keyPem: unseal(sealKey, rec.purpose, rec.id, rec.sealedKey) } : undefined;
+}
+
+/** The newest pair of that key type. */
+const newest = async (r: Repo, sealKey: Buffer, type: ServerKeyType) => openPair(sealKey, (await r.list(PURPOSE[type])).at(-1));
+
+function open(sealKey: Buffer, ca: SecretRecord, server: ServerPair | undefined, serverEc: ServerPair | undefined): Pki | undefined {
   if (!server) return undefined;
   const caKeyPem = unseal(sealKey, 'ca', ca.id, ca.sealedKey);
-  const serverKeyPem = unseal(sealKey, 'server', server.id, server.sealedKey);
-  return { caCertPem: ca.publicPem, caKeyPem, serverCertPem: server.publicPem, serverKeyPem };
+  return { caCertPem: ca.publicPem, caKeyPem, serverCertPem: server.certPem, serverKeyPem: server.keyPem, ...(serverEc ? { serverEc } : {}) };
 }
 
 /**
@@ -39,11 +49,13 @@ export async function ensureDbPki(opts: {
   existingCa?: () => Promise<{ caCertPem: string; caKeyPem: string } | undefined>;
 }): Promise<Pki> {
   const hostnames = opts.hostnames.map(validateHostname);
+  const usable = (p: ServerPair | undefined, caCertPem: string): p is ServerPair => p !== undefined && serverPairUsable(p.certPem, p.keyPem, caCertPem, hostnames);
   const current = async (r: NodeSecretsRepo): Promise<Pki | undefined> => {
     const ca = (await r.list('ca')).at(-1);
     if (!ca) return undefined;
-    const pki = open(opts.sealKey, ca, (await r.list('server')).at(-1));
-    return pki && serverPairUsable(pki.serverCertPem, pki.serverKeyPem, pki.caCertPem, hostnames) ? pki : undefined;
+    const rsa = await newest(r, opts.sealKey, 'rsa');
+    const ec = await newest(r, opts.sealKey, 'ec');
+    return usable(rsa, ca.publicPem) && usable(ec, ca.publicPem) ? open(opts.sealKey, ca, rsa, ec) : undefined;
   };
   if (!opts.renewServer) {
     const pki = await current(opts.repo);
@@ -64,16 +76,25 @@ export async function ensureDbPki(opts: {
     }
     const caKeyPem = unseal(opts.sealKey, 'ca', ca.id, ca.sealedKey);
     assertKeyMatches(ca.publicPem, caKeyPem, 'ca');
-    const server = await createServerCertificate({ caCertPem: ca.publicPem, caKeyPem }, hostnames, false);
-    const id = serverId(server.certPem);
-    for (const old of await r.list('server')) await r.remove('server', old.id);
-    await r.insert({ purpose: 'server', id, publicPem: server.certPem, sealedKey: seal(opts.sealKey, 'server', id, server.keyPem) });
-    return { caCertPem: ca.publicPem, caKeyPem, serverCertPem: server.certPem, serverKeyPem: server.keyPem };
+    // Each pair kept when usable (unless renewing), else issued anew and the old one removed.
+    const pair = async (type: ServerKeyType): Promise<ServerPair> => {
+      const have = await newest(r, opts.sealKey, type);
+      if (!opts.renewServer && usable(have, ca!.publicPem)) return have;
+      const fresh = await createServerCertificate({ caCertPem: ca!.publicPem, caKeyPem }, hostnames, false, type);
+      const purpose = PURPOSE[type];
+      const id = serverId(fresh.certPem);
+      for (const old of await r.list(purpose)) await r.remove(purpose, old.id);
+      await r.insert({ purpose, id, publicPem: fresh.certPem, sealedKey: seal(opts.sealKey, purpose, id, fresh.keyPem) });
+      return fresh;
+    };
+    const server = await pair('rsa');
+    const serverEc = await pair('ec');
+    return { caCertPem: ca.publicPem, caKeyPem, serverCertPem: server.certPem, serverKeyPem: server.keyPem, serverEc };
   });
 }
 
 /** The shared PKI as it is now (no creation): for the periodic refresh on every node. */
 export async function readDbPki(repo: NodeSecretsRepo, sealKey: Buffer): Promise<Pki | undefined> {
   const ca = (await repo.list('ca')).at(-1);
-  return ca ? open(sealKey, ca, (await repo.list('server')).at(-1)) : undefined;
+  return ca ? open(sealKey, ca, await newest(repo, sealKey, 'rsa'), await newest(repo, sealKey, 'ec')) : undefined;
 }

@@ -152,7 +152,7 @@ describe('the console in Chromium', () => {
     fs.rmSync(ARTIFACTS, { recursive: true, force: true });
     fs.mkdirSync(ARTIFACTS, { recursive: true });
     server = await startServe();
-    browser = await launchChromium(spkiHash(server.serverCertPem));
+    browser = await launchChromium(spkiHash(server.serverCertPem), spkiHash(server.serverEcCertPem));
   }, 600_000);
 
   afterAll(async () => {

@@ -83,7 +83,7 @@ for (const dbu of databasesUnderTest().slice(0, 1)) {
         });
         expect(stow.status, stow.text).toBe(200);
       }
-      browser = await launchBrowser({ trustCertificates: [s.deps.pki.serverCertPem] });
+      browser = await launchBrowser({ trustCertificates: [s.deps.pki.serverCertPem, ...(s.deps.pki.serverEc ? [s.deps.pki.serverEc.certPem] : [])] });
     });
     afterAll(async () => {
       await browser?.close();

@@ -70,14 +70,36 @@ describe('npm start on embedded defaults', () => {
     fs.rmSync(dataDir, { recursive: true, force: true });
   });
 
-  it('generates a CA and a server certificate, keys 0600', () => {
-    for (const f of ['ca.crt', 'ca.key', 'server.crt', 'server.key']) expect(fs.existsSync(path.join(dataDir, 'tls', f)), f).toBe(true);
-    expect(fs.statSync(path.join(dataDir, 'tls', 'ca.key')).mode & 0o777).toBe(0o600);
-    expect(fs.statSync(path.join(dataDir, 'tls', 'server.key')).mode & 0o777).toBe(0o600);
+  it('generates a CA and two server certificates (RSA 3072 and ECDSA P-256), keys 0600', () => {
+    for (const f of ['ca.crt', 'ca.key', 'server.crt', 'server.key', 'server-ec.crt', 'server-ec.key']) expect(fs.existsSync(path.join(dataDir, 'tls', f)), f).toBe(true);
+    for (const f of ['ca.key', 'server.key', 'server-ec.key']) expect(fs.statSync(path.join(dataDir, 'tls', f)).mode & 0o777, f).toBe(0o600);
     const cert = new X509Certificate(fs.readFileSync(path.join(dataDir, 'tls', 'server.crt')));
     expect(cert.subjectAltName).toContain('IP Address:127.0.0.1');
     expect(cert.subjectAltName).toContain('DNS:localhost');
     expect(cert.publicKey.asymmetricKeyDetails?.modulusLength).toBe(3072);
+    const ec = new X509Certificate(fs.readFileSync(path.join(dataDir, 'tls', 'server-ec.crt')));
+    expect(ec.subjectAltName).toBe(cert.subjectAltName);
+    expect(ec.publicKey.asymmetricKeyDetails?.namedCurve).toBe('prime256v1');
+  });
+
+  it('serves the ECDSA certificate to TLS 1.3 clients and the RSA one to a TLS 1.2 client with ECDHE-RSA suites only (dcmtk 3.6.7\'s profile), on both ports', async () => {
+    const ca = fs.readFileSync(path.join(dataDir, 'tls', 'ca.crt'), 'utf8');
+    const fp = (f: string) => new X509Certificate(fs.readFileSync(path.join(dataDir, 'tls', f))).fingerprint256;
+    const presented = (port: number, o: tls.ConnectionOptions) =>
+      new Promise<{ fingerprint: string; protocol: string | null }>((resolve, reject) => {
+        const s = tls.connect({ host: '127.0.0.1', port, ca, ...o }, () => {
+          resolve({ fingerprint: s.getPeerX509Certificate()!.fingerprint256, protocol: s.getProtocol() });
+          s.destroy();
+        });
+        s.on('error', reject);
+      });
+    const rsaOnly = { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256' } as const;
+    for (const port of [httpPort, dimsePort]) {
+      expect(await presented(port, {})).toEqual({ fingerprint: fp('server-ec.crt'), protocol: 'TLSv1.3' });
+      expect(await presented(port, rsaOnly)).toEqual({ fingerprint: fp('server.crt'), protocol: 'TLSv1.2' });
+      // A TLS 1.2 client that can verify ECDSA gets it there too.
+      expect((await presented(port, { maxVersion: 'TLSv1.2' })).fingerprint).toBe(fp('server-ec.crt'));
+    }
   });
 
   it('serves GET /healthz over HTTPS with that certificate', async () => {

@@ -45,9 +45,9 @@ export async function launchBrowser(opts: { trustCertificates?: string[] } = {})
   return launchTrusting((opts.trustCertificates ?? []).map(spkiHash));
 }
 
-/** Chromium trusting exactly one key, given as its SPKI hash. */
-export async function launchChromium(trustSpki: string): Promise<Browser> {
-  return launchTrusting([trustSpki]);
+/** Chromium trusting exactly these keys, given as their SPKI hashes. */
+export async function launchChromium(...trustSpki: string[]): Promise<Browser> {
+  return launchTrusting(trustSpki);
 }
 
 async function launchTrusting(pins: string[]): Promise<Browser> {
@@ -80,6 +80,8 @@ export interface ServeProcess {
   /** <data>/tls/ca.crt: what devices and clients trust. */
   caPem: string;
   serverCertPem: string;
+  /** <data>/tls/server-ec.crt: the ECDSA certificate served beside the RSA one (TLS 1.3 clients such as Chromium get it). */
+  serverEcCertPem: string;
   initialAdminPassword: string;
   /** Everything the server wrote to stdout and stderr so far. */
   log(): string;
@@ -159,6 +161,7 @@ export async function startServe(env: Record<string, string> = {}): Promise<Serv
       dataDir,
       caPem: read('tls/ca.crt'),
       serverCertPem: read('tls/server.crt'),
+      serverEcCertPem: read('tls/server-ec.crt'),
       initialAdminPassword: read('initial-admin-password').trim(),
       log: () => log,
       stop,

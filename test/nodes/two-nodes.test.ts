@@ -64,9 +64,11 @@ if (!adminUrl) {
     it('nodes started together share one CA, one server certificate and one token key, sealed in the database', async () => {
       expect(n2.deps.pki.caCertPem).toBe(n1.deps.pki.caCertPem);
       expect(n2.deps.pki.serverCertPem).toBe(n1.deps.pki.serverCertPem);
+      expect(n2.deps.pki.serverEc!.certPem).toBe(n1.deps.pki.serverEc!.certPem);
       const rows = await n1.deps.db('node_secrets').select('purpose', 'id', 'sealed_key');
       expect(rows.filter((r) => r.purpose === 'ca')).toHaveLength(1);
       expect(rows.filter((r) => r.purpose === 'server')).toHaveLength(1);
+      expect(rows.filter((r) => r.purpose === 'server-ec')).toHaveLength(1);
       expect(rows.filter((r) => r.purpose === 'token')).toHaveLength(1);
       // No private key in clear in the database.
       const dump = JSON.stringify(await n1.deps.db('node_secrets').select());
@@ -142,15 +144,21 @@ if (!adminUrl) {
 
     it('a server certificate renewed on one node is served by the other', async () => {
       const old = new X509Certificate(n2.deps.pki.serverCertPem).fingerprint256;
+      const oldEc = new X509Certificate(n2.deps.pki.serverEc!.certPem).fingerprint256;
       const sealKey = deriveKey(await loadMasterKey(keyFile), 'tresor/sealed-keys/v1');
       // What `tresor tls renew` does with TRESOR_MASTER_KEY_FILE set.
       const renewed = await ensureDbPki({ repo: createNodeSecretsRepo(n1.deps.db), sealKey, hostnames: [], renewServer: true });
       const fp = new X509Certificate(renewed.serverCertPem).fingerprint256;
+      const ecFp = new X509Certificate(renewed.serverEc!.certPem).fingerprint256;
       expect(fp).not.toBe(old);
+      expect(ecFp).not.toBe(oldEc);
       expect(renewed.caCertPem).toBe(n2.deps.pki.caCertPem);
-      await waitFor(async () => (await peerFingerprint(n2.url, n2.deps.pki.caCertPem)) === fp);
+      // Both pairs: the ECDSA one to a TLS 1.3 client, the RSA one to an ECDHE-RSA-only TLS 1.2 client.
+      await waitFor(async () => (await peerFingerprint(n2.url, n2.deps.pki.caCertPem)) === ecFp);
+      expect(await peerFingerprint(n2.url, n2.deps.pki.caCertPem, true)).toBe(fp);
       // The DICOM port too.
-      await waitFor(async () => (await peerFingerprint(`https://127.0.0.1:${n2.dimsePort}`, n2.deps.pki.caCertPem)) === fp);
+      await waitFor(async () => (await peerFingerprint(`https://127.0.0.1:${n2.dimsePort}`, n2.deps.pki.caCertPem)) === ecFp);
+      expect(await peerFingerprint(`https://127.0.0.1:${n2.dimsePort}`, n2.deps.pki.caCertPem, true)).toBe(fp);
     });
 
     it('the anonymous-refusal audit throttle is one budget per address across both nodes', async () => {
@@ -194,10 +202,12 @@ async function waitFor(cond: () => Promise<boolean>, timeoutMs = 15_000): Promis
 }
 
 /** The SHA-256 fingerprint of the certificate a TLS server presents. */
-function peerFingerprint(url: string, ca: string): Promise<string> {
+/** The fingerprint of the certificate a server presents; `rsaOnly`: as a TLS 1.2 client with ECDHE-RSA suites only (dcmtk 3.6.7's profile). */
+function peerFingerprint(url: string, ca: string, rsaOnly = false): Promise<string> {
   const u = new URL(url);
+  const only = rsaOnly ? { maxVersion: 'TLSv1.2' as const, ciphers: 'ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256' } : {};
   return new Promise((resolve, reject) => {
-    const s = tls.connect({ host: u.hostname, port: Number(u.port), ca, servername: undefined, rejectUnauthorized: false }, () => {
+    const s = tls.connect({ host: u.hostname, port: Number(u.port), ca, servername: undefined, rejectUnauthorized: false, ...only }, () => {
       const fp = s.getPeerX509Certificate()?.fingerprint256 ?? '';
       s.destroy();
       resolve(fp);

@@ -12,6 +12,7 @@ import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { canIssueDeviceCertificates, ensureLocalPki, loadPki, type Pki } from '../../src/pki/ca.js';
 import { x509 } from '../../src/pki/x509-lib.js';
+import { isIssuedBy } from '../../src/pki/issue.js';
 import { fingerprint256, issueDeviceCertificate, signDeviceCsr, type IssuedDeviceCertificate } from '../../src/pki/device-cert.js';
 
 const DAY = 24 * 60 * 60 * 1000;
@@ -67,15 +68,17 @@ afterAll(async () => {
 });
 
 describe('ensureLocalPki', () => {
-  it('writes exactly four files: keys 0600 (PKCS#8), certificates 0644, directory 0700', async () => {
-    expect((await readdir(tlsDir)).sort()).toEqual(['ca.crt', 'ca.key', 'server.crt', 'server.key']);
+  it('writes exactly six files: keys 0600 (PKCS#8), certificates 0644, directory 0700', async () => {
+    expect((await readdir(tlsDir)).sort()).toEqual(['ca.crt', 'ca.key', 'server-ec.crt', 'server-ec.key', 'server.crt', 'server.key']);
     const mode = async (name: string) => (await stat(path.join(tlsDir, name))).mode & 0o777;
     expect(await mode('ca.key')).toBe(0o600);
     expect(await mode('server.key')).toBe(0o600);
+    expect(await mode('server-ec.key')).toBe(0o600);
     expect(await mode('ca.crt')).toBe(0o644);
     expect(await mode('server.crt')).toBe(0o644);
+    expect(await mode('server-ec.crt')).toBe(0o644);
     expect((await stat(tlsDir)).mode & 0o777).toBe(0o700);
-    for (const key of ['ca.key', 'server.key']) {
+    for (const key of ['ca.key', 'server.key', 'server-ec.key']) {
       expect(await readFile(path.join(tlsDir, key), 'utf8')).toMatch(/^-----BEGIN PRIVATE KEY-----\n/);
     }
     expect(await readFile(f.ca, 'utf8')).toBe(pki.caCertPem);
@@ -94,6 +97,18 @@ describe('ensureLocalPki', () => {
     const years = (Date.parse(ca.validTo) - Date.now()) / (365 * DAY);
     expect(years).toBeGreaterThan(9.9);
     expect(years).toBeLessThan(10.1);
+  });
+
+  it('makes an ECDSA P-256 server certificate beside it: same names, same EKUs, digitalSignature only', async () => {
+    const ecFile = path.join(tlsDir, 'server-ec.crt');
+    expect(openssl(['verify', '-purpose', 'sslserver', '-CAfile', f.ca, ecFile])).toContain('OK');
+    expect(openssl(['verify', '-purpose', 'sslclient', '-CAfile', f.ca, ecFile])).toContain('OK');
+    const t = text(ecFile);
+    expect(t).toContain('ASN1 OID: prime256v1');
+    expect(t).toMatch(/Key Usage: critical\s+Digital Signature\n/);
+    expect(new X509Certificate(pki.serverEc!.certPem).subjectAltName).toBe(new X509Certificate(pki.serverCertPem).subjectAltName);
+    expect(new X509Certificate(pki.serverEc!.certPem).checkPrivateKey(createPrivateKey(pki.serverEc!.keyPem))).toBe(true);
+    expect(await readFile(path.join(tlsDir, 'server-ec.key'), 'utf8')).toBe(pki.serverEc!.keyPem);
   });
 
   it('makes a 2-year RSA 3072 server certificate that verifies against the CA, with SANs and both EKUs', () => {
@@ -139,7 +154,15 @@ describe('ensureLocalPki', () => {
     const widened = await ensureLocalPki({ tlsDir: dir, hostnames: ['new.example.org'] });
     expect(widened.caCertPem).toBe(pki.caCertPem);
     expect(new X509Certificate(widened.serverCertPem).checkHost('new.example.org')).toBe('new.example.org');
-    expect((await readdir(dir)).sort()).toEqual(['ca.crt', 'ca.key', 'server.crt', 'server.key']);
+    expect((await readdir(dir)).sort()).toEqual(['ca.crt', 'ca.key', 'server-ec.crt', 'server-ec.key', 'server.crt', 'server.key']);
+
+    // An installation from before the ECDSA pair gets one from the same CA; the RSA pair stays.
+    await rm(path.join(dir, 'server-ec.crt'));
+    await rm(path.join(dir, 'server-ec.key'));
+    const upgraded = await ensureLocalPki({ tlsDir: dir, hostnames: ['new.example.org'] });
+    expect(upgraded.serverCertPem).toBe(widened.serverCertPem);
+    expect(upgraded.serverEc!.certPem).not.toBe(widened.serverEc!.certPem);
+    expect(isIssuedBy(upgraded.serverEc!.certPem, pki.caCertPem)).toBe(true);
   });
 
   it('refuses to replace a CA whose key is gone, and rejects bad host names', async () => {

@@ -45,8 +45,9 @@ export const BCP195_CIPHERS = [
 export interface ListenerOptions {
   host: string;
   port: number;
-  keyPem: string;
-  certPem: string;
+  /** One PEM, or several pairs of different key types (OpenSSL picks per handshake, pki/ca.ts servedPairs). */
+  keyPem: string | string[];
+  certPem: string | string[];
   /** The CA(s) whose client certificates are verified (Tresor's CA). */
   caPem: string;
   /** Authenticated associations, in total and per address. */
@@ -78,7 +79,7 @@ export interface TlsListener {
   /** Stops accepting; destroys every socket still open after `graceMs`. */
   close(graceMs?: number): Promise<void>;
   /** Serves a new certificate (and trusts a new CA) for new connections; open ones keep theirs. */
-  setCertificate(pem: { keyPem: string; certPem: string; caPem: string }): void;
+  setCertificate(pem: { keyPem: string | string[]; certPem: string | string[]; caPem: string }): void;
 }
 
 /** "::ffff:127.0.0.1" and "127.0.0.1" are the same peer. */
@@ -119,7 +120,7 @@ export async function listenTls(o: ListenerOptions): Promise<TlsListener> {
   let refusedSinceLog = 0;
   let evictedSinceLog = 0;
 
-  const contextOptions = (pem: { keyPem: string; certPem: string; caPem: string }): tls.SecureContextOptions => ({
+  const contextOptions = (pem: { keyPem: string | string[]; certPem: string | string[]; caPem: string }): tls.SecureContextOptions => ({
     key: pem.keyPem,
     cert: pem.certPem,
     ca: pem.caPem,

@@ -162,10 +162,10 @@ export function EnrolPage() {
         </div>
         <div class="check">
           <input type="checkbox" id="enrol-rsa" checked={rsa} onChange={(e) => setRsa((e.currentTarget as HTMLInputElement).checked)} aria-describedby="enrol-rsa-hint" />
-          <label for="enrol-rsa">The device cannot use an ECDSA key: give it an RSA key</label>
+          <label for="enrol-rsa">The modality cannot use an ECDSA key: give it an RSA key</label>
         </div>
         <p class="hint" id="enrol-rsa-hint">
-          Leave this off unless the device refuses the key or its TLS connection fails: ECDSA keys are as strong and make every connection faster. Older devices may need RSA.
+          Leave this off unless the modality refuses the key or its TLS connection fails: ECDSA keys are as strong and make every connection faster. Older devices may need RSA.
         </p>
         <div class="check">
           <input type="checkbox" id="enrol-edge" checked={edge} onChange={(e) => setEdge((e.currentTarget as HTMLInputElement).checked)} aria-describedby="enrol-edge-hint" />
