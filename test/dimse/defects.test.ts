@@ -139,7 +139,8 @@ describe('dcmjs-dimse defects, guarded', () => {
       expect(m.command.Status).toBe(0x0000);
       expect(m.command.MessageIDBeingRespondedTo).toBe(7);
       c.send(releaseRq());
-      expect((await c.next()) as { type: number }).toMatchObject({ type: 0x06 });
+      // PS3.8 §9.3.7: A-RELEASE-RP, PDU length 4, four reserved bytes.
+      expect((await c.next()) as { type: number; body: Buffer }).toEqual({ type: 0x06, body: Buffer.alloc(4) });
     } finally {
       slowQueries = 0;
     }

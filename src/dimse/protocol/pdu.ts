@@ -64,6 +64,11 @@ export function encodeAbort(source: number, reason: number): Buffer {
   return Buffer.from([PduType.Abort, 0, 0, 0, 0, 4, 0, 0, source, reason]);
 }
 
+/** PS3.8 §9.3.7: A-RELEASE-RP, type 06H, length 4, four reserved bytes. */
+export function encodeReleaseRp(): Buffer {
+  return Buffer.from([PduType.ReleaseRp, 0, 0, 0, 0, 4, 0, 0, 0, 0]);
+}
+
 export function encodeAssociateRj(result: number, source: number, reason: number): Buffer {
   return Buffer.from([PduType.AssociateRj, 0, 0, 0, 0, 4, 0, result, source, reason]);
 }
