@@ -3,7 +3,9 @@
 // still give one linear chain that verifies (every row's predecessor is the row before
 // it, no two rows share one); and a failed append must leave no transaction open and no
 // lock held, so later appends on the same pooled connections go through. On PGlite, and
-// on PostgreSQL with TEST_DATABASE_URL (where the append takes three round trips).
+// on PostgreSQL with TEST_DATABASE_URL (where the append takes three round trips). On
+// PGlite the append is one INSERT after the head kept in memory: two repos of one database
+// (nodeA, nodeB) share it, and a failed append makes the next one read the head again.
 
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
