@@ -53,11 +53,24 @@ export async function openDb(opts: DbOptions): Promise<Db> {
   // commit survives a power cut as on PostgreSQL. The in-memory database of the tests
   // has nothing to flush. Loaded only here: a PostgreSQL deployment never pays for the
   // WASM engine's code.
-  const [{ PGlite }, { default: ClientPgLite }, durable] = await Promise.all([
+  const [{ PGlite }, { default: ClientPgLite }, durable, { queryNamed }] = await Promise.all([
     import('@electric-sql/pglite'),
     import('knex-pglite'),
     import('./embedded-fs.js'),
+    import('./pglite-prepared.js'),
   ]);
+  // knex-pglite hands every statement to PGlite.query(), unnamed; the ones named with
+  // prepared() are parsed once instead (pglite-prepared.ts).
+  type QueryObject = { sql?: string; bindings?: unknown[]; options?: { name?: string }; response?: unknown };
+  const Base = ClientPgLite as unknown as new (config: Knex.Config) => { _query(connection: unknown, obj: QueryObject): Promise<QueryObject> };
+  class NamedStatementsClient extends Base {
+    override async _query(connection: unknown, obj: QueryObject): Promise<QueryObject> {
+      const name = obj.options?.name;
+      if (!name || !obj.sql) return super._query(connection, obj);
+      obj.response = await queryNamed(connection as InstanceType<typeof PGlite>, name, obj.sql, obj.bindings ?? []);
+      return obj;
+    }
+  }
   const pglite = opts.embeddedDir
     ? new PGlite({
         fs: new durable.DurableNodeFS(path.resolve(opts.embeddedDir)),
@@ -66,7 +79,7 @@ export async function openDb(opts: DbOptions): Promise<Db> {
       })
     : new PGlite(undefined, { postgresqlconf: EMBEDDED_CONF });
   return knexFactory({
-    client: ClientPgLite as unknown as typeof Knex.Client,
+    client: NamedStatementsClient as unknown as typeof Knex.Client,
     dialect: 'postgres',
     connection: { pglite },
     useNullAsDefault: false,
@@ -80,10 +93,12 @@ export function isEmbedded(db: Db): boolean {
 }
 
 /**
- * A named statement on PostgreSQL: parsed once per connection instead of on every call
- * (issue 13: for the statements every C-STORE runs, Parse and Bind were most of their
- * server time). For statements whose text never varies: one name must never stand for
- * two texts (node-postgres refuses it). PGlite ignores the name.
+ * A named statement: parsed once per connection instead of on every call (issue 13: for
+ * the statements every C-STORE runs, Parse and Bind were most of their server time on
+ * PostgreSQL, and parsing and planning half of the insert's time on PGlite, where
+ * pglite-prepared.ts runs it). For statements whose text never varies: one name must
+ * never stand for two texts (node-postgres refuses it; on PGlite the second text runs
+ * unnamed).
  */
 export function prepared<T>(raw: Knex.Raw<T>, name: string): Knex.Raw<T> {
   // Raw has knex's options() at run time (builder-interface-augmenter), not in its typings.
