@@ -6,6 +6,15 @@ import { isEmbedded, type Db } from './knex.js';
 // connections and server processes, so every row links to exactly one predecessor.
 const AUDIT_LOCK = 0x7e50a0d1;
 
+/**
+ * The row insert as a named statement (knex.ts prepared()), parsed once per connection:
+ * its text is always the same (columns() writes every column, knex orders them). It
+ * returns named columns, not *: a column added by a later migration (another node may run
+ * it while this one holds the statement) must not change the statement's result type.
+ */
+const AUDIT_INSERT = 'tresor_audit_append';
+const RETURNED = ['id', 'at', 'principal_kind', 'principal_id', 'principal_name', 'source', 'action', 'outcome', 'study_uids', 'details', 'prev_hash', 'hash', 'mac'];
+
 const toRow = (r: any): AuditRow => ({
   id: Number(r.id),
   at: new Date(r.at).toISOString(),
@@ -63,7 +72,7 @@ function newEmbeddedAppender(db: Db): (make: Make) => Promise<AuditRow> {
   const appendOne = async (make: Make): Promise<AuditRow> => {
     try {
       head ??= ((await db('audit_events').select('hash').orderBy('id', 'desc').first()) as { hash: string } | undefined)?.hash ?? GENESIS_HASH;
-      const [inserted] = await db('audit_events').insert(columns(make(head))).returning('*');
+      const [inserted] = await db('audit_events').insert(columns(make(head))).returning(RETURNED).options({ name: AUDIT_INSERT });
       const row = toRow(inserted);
       head = row.hash;
       return row;
@@ -102,7 +111,7 @@ async function appendOnServer(db: Db, make: Make): Promise<AuditRow> {
     const head = await client.query(conn, { sql: `BEGIN; SELECT pg_advisory_xact_lock(${AUDIT_LOCK}); SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1`, bindings: [], method: 'raw' });
     const results = head.response as { rows: { hash: string }[] }[];
     const row = make(results[2].rows[0]?.hash ?? GENESIS_HASH);
-    const [inserted] = await db('audit_events').connection(conn).insert(columns(row)).returning('*');
+    const [inserted] = await db('audit_events').connection(conn).insert(columns(row)).returning(RETURNED).options({ name: AUDIT_INSERT });
     await client.query(conn, { sql: 'COMMIT', bindings: [], method: 'raw' });
     return toRow(inserted);
   } catch (e) {

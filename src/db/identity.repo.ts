@@ -200,12 +200,16 @@ export function createIdentityRepo(db: Db): IdentityRepo {
       // One statement instead of three sequential reads (issue 13: each round trip is
       // ~1-2 ms of the association's set-up). No cache: read fresh on every association,
       // so a revocation or deletion committed by any node refuses the next one.
-      const res = await db.raw(
-        `SELECT EXISTS (SELECT 1 FROM revoked_certificates WHERE fingerprint = :fp) AS revoked,
-                to_json(d) AS device,
-                ${bindingsJson('device_id', 'd.id')} AS bindings
-           FROM (SELECT 1) AS one LEFT JOIN devices d ON d.cert_fingerprint = :fp`,
-        { fp: fingerprint },
+      // Named (knex.ts prepared()): parsed once per connection, not on every association.
+      const res = await prepared(
+        db.raw(
+          `SELECT EXISTS (SELECT 1 FROM revoked_certificates WHERE fingerprint = :fp) AS revoked,
+                  to_json(d) AS device,
+                  ${bindingsJson('device_id', 'd.id')} AS bindings
+             FROM (SELECT 1) AS one LEFT JOIN devices d ON d.cert_fingerprint = :fp`,
+          { fp: fingerprint },
+        ),
+        'tresor_certificate_login',
       );
       const r = (res as { rows: any[] }).rows[0];
       const device = json(r?.device);
