@@ -67,7 +67,8 @@ function embeddedAppender(db: Db): (make: Make) => Promise<AuditRow> {
 }
 
 function newEmbeddedAppender(db: Db): (make: Make) => Promise<AuditRow> {
-  let queue: Promise<unknown> = Promise.resolve();
+  /** The last append queued, until it settles; undefined when none is running. */
+  let tail: Promise<unknown> | undefined;
   let head: string | undefined;
   const appendOne = async (make: Make): Promise<AuditRow> => {
     try {
@@ -82,8 +83,18 @@ function newEmbeddedAppender(db: Db): (make: Make) => Promise<AuditRow> {
     }
   };
   return (make) => {
-    const next = queue.then(() => appendOne(make));
-    queue = next.catch(() => undefined);
+    // With none running, the INSERT is issued now, not a turn of the event loop later: it
+    // takes its place on the one connection before any statement asked for after this
+    // call (a reader that looks for the row it just caused sees it, as with a transaction).
+    const next = tail ? tail.then(() => appendOne(make)) : appendOne(make);
+    const settled = next.then(
+      () => undefined,
+      () => undefined,
+    );
+    tail = settled;
+    void settled.then(() => {
+      if (tail === settled) tail = undefined;
+    });
     return next;
   };
 }
