@@ -1,9 +1,11 @@
 import type { AuditFilter, AuditRepo, AuditRow } from '../core/audit.js';
 import { GENESIS_HASH } from '../core/audit.js';
+import { semaphore } from '../lib/semaphore.js';
 import { isEmbedded, type Db } from './knex.js';
 
-// One advisory-lock key for the audit chain: appends are serialised across
-// connections and server processes, so every row links to exactly one predecessor.
+// One advisory-lock key for the audit chain on PostgreSQL: appends are serialised across
+// connections and server processes, so every row links to exactly one predecessor. (The
+// embedded database has one process and one connection: its appends are queued here.)
 const AUDIT_LOCK = 0x7e50a0d1;
 
 /**
@@ -67,36 +69,25 @@ function embeddedAppender(db: Db): (make: Make) => Promise<AuditRow> {
 }
 
 function newEmbeddedAppender(db: Db): (make: Make) => Promise<AuditRow> {
-  /** The last append queued, until it settles; undefined when none is running. */
-  let tail: Promise<unknown> | undefined;
+  // One at a time, in call order; with none running, the INSERT is issued at once, not a
+  // turn of the event loop later: it takes its place on the one connection before any
+  // statement asked for after this call (a reader that looks for the row it just caused
+  // sees it, as with a transaction).
+  const oneAtATime = semaphore(1);
   let head: string | undefined;
-  const appendOne = async (make: Make): Promise<AuditRow> => {
-    try {
-      head ??= ((await db('audit_events').select('hash').orderBy('id', 'desc').first()) as { hash: string } | undefined)?.hash ?? GENESIS_HASH;
-      const [inserted] = await db('audit_events').insert(columns(make(head))).returning(RETURNED).options({ name: AUDIT_INSERT });
-      const row = toRow(inserted);
-      head = row.hash;
-      return row;
-    } catch (e) {
-      head = undefined;
-      throw e;
-    }
-  };
-  return (make) => {
-    // With none running, the INSERT is issued now, not a turn of the event loop later: it
-    // takes its place on the one connection before any statement asked for after this
-    // call (a reader that looks for the row it just caused sees it, as with a transaction).
-    const next = tail ? tail.then(() => appendOne(make)) : appendOne(make);
-    const settled = next.then(
-      () => undefined,
-      () => undefined,
-    );
-    tail = settled;
-    void settled.then(() => {
-      if (tail === settled) tail = undefined;
+  return (make) =>
+    oneAtATime(async () => {
+      try {
+        head ??= ((await db('audit_events').select('hash').orderBy('id', 'desc').first()) as { hash: string } | undefined)?.hash ?? GENESIS_HASH;
+        const [inserted] = await db('audit_events').insert(columns(make(head))).returning(RETURNED).options({ name: AUDIT_INSERT });
+        const row = toRow(inserted);
+        head = row.hash;
+        return row;
+      } catch (e) {
+        head = undefined;
+        throw e;
+      }
     });
-    return next;
-  };
 }
 
 interface PgKnexClient {

@@ -20,8 +20,6 @@ interface PGliteInternals {
   _checkReady(): Promise<void>;
   _runExclusiveTransaction<T>(fn: () => Promise<T>): Promise<T>;
   _runExclusiveQuery<T>(fn: () => Promise<T>): Promise<T>;
-  serializers: Record<number, (v: unknown) => string>;
-  parsers: Record<number, (v: string, typeId: number) => unknown>;
 }
 
 interface Prepared {
@@ -62,7 +60,7 @@ export async function queryNamed(pg: PGlite, name: string, text: string, params:
         }
         const values = params.map((v, i) => {
           if (v === null || v === undefined) return null;
-          const s = db.serializers[st.paramTypes[i]];
+          const s = pg.serializers[st.paramTypes[i]];
           return s ? s(v) : String(v);
         });
         messages.push(...(await step(serialize.bind({ statement: name, values }))));
@@ -73,7 +71,7 @@ export async function queryNamed(pg: PGlite, name: string, text: string, params:
         messages.push(...(await step(serialize.sync())));
       }
       await pg.syncToFs();
-      return pgliteParse.parseResults(messages, db.parsers as never, undefined, undefined)[0];
+      return pgliteParse.parseResults(messages, pg.parsers)[0];
     }),
   );
 }
