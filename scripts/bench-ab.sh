@@ -3,7 +3,7 @@
 # alternately (order flipped every repeat), same data set, same clients, on the
 # embedded database and on PostgreSQL; medians and new/old ratios at the end.
 #   usage: scripts/bench-ab.sh OLD_REPO NEW_REPO DATASET [REPEAT=3]
-#   env: PHASES (default "cstore cstore_par stow"), AB_DBS (default "embedded pg"), AB_OUT
+#   env: PHASES (default "cstore cstore_par stow"; also echo, qido, meta, cfind...), AB_DBS (default "embedded pg"), AB_OUT
 set -euo pipefail
 old=$(realpath "$1") new=$(realpath "$2") ds=$(realpath "$3") repeat=${4:-3}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -35,13 +35,17 @@ uptime | sed 's/^/# /' >&2
 python3 - "$out" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-keys = sorted({(r["db"], r["metric"]) for r in rows if "inst_per_s" in r})
-print("| db | metric | old inst/s (median) | new inst/s (median) | new/old | runs |")
-print("|---|---|---:|---:|---:|---:|")
-for db, m in keys:
-    v = {s: [r["inst_per_s"] for r in rows if r["db"] == db and r["metric"] == m and r["side"] == s] for s in ("old", "new")}
-    if not v["old"] or not v["new"]: continue
-    o, n = statistics.median(v["old"]), statistics.median(v["new"])
-    print(f"| {db} | {m} | {o:.1f} | {n:.1f} | {n/o:.2f} | {len(v['old'])}+{len(v['new'])} |")
+# Rates (inst/s: higher is better) and latencies (median ms of each run: lower is better).
+for field, unit in (("inst_per_s", "inst/s"), ("median_ms", "p50 ms")):
+    keys = sorted({(r["db"], r["metric"]) for r in rows if field in r})
+    if not keys: continue
+    print(f"| db | metric | old {unit} (median) | new {unit} (median) | new/old | runs |")
+    print("|---|---|---:|---:|---:|---:|")
+    for db, m in keys:
+        v = {s: [r[field] for r in rows if r["db"] == db and r["metric"] == m and r["side"] == s and field in r] for s in ("old", "new")}
+        if not v["old"] or not v["new"]: continue
+        o, n = statistics.median(v["old"]), statistics.median(v["new"])
+        print(f"| {db} | {m} | {o:.1f} | {n:.1f} | {n/o:.2f} | {len(v['old'])}+{len(v['new'])} |")
+    print()
 PY
 echo "raw: $out" >&2

@@ -16,6 +16,7 @@ import type {
 } from '../core/identity/types.js';
 import type { Role } from '../core/principal.js';
 import { prepared, type Db } from './knex.js';
+import { accountReadCache } from './account-cache.js';
 
 // One advisory-lock key for "create the first user": two processes starting on an empty
 // database at once must not both create an admin.
@@ -99,6 +100,7 @@ async function insertBindings(trx: Knex.Transaction, kind: AccountKind, id: numb
 }
 
 export function createIdentityRepo(db: Db): IdentityRepo {
+  const cachedRead = accountReadCache(db);
   return {
     // --- departments ---
     async listDepartments(filter) {
@@ -198,43 +200,49 @@ export function createIdentityRepo(db: Db): IdentityRepo {
     },
     async certificateLogin(fingerprint) {
       // One statement instead of three sequential reads (issue 13: each round trip is
-      // ~1-2 ms of the association's set-up). No cache: read fresh on every association,
-      // so a revocation or deletion committed by any node refuses the next one.
+      // ~1-2 ms of the association's set-up). Read fresh on every association, so a
+      // revocation or deletion committed by any node refuses the next one; on the embedded
+      // database "fresh" is the cache until an account table changes (account-cache.ts).
       // Named (knex.ts prepared()): parsed once per connection, not on every association.
-      const res = await prepared(
-        db.raw(
-          `SELECT EXISTS (SELECT 1 FROM revoked_certificates WHERE fingerprint = :fp) AS revoked,
-                  to_json(d) AS device,
-                  ${bindingsJson('device_id', 'd.id')} AS bindings
-             FROM (SELECT 1) AS one LEFT JOIN devices d ON d.cert_fingerprint = :fp`,
-          { fp: fingerprint },
-        ),
-        'tresor_certificate_login',
-      );
-      const r = (res as { rows: any[] }).rows[0];
-      const device = json(r?.device);
-      return { revoked: r?.revoked === true, device: device ? toDevice(device) : null, bindings: bindingsFromJson(r?.bindings) };
+      return cachedRead(`certificate:${fingerprint}`, async () => {
+        const res = await prepared(
+          db.raw(
+            `SELECT EXISTS (SELECT 1 FROM revoked_certificates WHERE fingerprint = :fp) AS revoked,
+                    to_json(d) AS device,
+                    ${bindingsJson('device_id', 'd.id')} AS bindings
+               FROM (SELECT 1) AS one LEFT JOIN devices d ON d.cert_fingerprint = :fp`,
+            { fp: fingerprint },
+          ),
+          'tresor_certificate_login',
+        );
+        const r = (res as { rows: any[] }).rows[0];
+        const device = json(r?.device);
+        return { revoked: r?.revoked === true, device: device ? toDevice(device) : null, bindings: bindingsFromJson(r?.bindings) };
+      });
     },
     async accountRead(kind, id, certDeviceId) {
-      // One statement (one snapshot, one round trip) on every authenticated request; never cached.
+      // One statement (one snapshot, one round trip) on every authenticated request; cached
+      // only on the embedded database, until an account table changes (account-cache.ts).
       const table = kind === 'user' ? 'users' : 'devices';
-      const res = await prepared(
-        db.raw(
-          `SELECT to_json(a) AS account, ${bindingsJson(holderColumn(kind), 'a.id')} AS bindings,
-                  (SELECT to_json(cd) FROM devices cd WHERE cd.id = :certDeviceId) AS cert_device
-             FROM (SELECT 1) AS one LEFT JOIN ${table} a ON a.id = :id`,
-          { id, certDeviceId: certDeviceId ?? null },
-        ),
-        `tresor_account_${table}`,
-      );
-      const r = (res as { rows: any[] }).rows[0];
-      const account = json(r?.account);
-      const certDevice = json(r?.cert_device);
-      return {
-        account: account ? (kind === 'user' ? toUser(account) : toDevice(account)) : null,
-        bindings: bindingsFromJson(r?.bindings),
-        certDevice: certDevice ? toDevice(certDevice) : null,
-      };
+      return cachedRead(`account:${table}:${id}:${certDeviceId ?? ''}`, async () => {
+        const res = await prepared(
+          db.raw(
+            `SELECT to_json(a) AS account, ${bindingsJson(holderColumn(kind), 'a.id')} AS bindings,
+                    (SELECT to_json(cd) FROM devices cd WHERE cd.id = :certDeviceId) AS cert_device
+               FROM (SELECT 1) AS one LEFT JOIN ${table} a ON a.id = :id`,
+            { id, certDeviceId: certDeviceId ?? null },
+          ),
+          `tresor_account_${table}`,
+        );
+        const r = (res as { rows: any[] }).rows[0];
+        const account = json(r?.account);
+        const certDevice = json(r?.cert_device);
+        return {
+          account: account ? (kind === 'user' ? toUser(account) : toDevice(account)) : null,
+          bindings: bindingsFromJson(r?.bindings),
+          certDevice: certDevice ? toDevice(certDevice) : null,
+        };
+      });
     },
     async createDevice(d) {
       return db.transaction(async (trx) => {

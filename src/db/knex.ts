@@ -78,12 +78,35 @@ export async function openDb(opts: DbOptions): Promise<Db> {
         startParams: durable.DURABLE_START_PARAMS,
       })
     : new PGlite(undefined, { postgresqlconf: EMBEDDED_CONF });
-  return knexFactory({
+  // Migration 008's triggers NOTIFY tresor_accounts when a transaction that changed an
+  // account table commits; PGlite hands this process the notification before that
+  // COMMIT's call returns (tested in test/db/account-cache.test.ts).
+  const changes = { generation: 0 };
+  await pglite.listen(ACCOUNT_CHANNEL, () => void changes.generation++);
+  const db = knexFactory({
     client: NamedStatementsClient as unknown as typeof Knex.Client,
     dialect: 'postgres',
     connection: { pglite },
     useNullAsDefault: false,
   } as Knex.Config);
+  accountChanges.set(db, changes);
+  return db;
+}
+
+/** The channel migration 008's triggers notify. */
+const ACCOUNT_CHANNEL = 'tresor_accounts';
+const accountChanges = new WeakMap<Db, { generation: number }>();
+
+/**
+ * On the embedded database only: a number that moves whenever a transaction that changed
+ * users, devices, role_bindings, departments or revoked_certificates has committed, by
+ * any code path (the triggers of migration 008). One process holds the embedded database
+ * (the data directory's lock), so no change can commit unseen. Undefined on PostgreSQL,
+ * where other nodes write and a notification reaches this one only later; and for a
+ * transaction's own handle (it may see its uncommitted writes).
+ */
+export function accountChangesOf(db: Db): { readonly generation: number } | undefined {
+  return accountChanges.get(db);
 }
 
 /** True for the in-process PGlite database (its knex client also derives from knex's pg one). */

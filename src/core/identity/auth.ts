@@ -195,7 +195,7 @@ export function createAuthentication(ctx: IdentityContext) {
       let principal: Principal | null = null;
       if (!fp) reason = 'bad-fingerprint';
       else {
-        // Revocation list, device and roles in one read, never cached (see certificateLogin).
+        // Revocation list, device and roles in one read, fresh (see certificateLogin).
         const { revoked, device, bindings } = await repo.certificateLogin(fp);
         if (revoked) reason = 'certificate-revoked';
         else if (!device) reason = 'unknown-certificate';

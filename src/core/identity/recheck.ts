@@ -5,7 +5,8 @@
 // or a user, revoking one of its roles, changing a user's password or re-issuing
 // (or revoking) a device certificate ends what is already open, at the next request.
 //
-// Cost: one statement (repo.accountRead: one round trip, one snapshot, never cached) —
+// Cost: one statement (repo.accountRead: one round trip, one snapshot; on the embedded
+// database none while no account table has changed since the last read, db/account-cache.ts) —
 // the account by primary key, its role bindings by the (holder, department, role) unique
 // index and, when a user authenticated next to a device certificate, that device by
 // primary key. (Was two or three queries on as many pooled connections; issue 13 item 2.)

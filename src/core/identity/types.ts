@@ -105,7 +105,8 @@ export interface IdentityRepo {
   certificateLogin(fingerprint: string): Promise<{ revoked: boolean; device: DeviceRecord | null; bindings: BindingRecord[] }>;
   /**
    * An account, its role bindings and, when given, the device of the certificate it
-   * holds, in one statement (one snapshot, one round trip; never cached): what every
+   * holds, in one statement (one snapshot, one round trip; cached on the embedded database
+   * only until an account table changes, db/account-cache.ts): what every
    * authenticated request reads — a bearer token's or a browser session's account, and
    * the re-check before each DIMSE request (recheck.ts).
    */
