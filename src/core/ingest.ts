@@ -77,6 +77,8 @@ export interface IngestResult {
   seriesUid: string;
   transferSyntaxUid: string;
   warnings: string[];
+  /** Bytes written to the blob store for this instance: 0 for a duplicate (metrics). */
+  storedBytes: number;
 }
 
 export interface IngestService {
@@ -278,7 +280,7 @@ export function createIngestService(d: IngestDeps): IngestService {
       if (parsed.charsetFallback) warnings.push('not-fully-decoded');
       if (v.metaMismatch) warnings.push('meta-sop-instance-mismatch');
       t.stored({ studyUid: v.studyUid, sopClassUid: v.sopClassUid, duplicate: false, warnings });
-      return result('stored', v, parsed, warnings);
+      return result('stored', v, parsed, warnings, storedSize);
     } catch (e) {
       t.failed(e, parsedUids.studyUid);
       throw e;
@@ -489,9 +491,9 @@ function buildRow(departmentId: number, objectKey: string, size: number, sha256:
   };
 }
 
-function result(outcome: IngestResult['outcome'], v: Validated, o: ParsedObject, warnings: string[]): IngestResult {
+function result(outcome: IngestResult['outcome'], v: Validated, o: ParsedObject, warnings: string[], storedBytes = 0): IngestResult {
   const { metaMismatch: _m, ...uids } = v;
-  return { outcome, ...uids, transferSyntaxUid: o.transferSyntaxUid, warnings };
+  return { outcome, ...uids, transferSyntaxUid: o.transferSyntaxUid, warnings, storedBytes };
 }
 
 function conflictMessage(reason: string): string {

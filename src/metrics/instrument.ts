@@ -2,26 +2,21 @@
 // deps.ts wraps what it builds with these when metrics are on. The wrappers keep
 // every method's contract (same results, same errors) and only observe.
 //
-// Bytes stored per door: the blob store does not know the door, the ingest service
-// does not return sizes; an AsyncLocalStorage context opened by the ingest wrapper
-// carries the door down to the blob-store wrapper's put().
+// Bytes stored per door: from each ingest result (IngestResult.storedBytes). Not an
+// AsyncLocalStorage from the ingest wrapper down to the blob store's put(), as before:
+// on Node 20 one AsyncLocalStorage turns on promise hooks for the whole process, and
+// every promise anywhere then paid for them (issue 13: ~3% of an ingest's main-thread
+// time in promiseInitHook and its kin).
 
-import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Readable } from 'node:stream';
 import type { AuditEvent, AuditLog } from '../core/audit.js';
 import { outcomeOf } from '../core/audit.js';
 import { REASONS } from '../core/errors.js';
 import type { LockoutRepo } from '../core/identity/lockout.js';
-import type { IngestService, IngestTransfer } from '../core/ingest.js';
-import type { BlobStore, PutResult } from '../core/ports/blob-store.js';
+import type { IngestResult, IngestService, IngestTransfer } from '../core/ingest.js';
+import type { BlobStore } from '../core/ports/blob-store.js';
 import type { QueryService } from '../core/query.js';
 import { doorLabel, reasonLabel, type Door, type Metrics } from './registry.js';
-
-interface StoreContext {
-  door: Door;
-  bytes: number;
-}
-const storeContext = new AsyncLocalStorage<StoreContext>();
 
 function kindOf(reason: string): string {
   return Object.hasOwn(REASONS, reason) ? REASONS[reason as keyof typeof REASONS].kind : reason === 'internal' ? 'internal' : 'other';
@@ -53,13 +48,12 @@ export function observedAudit(audit: AuditLog, m: Metrics): AuditLog {
   };
 }
 
-async function timedStore<T>(m: Metrics, door: Door, fn: () => Promise<T>): Promise<T> {
-  const ctx: StoreContext = { door, bytes: 0 };
+async function timedStore(m: Metrics, door: Door, fn: () => Promise<IngestResult>): Promise<IngestResult> {
   const end = m.storeSeconds.startTimer({ door });
   try {
-    const r = await storeContext.run(ctx, fn);
+    const r = await fn();
     m.stores.inc({ door, outcome: 'success' });
-    if (ctx.bytes) m.storedBytes.inc({ door }, ctx.bytes);
+    if (r.storedBytes) m.storedBytes.inc({ door }, r.storedBytes);
     return r;
   } catch (e) {
     m.stores.inc({ door, outcome: outcomeOf(e).outcome });
@@ -127,13 +121,8 @@ async function timed<T>(m: Metrics, operation: string, fn: () => Promise<T>): Pr
 }
 
 export function instrumentBlobStore(b: BlobStore, m: Metrics): BlobStore {
-  const counted = (r: PutResult) => {
-    const ctx = storeContext.getStore();
-    if (ctx) ctx.bytes += r.size;
-    return r;
-  };
   const wrapped: BlobStore = {
-    put: async (key: string, body: Readable) => counted(await timed(m, 'put', () => b.put(key, body))),
+    put: (key: string, body: Readable) => timed(m, 'put', () => b.put(key, body)),
     get: (key) => timed(m, 'get', () => b.get(key)),
     stat: (key) => timed(m, 'stat', () => b.stat(key)),
     delete: (key) => timed(m, 'delete', () => b.delete(key)),
@@ -144,7 +133,7 @@ export function instrumentBlobStore(b: BlobStore, m: Metrics): BlobStore {
   // Optional methods are forwarded only when the store has them: the core tests for their
   // presence (a missing adopt() here once made every spool file copied and fsynced twice).
   const adopt = b.adopt?.bind(b);
-  if (adopt) wrapped.adopt = async (key, file, info, opts) => counted(await timed(m, 'adopt', () => adopt(key, file, info, opts)));
+  if (adopt) wrapped.adopt = (key, file, info, opts) => timed(m, 'adopt', () => adopt(key, file, info, opts));
   return wrapped;
 }
 
