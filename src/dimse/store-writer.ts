@@ -33,8 +33,8 @@ export type StoreOutcome =
 
 export class Part10TempWriter extends Writable {
   private file?: BatchedFile;
-  /** Only a file this writer created is ever removed by it. */
-  private created = false;
+  /** Only a file this writer created is ever removed by it (BatchedFile.created). */
+  private spool?: BatchedFile;
   private received = 0;
   private readonly hash: Hash = createHash('sha256');
   private readonly head = new HeadKeeper();
@@ -57,13 +57,8 @@ export class Part10TempWriter extends Writable {
       this.failure = { why: 'refused', detail: refused };
       return;
     }
-    try {
-      this.file = new BatchedFile(path);
-      this.created = true;
-    } catch (e) {
-      this.failure = { why: 'write-failed', detail: (e as NodeJS.ErrnoException).code ?? 'error' };
-      return;
-    }
+    // A failed open fails the first write or the close: 'write-failed' with its code.
+    this.file = this.spool = new BatchedFile(path);
     this.take(header);
     this.headerBytes = header.length;
   }
@@ -147,6 +142,7 @@ export class Part10TempWriter extends Writable {
   }
 
   private async removeFile(): Promise<void> {
-    if (this.created) await removeIfPresent(this.path);
+    // Settled by now: abandon() and close() wait for the open.
+    if (this.spool?.created) await removeIfPresent(this.path);
   }
 }

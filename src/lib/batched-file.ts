@@ -1,12 +1,16 @@
 // A new file written in few system calls: the chunks a door receives are held and
-// written together, one writev(2) per FLUSH_BYTES, and the file is created and closed
-// directly. Neither of those waits for the disk (creating is a directory-entry update;
-// closing a file we only wrote flushes nothing), while each call on libuv's thread pool
+// written together, one writev(2) per FLUSH_BYTES, and the file is closed directly
+// (closing a file we only wrote flushes nothing, while each call on libuv's thread pool
 // costs two thread wake-ups, which on this machine kind cost more CPU than the call
-// itself (issue 13: perf put a fifth of an ingest's CPU in them). Used for the spool
-// files of C-STORE (dimse/store-writer.ts) and STOW-RS (core/ingest.ts).
+// itself: issue 13, perf put a fifth of an ingest's CPU in them). The file is created
+// on the thread pool, though: creating is a directory-entry update in the file system's
+// journal, and while other files are being fsynced (every ingest fsyncs its object and
+// the database its log) open(2) with O_CREAT waits for the journal's commit — up to a
+// millisecond per object on the main thread, in a profile of one C-STORE association
+// (issue 13). Used for the spool files of C-STORE (dimse/store-writer.ts) and STOW-RS
+// (core/ingest.ts).
 
-import { closeSync, openSync, writev } from 'node:fs';
+import { closeSync, open, writev } from 'node:fs';
 import { Writable } from 'node:stream';
 
 /** Bytes held for one write: a typical CT or MR instance is one writev(2). */
@@ -14,14 +18,25 @@ export const FLUSH_BYTES = 1024 * 1024;
 
 export class BatchedFile {
   private fd?: number;
+  private closed = false;
   private pending: Buffer[] = [];
   private pendingBytes = 0;
-  /** The writes so far, in order; rejects with the first write error. */
-  private written: Promise<void> = Promise.resolve();
+  /** The open and the writes so far, in order; rejects with the first error (a failed open included). */
+  private written: Promise<void>;
+  /** True once this object created the file: only then may its owner remove the path. */
+  created = false;
 
-  /** Creates `path` ('wx': never an existing path; 0600: only Tresor reads it). Throws as open(2) does. */
+  /** Creates `path` ('wx': never an existing path; 0600: only Tresor reads it). A failed open(2) fails the first write, flush or close. */
   constructor(readonly path: string) {
-    this.fd = openSync(path, 'wx', 0o600);
+    this.written = new Promise<void>((resolve, reject) =>
+      open(path, 'wx', 0o600, (err, fd) => {
+        if (err) return reject(err);
+        this.created = true;
+        this.fd = fd;
+        resolve();
+      }),
+    );
+    this.written.catch(() => undefined); // read by write/flush/close/abandon
   }
 
   /** Queues `chunk`; a promise when the held bytes reached FLUSH_BYTES and a write went out (wait for it: backpressure). */
@@ -33,12 +48,12 @@ export class BatchedFile {
 
   /** Writes what is held; resolves when every write so far is done. */
   flush(): Promise<void> {
-    const fd = this.fd;
     const bufs = this.pending;
     this.pending = [];
     this.pendingBytes = 0;
-    if (fd !== undefined && bufs.length > 0) {
-      this.written = this.written.then(() => new Promise<void>((resolve, reject) => writeAll(fd, bufs, (e) => (e ? reject(e) : resolve()))));
+    if (!this.closed && bufs.length > 0) {
+      // After the open (chained): the descriptor is there when this runs.
+      this.written = this.written.then(() => new Promise<void>((resolve, reject) => writeAll(this.fd!, bufs, (e) => (e ? reject(e) : resolve()))));
     }
     return this.written;
   }
@@ -61,6 +76,7 @@ export class BatchedFile {
   }
 
   private closeNow(): void {
+    this.closed = true;
     const fd = this.fd;
     this.fd = undefined;
     if (fd !== undefined) closeSync(fd);

@@ -41,6 +41,27 @@ describe('BatchedFile', () => {
     expect(fs.readFileSync(taken, 'utf8')).toBe('mine');
   });
 
+  it('creates the file off the main thread: a failed open fails the write and the close, and says it created nothing', async () => {
+    const taken = path.join(dir, 'taken2.bin');
+    fs.writeFileSync(taken, 'mine');
+    const f = new BatchedFile(taken);
+    f.write(Buffer.from('x'));
+    await expect(f.flush()).rejects.toMatchObject({ code: 'EEXIST' });
+    await expect(f.close()).rejects.toMatchObject({ code: 'EEXIST' });
+    expect(f.created).toBe(false);
+    expect(fs.readFileSync(taken, 'utf8')).toBe('mine');
+
+    const before = openFds();
+    const fresh = new BatchedFile(path.join(dir, 'fresh.bin'));
+    await fresh.abandon(); // at once, the open still on its way: it is waited for, then closed
+    expect(fresh.created).toBe(true);
+    expect(openFds()).toBe(before);
+    const g = new BatchedFile(path.join(dir, 'g.bin'));
+    g.write(Buffer.from('abc'));
+    await g.close();
+    expect(fs.readFileSync(path.join(dir, 'g.bin'), 'utf8')).toBe('abc');
+  });
+
   it('a source that fails mid-way closes the descriptor', async () => {
     const before = openFds();
     const failing = new Readable({
