@@ -6,10 +6,7 @@
 
 import { opendir, readFile, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import dcmjs from 'dcmjs';
-import { silenceDcmjs } from '../core/dicom/dcmjs-quiet.js';
-
-silenceDcmjs(dcmjs);
+import dcmjs from '../core/dicom/dcmjs.js';
 
 /** A file to import, or a place that could not be read (reported as unreadable). */
 export interface Found {

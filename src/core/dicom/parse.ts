@@ -4,18 +4,13 @@
 // anything after it are never loaded here.
 
 import fs, { type FileHandle } from 'node:fs/promises';
-import dcmjs from 'dcmjs';
+import dcmjs from './dcmjs.js';
 import { toArrayBuffer } from '../../lib/array-buffer.js';
 import { invalid, tooLarge } from '../errors.js';
-import { silenceDcmjs } from './dcmjs-quiet.js';
 import { datasetOffsetFromGroupLength, FILE_META_START, MAX_FILE_META_BYTES, PREAMBLE_LENGTH, readFileMeta } from './part10.js';
 import { inflatePart10, MAX_INFLATED_BYTES, MAX_INFLATED_ELEMENTS, MAX_INFLATED_VALUE_BYTES } from './inflate.js';
 import { TS } from './transfer-syntaxes.js';
 import { walkDataset, type PixelDataLocation } from './walk.js';
-
-// dcmjs logs warnings (e.g. "Invalid vr type") through loglevel; they carry tag
-// values at times, so keep them out of our logs (ARCHITECTURE.md rule 8).
-silenceDcmjs(dcmjs);
 
 /** Attributes before Pixel Data larger than this are refused (they would be held in memory). */
 export const MAX_HEADER_BYTES = 64 * 1024 * 1024;

@@ -4,7 +4,7 @@
 // the DICOM JSON kept in studies.attributes / series.attributes / instances.metadata.
 // Pure helpers for the matching rules of PS3.4 C.2.2.2 live here too.
 
-import dcmjs from 'dcmjs';
+import dcmjs from './dcmjs.js';
 import { invalid } from '../errors.js';
 import { SERIES_LEVEL_TAGS, STUDY_LEVEL_TAGS } from './levels.js';
 import { ALL_VRS } from './vr.js';

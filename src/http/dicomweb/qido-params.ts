@@ -5,7 +5,7 @@
 //   fuzzymatching=true|false, limit=n, offset=n
 // Values go to the core as strings; the core applies PS3.4 C.2.2.2 matching rules.
 
-import dcmjs from 'dcmjs';
+import dcmjs from '../../core/dicom/dcmjs.js';
 import { invalid } from '../../core/errors.js';
 import type { DicomJson, DicomJsonElement } from '../../core/dicom/json.js';
 import { vrOf } from '../../core/dicom/query-keys.js';

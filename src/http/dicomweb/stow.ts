@@ -12,7 +12,7 @@
 
 import { once } from 'node:events';
 import { Transform } from 'node:stream';
-import dcmjs from 'dcmjs';
+import dcmjs from '../../core/dicom/dcmjs.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { invalid, isTresorError, tooLarge, TresorError } from '../../core/errors.js';
 import { DEPARTMENT_RE } from '../../core/identity/names.js';

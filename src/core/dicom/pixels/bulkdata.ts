@@ -1,17 +1,15 @@
 // The attributes before Pixel Data of a stored object, parsed by dcmjs, and the
 // bulk data values in them (PS3.18 §10.4 /bulkdata; BulkDataURIs as json.ts writes them).
 
-import dcmjs from 'dcmjs';
+import dcmjs from '../dcmjs.js';
 import { toArrayBuffer } from '../../../lib/array-buffer.js';
 import { notFound, unavailable } from '../../errors.js';
-import { silenceDcmjs } from '../dcmjs-quiet.js';
 import { inflatePart10 } from '../inflate.js';
 import { datasetOffsetFromGroupLength } from '../part10.js';
 import { TS } from '../transfer-syntaxes.js';
 import { pixelLayout, type PixelLayout } from './layout.js';
 import { readPrefix, type StoredObject } from './stream-reader.js';
 
-silenceDcmjs(dcmjs);
 
 /** The attributes before Pixel Data as a dcmjs dictionary (≤ 64 MiB, see parse.ts). */
 export async function readHeaderDict(o: StoredObject, layout?: PixelLayout): Promise<{ dict: Record<string, any>; meta: Record<string, any> }> {

@@ -26,7 +26,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
-import dcmjs from 'dcmjs';
+import dcmjs from '../dcmjs.js';
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 import { silenceDcmjs } from '../dcmjs-quiet.js';
@@ -34,7 +34,6 @@ import { promisedBytes, shapeOfElements, type PixelShape } from './pixel-bounds.
 import { fit, type RenderOptions } from './render.js';
 
 const require = createRequire(import.meta.url);
-silenceDcmjs(dcmjs);
 
 /** An error the parent maps to a reason: `too-large` (over the promise or the cap) or `failed`. */
 export class CodecJobError extends Error {
