@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
-import dcmjs from 'dcmjs';
+import dcmjs from '../../src/core/dicom/dcmjs.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isTresorError } from '../../src/core/errors.js';
 import type { Principal } from '../../src/core/principal.js';

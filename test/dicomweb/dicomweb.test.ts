@@ -5,7 +5,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import dcmjs from 'dcmjs';
+import dcmjs from '../../src/core/dicom/dcmjs.js';
 import { api } from 'dicomweb-client';
 
 // dicomweb-client's declarations make optional options required; the tests use it untyped.

@@ -5,7 +5,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import dcmjs from 'dcmjs';
+import dcmjs from '../../src/core/dicom/dcmjs.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silenceDcmjs } from '../../src/core/dicom/dcmjs-quiet.js';
 import type { Db } from '../../src/db/knex.js';

@@ -12,7 +12,7 @@ import { storeSampleSet, TS_OPTION, type StoreOutcome } from '../helpers/dimse-s
 import { datasetDump, freePort, run, startStoreScp, startTlsTunnel, tlsArgs, type Background } from '../helpers/dimse-tools.js';
 import { SAMPLE_DIR } from '../helpers/samples.js';
 import { systemPrincipal } from '../../src/core/principal.js';
-import dcmjs from 'dcmjs';
+import dcmjs from '../../src/core/dicom/dcmjs.js';
 import { parseMeta } from '../../src/dimse/part10-reader.js';
 
 interface Uids {

@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import dcmjs from 'dcmjs';
+import dcmjs from '../../src/core/dicom/dcmjs.js';
 import { freshUid } from './dicomweb-data.js';
 import { SAMPLE_DIR } from './samples.js';
 

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import { Readable } from 'node:stream';
-import dcmjs from 'dcmjs';
+import dcmjs from '../../src/core/dicom/dcmjs.js';
 import { SAMPLE_DIR } from './samples.js';
 
 let seq = 0;

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import zlib from 'node:zlib';
-import dcmjs from 'dcmjs';
+import dcmjs from '../../src/core/dicom/dcmjs.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPixelCodec, type PixelCodec } from '../../src/core/dicom/pixels/pixel-codec.js';
 import { promisedBytes, shapeOfElements } from '../../src/core/dicom/pixels/pixel-bounds.js';
