@@ -16,12 +16,15 @@ import type { Knex } from 'knex';
 
 export const name = '008-account-change-notify';
 
-export const ACCOUNT_TABLES = ['users', 'devices', 'role_bindings', 'departments', 'revoked_certificates'] as const;
+/** The channel the triggers notify; db/knex.ts listens on it (embedded database only). */
+export const ACCOUNT_CHANNEL = 'tresor_accounts';
+
+const ACCOUNT_TABLES = ['users', 'devices', 'role_bindings', 'departments', 'revoked_certificates'] as const;
 
 export async function up(knex: Knex): Promise<void> {
   await knex.raw(`CREATE FUNCTION tresor_accounts_changed() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
-      PERFORM pg_notify('tresor_accounts', TG_TABLE_NAME);
+      PERFORM pg_notify('${ACCOUNT_CHANNEL}', TG_TABLE_NAME);
       RETURN NULL;
     END $$`);
   for (const table of ACCOUNT_TABLES) {

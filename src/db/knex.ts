@@ -10,6 +10,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import knexFactory, { type Knex } from 'knex';
 import pg from 'pg';
+import { ACCOUNT_CHANNEL } from '../../migrations/008-account-change-notify.js';
 import { migrations } from '../../migrations/index.js';
 import { TresorError } from '../core/errors.js';
 import { fsyncTree } from '../lib/fs-atomic.js';
@@ -93,8 +94,6 @@ export async function openDb(opts: DbOptions): Promise<Db> {
   return db;
 }
 
-/** The channel migration 008's triggers notify. */
-const ACCOUNT_CHANNEL = 'tresor_accounts';
 const accountChanges = new WeakMap<Db, { generation: number }>();
 
 /**

@@ -1,5 +1,7 @@
-// dcmjs-dimse 0.3.3 bundles its own dcmjs (0.50.x) next to the application's. Data
-// sets it parses and writes go through that copy, so identifiers are converted with
+// The dcmjs that dcmjs-dimse 0.3.3 requires. Today that is the application's own (the
+// "overrides" in package.json, core/dicom/dcmjs.ts); resolved from dcmjs-dimse all the
+// same, so that an update of it that nests its own copy again still gets the right one.
+// Data sets it parses and writes go through that copy, so identifiers are converted with
 // the same copy, and its loggers are the ones to silence: dcmjs warns with element
 // values ("Unknown name in dataset 00091040 : <patient name>"), which is patient
 // data in logs (ARCHITECTURE.md rule 8, README.md defect 13).

@@ -10,7 +10,6 @@ import { TS } from '../transfer-syntaxes.js';
 import { pixelLayout, type PixelLayout } from './layout.js';
 import { readPrefix, type StoredObject } from './stream-reader.js';
 
-
 /** The attributes before Pixel Data as a dcmjs dictionary (≤ 64 MiB, see parse.ts). */
 export async function readHeaderDict(o: StoredObject, layout?: PixelLayout): Promise<{ dict: Record<string, any>; meta: Record<string, any> }> {
   const whole = o.transferSyntaxUid === TS.deflatedExplicitLittle;
