@@ -10,26 +10,27 @@
 // under its key, but only ever journaled and unreferenced (see BlobStore.adopt).
 
 import { randomUUID } from 'node:crypto';
-import { chmodSync, closeSync, createReadStream, fstatSync, open as openFd, read as readFd, statSync } from 'node:fs';
+import { chmodSync, closeSync, fstatSync, open as openFd, read as readFd, statSync } from 'node:fs';
 import { access, constants, copyFile, mkdir, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { isTresorError, notFound, unavailable } from '../core/errors.js';
 import type { AdoptOptions, BlobInfo, BlobStore, PutResult } from '../core/ports/blob-store.js';
 import { assertValidKeyPrefix, assertValidObjectKey, isValidObjectKey } from '../core/ports/object-keys.js';
 import { fsyncDir, fsyncFile } from '../lib/fs-atomic.js';
+import { giveBackReadChunk, READ_CHUNK_BYTES, takeReadChunk } from '../lib/read-chunks.js';
 import { ensurePrivateDir, removeStaleFiles, writeNewFile } from './temp-files.js';
 
 /**
  * Bytes per read of a stored object (and so per chunk a retrieve writes to its socket):
  * the stream holds at most about this much ahead of its reader, so memory stays bounded
  * for an object of any size. Just under glibc malloc's default mmap threshold (128 KiB):
- * each chunk is a fresh Buffer, and a larger one is mmapped and handed back to the
- * kernel when it is freed, so every read faulted in new zeroed pages (measured with
- * 1 MiB reads: ~40 page faults per MB sent and more server CPU than 64 KiB reads once
- * the machine was busy); below it, freed chunks are reused from malloc's free lists.
+ * a larger chunk is mmapped and handed back to the kernel when it is freed, so every read
+ * faulted in new zeroed pages (measured with 1 MiB reads: ~40 page faults per MB sent).
+ * The chunks come from lib/read-chunks.ts: a sender that gives them back once its socket
+ * is done with them (a C-GET or C-MOVE) has its next reads filled into the same memory.
  */
-export const READ_CHUNK = 120 * 1024;
+export const READ_CHUNK = READ_CHUNK_BYTES;
 
 /**
  * A stored object as a stream, from a descriptor just opened. A WADO-RS study retrieve's
@@ -38,23 +39,68 @@ export const READ_CHUNK = 120 * 1024;
  * event loop. So:
  *  - reads go through fs.read's callbacks, not a FileHandle (whose read costs a promise
  *    and a request object per chunk), READ_CHUNK at a time, up to the size known at open:
- *    no read that only finds the end of the file, and no short read that Node copies
- *    into a smaller buffer (an object is never rewritten under its key);
+ *    no read that only finds the end of the file (an object is never rewritten under its
+ *    key); a short read is passed on as the part of the chunk it filled, not copied;
  *  - the size comes from fstat(2) and the descriptor is closed with close(2), both called
  *    directly: on a descriptor already open for reading neither waits for the disk (the
  *    inode is in memory; nothing is written back on close), so they cost microseconds
  *    where a thread-pool round trip costs a hundred.
- * autoClose (the default) closes the descriptor at end, on error and on destroy.
+ * Not fs.createReadStream: it allocates a new Buffer for every read.
  */
-function readStreamOf(p: string, fd: number): Readable {
-  const { size } = fstatSync(fd);
-  return createReadStream(p, {
-    fd,
-    start: 0,
-    ...(size > 0 ? { end: size - 1 } : {}),
-    highWaterMark: READ_CHUNK,
-    fs: { read: readFd, open: openFd, close: closeNow },
-  });
+class StoredObjectStream extends Readable {
+  private pos = 0;
+  private reading = false;
+  private closeWhenRead?: () => void;
+
+  constructor(
+    private readonly fd: number,
+    private readonly size: number,
+  ) {
+    super({ highWaterMark: READ_CHUNK });
+  }
+
+  override _read(): void {
+    const n = Math.min(READ_CHUNK, this.size - this.pos);
+    if (n <= 0) {
+      this.push(null);
+      return;
+    }
+    const chunk = takeReadChunk();
+    this.reading = true;
+    readFd(this.fd, chunk, 0, n, this.pos, (e, bytesRead) => {
+      this.reading = false;
+      if (this.closeWhenRead || this.destroyed) {
+        giveBackReadChunk(chunk);
+        this.closeWhenRead?.();
+        return;
+      }
+      if (e) {
+        giveBackReadChunk(chunk);
+        this.destroy(e);
+        return;
+      }
+      if (bytesRead === 0) {
+        // Shorter than at open: the object was removed and its blocks truncated under us.
+        giveBackReadChunk(chunk);
+        this.destroy(new Error('stored object ended before its size'));
+        return;
+      }
+      this.pos += bytesRead;
+      this.push(bytesRead === chunk.length ? chunk : chunk.subarray(0, bytesRead));
+    });
+  }
+
+  override _destroy(err: Error | null, cb: (e?: Error | null) => void): void {
+    // Never close the descriptor under a read on the thread pool: the number could be
+    // reused by another open before the read runs.
+    const close = () => closeNow(this.fd, (e) => cb(err ?? e));
+    if (this.reading) this.closeWhenRead = close;
+    else close();
+  }
+}
+
+function readStreamOf(fd: number): Readable {
+  return new StoredObjectStream(fd, fstatSync(fd).size);
 }
 
 function closeNow(fd: number, cb: (e: NodeJS.ErrnoException | null) => void): void {
@@ -223,7 +269,7 @@ export async function createFsBlobStore(rootDir: string, opts: { tempMaxAgeMs?: 
       let fd: number | undefined;
       try {
         fd = await new Promise<number>((resolve, reject) => openFd(p, 'r', (e, fd) => (e ? reject(e) : resolve(fd))));
-        return readStreamOf(p, fd);
+        return readStreamOf(fd);
       } catch (e) {
         if (fd !== undefined) closeQuietly(fd);
         if (isMissing(e)) throw notFound('object-not-found');

@@ -15,6 +15,7 @@ import { PduGuard, type CloseReason, type GuardLimits } from './guard.js';
 import { PcResult, type NegotiatedContext } from './negotiation.js';
 import { AbortReasonCode, encodePData, parsePdvs, PduError } from './pdu.js';
 import { CommandTag, decodeCommandSet, encodeCommandSet, NO_DATA_SET, readUs } from './command-set.js';
+import { giveBackReadChunk } from '../../lib/read-chunks.js';
 
 const { Scp, Dataset } = dimse;
 export type DcmDataset = InstanceType<typeof Dataset>;
@@ -313,6 +314,51 @@ export abstract class DimseConnection extends Scp {
   }
 
   /**
+   * Writes data set PDVs of the largest size the peer accepts from the front of `queue`
+   * (`queued` bytes in all), in one corked batch, until at most one PDV's worth is left
+   * (or nothing, when `final`: the last PDV carries the last-fragment flag). Chunks are
+   * taken off the queue as they are used up; each is given back to the read pool
+   * (lib/read-chunks.ts) by the callback of the write that sends its last byte, when the
+   * socket no longer needs it. Returns the bytes left in the queue.
+   */
+  private async writeDataPdvs(pcId: number, queue: Buffer[], queued: number, final: boolean): Promise<number> {
+    const max = this.sendPduMax - 6;
+    let wait = false;
+    this.guard.socket.cork();
+    try {
+      while (final ? queued > 0 : queued > max) {
+        if (this.guard.closed) throw new Error('association closed');
+        const n = Math.min(max, queued);
+        queued -= n;
+        const head = Buffer.allocUnsafe(12);
+        head[0] = 0x04;
+        head[1] = 0;
+        head.writeUInt32BE(n + 6, 2); // PDU length: one PDV item
+        head.writeUInt32BE(n + 2, 6); // PDV item length
+        head[10] = pcId;
+        head[11] = final && queued === 0 ? 2 : 0;
+        this.guard.write(head);
+        for (let need = n; need > 0; ) {
+          const first = queue[0]!;
+          if (first.length <= need) {
+            queue.shift();
+            need -= first.length;
+            if (!this.guard.write(first, giveBackReadChunk)) wait = true;
+          } else {
+            queue[0] = first.subarray(need);
+            if (!this.guard.write(first.subarray(0, need))) wait = true;
+            need = 0;
+          }
+        }
+      }
+    } finally {
+      this.guard.socket.uncork();
+    }
+    if (wait) await this.guard.writable();
+    return queued;
+  }
+
+  /**
    * Streams a C-STORE request with its data set exactly as given (no re-encoding,
    * unlike dcmjs-dimse's sendRequests) and resolves with the peer's status.
    */
@@ -345,22 +391,19 @@ export abstract class DimseConnection extends Scp {
       if (o.body.length === 0) throw new Error('empty data set');
       await this.writeFragments(o.pcId, false, o.body, true);
     } else {
-      // Keep at most one PDV's worth plus one chunk in memory; the final PDV carries the last flag.
-      let pending: Buffer[] = [];
-      let pendingLen = 0;
+      // PDVs are cut across chunk boundaries without copying: a PDV's value may be the
+      // end of one chunk and the start of the next. The last 1..max bytes wait for the
+      // end of the body: the final PDV carries the last-fragment flag.
+      const queue: Buffer[] = [];
+      let queued = 0;
       for await (const chunk of o.body) {
-        pending.push(chunk);
-        pendingLen += chunk.length;
-        while (pendingLen > max) {
-          const all = pending.length === 1 ? pending[0] : Buffer.concat(pending, pendingLen);
-          await this.writeFragments(o.pcId, false, all.subarray(0, max), false);
-          const rest = all.subarray(max);
-          pending = rest.length ? [rest] : [];
-          pendingLen = rest.length;
-        }
+        if (chunk.length === 0) continue;
+        queue.push(chunk);
+        queued += chunk.length;
+        if (queued > max) queued = await this.writeDataPdvs(o.pcId, queue, queued, false);
       }
-      if (pendingLen === 0) throw new Error('empty data set');
-      await this.writeFragments(o.pcId, false, Buffer.concat(pending, pendingLen), true);
+      if (queued === 0) throw new Error('empty data set');
+      await this.writeDataPdvs(o.pcId, queue, queued, true);
     }
     return await response;
   }

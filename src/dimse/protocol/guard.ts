@@ -124,10 +124,13 @@ export class PduGuard {
     }
   }
 
-  /** Writes unless the connection is over; returns false when the caller should wait (writable()). */
-  write(buf: Buffer): boolean {
+  /**
+   * Writes unless the connection is over; returns false when the caller should wait (writable()).
+   * `written` is called once the socket is done with `buf` (never after an error, nor when nothing was written).
+   */
+  write(buf: Buffer, written?: (buf: Buffer) => void): boolean {
     if (this.closed || this.socket.destroyed) return true;
-    const ok = this.socket.write(buf);
+    const ok = written ? this.socket.write(buf, (e) => (e ? undefined : written(buf))) : this.socket.write(buf);
     if (!ok && !this.stalledSince) this.stalledSince = Date.now();
     return this.socket.writableLength <= OUTPUT_HIGH_WATER;
   }
