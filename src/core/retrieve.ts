@@ -10,7 +10,7 @@ import type { DicomJson } from './dicom/json.js';
 import { isValidUid } from './dicom/uids.js';
 import type { Principal } from './principal.js';
 import type { QueryLevel } from './query.js';
-import type { BlobStore } from './ports/blob-store.js';
+import type { BlobStore, GetOptions } from './ports/blob-store.js';
 
 export interface RetrieveRequest {
   level: QueryLevel;
@@ -66,7 +66,7 @@ export interface ListOptions {
 /** One retrieve request as the door runs it; whatever it lists goes into the request's one row. */
 export interface Retrieval {
   list(req: RetrieveRequest, opts?: ListOptions): Promise<StoredInstance[]>;
-  open(i: StoredInstance): Promise<Readable>;
+  open(i: StoredInstance, opts?: GetOptions): Promise<Readable>;
   /** Door-specific counts and detail (instances sent/failed, frames, resource…); merged into the row. */
   note(details: Record<string, unknown>): void;
   /** The request answered without throwing but did not deliver (406, sub-operations failed). */
@@ -85,7 +85,7 @@ export interface RetrieveService {
    * `withMetadata` (a C-GET of a large study must not pull every instance's JSON).
    */
   list(p: Principal, req: RetrieveRequest, opts?: ListOptions): Promise<StoredInstance[]>;
-  open(i: StoredInstance): Promise<Readable>;
+  open(i: StoredInstance, opts?: GetOptions): Promise<Readable>;
 }
 // (`list` and `open` alone are unaudited: for `run`, for core tests, and for the C-MOVE
 // destination's scope check, which is not a retrieve by the destination.)
@@ -110,7 +110,7 @@ export function createRetrieveService(d: { repo: RetrieveRepo; blobs: BlobStore;
             note.details.matched = instances.size;
             return rows;
           },
-          open: (i) => service.open(i),
+          open: (i, o) => service.open(i, o),
           note(details) {
             Object.assign(note.details, details);
           },
@@ -136,7 +136,7 @@ export function createRetrieveService(d: { repo: RetrieveRepo; blobs: BlobStore;
       if (rows.length === 0) throw notFound();
       return rows;
     },
-    open: (i) => d.blobs.get(i.objectKey),
+    open: (i, o) => d.blobs.get(i.objectKey, o),
   };
   return service;
 }

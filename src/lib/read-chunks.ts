@@ -5,13 +5,17 @@
 // ~100 ms, 1.5 s of 3.7 s of main-thread work. A sender that knows when its socket is
 // done with a chunk (the write's callback) hands it back here; the next read fills it.
 //
+// Being reused, a chunk can be large: a 0.5 MB CT image is read in one call instead of
+// five, and each call on libuv's thread pool costs ~100 µs of main-thread time on this
+// machine kind (waking a worker and then the event loop), more than the copy itself.
+//
 // A chunk must only be given back by the one holder of it, once it is no longer used:
 // whoever does not know that (a consumer that collects chunks, or passes them on)
-// simply never gives them back, and the garbage collector frees them as before.
+// does not ask for these chunks (BlobStore.get's `reusableChunks`).
 
-export const READ_CHUNK_BYTES = 120 * 1024;
-/** Chunks kept for reuse (~3.8 MB); more given back than this are left to the GC. */
-const KEEP = 32;
+export const READ_CHUNK_BYTES = 1024 * 1024;
+/** Chunks kept for reuse (8 MiB); more given back than this are left to the GC. */
+const KEEP = 8;
 /** Idle this long, the kept chunks are let go: a server at rest holds none of them. */
 const IDLE_MS = 10_000;
 

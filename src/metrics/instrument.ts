@@ -123,7 +123,7 @@ async function timed<T>(m: Metrics, operation: string, fn: () => Promise<T>): Pr
 export function instrumentBlobStore(b: BlobStore, m: Metrics): BlobStore {
   const wrapped: BlobStore = {
     put: (key: string, body: Readable) => timed(m, 'put', () => b.put(key, body)),
-    get: (key) => timed(m, 'get', () => b.get(key)),
+    get: (key, opts) => timed(m, 'get', () => b.get(key, opts)),
     stat: (key) => timed(m, 'stat', () => b.stat(key)),
     delete: (key) => timed(m, 'delete', () => b.delete(key)),
     ping: () => timed(m, 'ping', () => b.ping()),

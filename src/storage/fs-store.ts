@@ -15,22 +15,22 @@ import { access, constants, copyFile, mkdir, readdir, rename, rm, stat, unlink }
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { isTresorError, notFound, unavailable } from '../core/errors.js';
-import type { AdoptOptions, BlobInfo, BlobStore, PutResult } from '../core/ports/blob-store.js';
+import type { AdoptOptions, BlobInfo, BlobStore, GetOptions, PutResult } from '../core/ports/blob-store.js';
 import { assertValidKeyPrefix, assertValidObjectKey, isValidObjectKey } from '../core/ports/object-keys.js';
 import { fsyncDir, fsyncFile } from '../lib/fs-atomic.js';
-import { giveBackReadChunk, READ_CHUNK_BYTES, takeReadChunk } from '../lib/read-chunks.js';
+import { giveBackReadChunk, takeReadChunk } from '../lib/read-chunks.js';
 import { ensurePrivateDir, removeStaleFiles, writeNewFile } from './temp-files.js';
 
 /**
- * Bytes per read of a stored object (and so per chunk a retrieve writes to its socket):
- * the stream holds at most about this much ahead of its reader, so memory stays bounded
- * for an object of any size. Just under glibc malloc's default mmap threshold (128 KiB):
- * a larger chunk is mmapped and handed back to the kernel when it is freed, so every read
+ * Bytes per read of a stored object for a reader that does not give its chunks back
+ * (BlobStore.get without `reusableChunks`): the stream holds at most about this much ahead
+ * of its reader, so memory stays bounded for an object of any size. Just under glibc
+ * malloc's default mmap threshold (128 KiB): each such chunk is a fresh Buffer, and a
+ * larger one is mmapped and handed back to the kernel when it is freed, so every read
  * faulted in new zeroed pages (measured with 1 MiB reads: ~40 page faults per MB sent).
- * The chunks come from lib/read-chunks.ts: a sender that gives them back once its socket
- * is done with them (a C-GET or C-MOVE) has its next reads filled into the same memory.
+ * A reader that gives its chunks back gets READ_CHUNK_BYTES ones from lib/read-chunks.ts.
  */
-export const READ_CHUNK = READ_CHUNK_BYTES;
+export const READ_CHUNK = 120 * 1024;
 
 /**
  * A stored object as a stream, from a descriptor just opened. A WADO-RS study retrieve's
@@ -38,13 +38,15 @@ export const READ_CHUNK = READ_CHUNK_BYTES;
  * (issue 13): each call on libuv's thread pool costs a wake-up of a worker and of the
  * event loop. So:
  *  - reads go through fs.read's callbacks, not a FileHandle (whose read costs a promise
- *    and a request object per chunk), READ_CHUNK at a time, up to the size known at open:
+ *    and a request object per chunk), a chunk at a time, up to the size known at open:
  *    no read that only finds the end of the file (an object is never rewritten under its
  *    key); a short read is passed on as the part of the chunk it filled, not copied;
  *  - the size comes from fstat(2) and the descriptor is closed with close(2), both called
  *    directly: on a descriptor already open for reading neither waits for the disk (the
  *    inode is in memory; nothing is written back on close), so they cost microseconds
  *    where a thread-pool round trip costs a hundred.
+ * With `reusable`, chunks come from lib/read-chunks.ts and are read on demand only (no
+ * read-ahead: they are large, and the sender's socket buffer keeps the pipe full).
  * Not fs.createReadStream: it allocates a new Buffer for every read.
  */
 class StoredObjectStream extends Readable {
@@ -55,19 +57,20 @@ class StoredObjectStream extends Readable {
   constructor(
     private readonly fd: number,
     private readonly size: number,
+    private readonly reusable: boolean,
   ) {
-    super({ highWaterMark: READ_CHUNK });
+    super({ highWaterMark: reusable ? 0 : READ_CHUNK });
   }
 
   override _read(): void {
-    const n = Math.min(READ_CHUNK, this.size - this.pos);
-    if (n <= 0) {
+    const left = this.size - this.pos;
+    if (left <= 0) {
       this.push(null);
       return;
     }
-    const chunk = takeReadChunk();
+    const chunk = this.reusable ? takeReadChunk() : Buffer.allocUnsafeSlow(Math.min(READ_CHUNK, left));
     this.reading = true;
-    readFd(this.fd, chunk, 0, n, this.pos, (e, bytesRead) => {
+    readFd(this.fd, chunk, 0, Math.min(chunk.length, left), this.pos, (e, bytesRead) => {
       this.reading = false;
       if (this.closeWhenRead || this.destroyed) {
         giveBackReadChunk(chunk);
@@ -80,7 +83,7 @@ class StoredObjectStream extends Readable {
         return;
       }
       if (bytesRead === 0) {
-        // Shorter than at open: the object was removed and its blocks truncated under us.
+        // Shorter than at open: never for an object, which is not rewritten under its key.
         giveBackReadChunk(chunk);
         this.destroy(new Error('stored object ended before its size'));
         return;
@@ -97,10 +100,6 @@ class StoredObjectStream extends Readable {
     if (this.reading) this.closeWhenRead = close;
     else close();
   }
-}
-
-function readStreamOf(fd: number): Readable {
-  return new StoredObjectStream(fd, fstatSync(fd).size);
 }
 
 function closeNow(fd: number, cb: (e: NodeJS.ErrnoException | null) => void): void {
@@ -264,12 +263,12 @@ export async function createFsBlobStore(rootDir: string, opts: { tempMaxAgeMs?: 
       return { size: info.size, sha256: info.sha256 };
     },
 
-    async get(key: string): Promise<Readable> {
+    async get(key: string, opts?: GetOptions): Promise<Readable> {
       const p = pathOf(key);
       let fd: number | undefined;
       try {
         fd = await new Promise<number>((resolve, reject) => openFd(p, 'r', (e, fd) => (e ? reject(e) : resolve(fd))));
-        return readStreamOf(fd);
+        return new StoredObjectStream(fd, fstatSync(fd).size, opts?.reusableChunks ?? false);
       } catch (e) {
         if (fd !== undefined) closeQuietly(fd);
         if (isMissing(e)) throw notFound('object-not-found');

@@ -58,15 +58,15 @@ describe('retrieve with reused read chunks', () => {
     const series = freshUid();
     const dir = path.join(env.dir, 'in');
     await fs.mkdir(dir);
-    // 150 to 600 KB: 2 to 6 chunks each, none a multiple of a chunk or of a PDV.
-    const rows = [151, 203, 267, 300, 389, 411, 503, 587];
+    // 150 KB to 3 MB: one to three chunks each, none a multiple of a chunk or of a PDV.
+    const rows = [151, 203, 587, 1031, 1100, 1500, 2100, 2900];
     for (const [i, r] of rows.entries()) await fs.writeFile(path.join(dir, `${i}.dcm`), bigCt(study, series, r));
     const s = await run('storescu', ['-aet', 'CT01', '-aec', AE, ...tlsArgs(modality, env.caPath), '127.0.0.1', String(env.port), ...rows.map((_, i) => path.join(dir, `${i}.dcm`))]);
     expect(s.code, s.stderr).toBe(0);
     const rowsDb = await env.db('instances').select('sop_instance_uid', 'object_key');
     for (const row of rowsDb) stored.set(row.sop_instance_uid, dataSetOf(await readAll(await env.blobs.get(row.object_key))));
     expect(stored.size).toBe(rows.length);
-    expect([...stored.values()].every((b) => b.length > READ_CHUNK_BYTES)).toBe(true);
+    expect([...stored.values()].filter((b) => b.length > READ_CHUNK_BYTES).length).toBeGreaterThanOrEqual(5);
     tunnel = await startTlsTunnel(env.port, ws, env.caPath);
     const dest = path.join(env.dir, 'dest');
     await fs.mkdir(dest);

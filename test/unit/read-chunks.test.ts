@@ -9,7 +9,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { giveBackReadChunk, keptReadChunks, READ_CHUNK_BYTES, takeReadChunk } from '../../src/lib/read-chunks.js';
-import { createFsBlobStore } from '../../src/storage/fs-store.js';
+import { createFsBlobStore, READ_CHUNK } from '../../src/storage/fs-store.js';
 import { newObjectKey } from '../../src/core/ports/object-keys.js';
 
 function drain(): void {
@@ -44,17 +44,17 @@ describe('read chunks', () => {
     expect(c.buffer).not.toBe(a.buffer);
   });
 
-  it('keeps at most 32 chunks', () => {
+  it('keeps at most 8 chunks', () => {
     drain();
-    const many = Array.from({ length: 40 }, () => takeReadChunk());
+    const many = Array.from({ length: 12 }, () => takeReadChunk());
     for (const m of many) giveBackReadChunk(m);
-    expect(keptReadChunks()).toBe(32);
+    expect(keptReadChunks()).toBe(8);
     drain();
   });
 });
 
 describe('stored object stream', () => {
-  it('reads into given-back chunks; the bytes are right however the chunks are reused', async () => {
+  it('with reusableChunks, reads into given-back chunks; the bytes are right however the chunks are reused', async () => {
     const root = await fs.mkdtemp(path.join(os.tmpdir(), 'tresor-chunks-'));
     try {
       const store = await createFsBlobStore(root);
@@ -71,7 +71,7 @@ describe('stored object stream', () => {
       // Read as a sender does: each chunk given back once used (here: once hashed).
       const read = async ({ key, bytes }: { key: string; bytes: Buffer }) => {
         const h = createHash('sha256');
-        for await (const c of await store.get(key)) {
+        for await (const c of await store.get(key, { reusableChunks: true })) {
           reads++;
           seen.add((c as Buffer).buffer as ArrayBuffer);
           h.update(c as Buffer);
@@ -93,6 +93,23 @@ describe('stored object stream', () => {
     }
   });
 
+  it('without reusableChunks, reads fresh buffers of READ_CHUNK and takes nothing from the pool', async () => {
+    const root = await fs.mkdtemp(path.join(os.tmpdir(), 'tresor-chunks-'));
+    try {
+      const store = await createFsBlobStore(root);
+      const key = newObjectKey();
+      await store.put(key, Readable.from([randomBytes(2 * READ_CHUNK + 5)]));
+      drain();
+      giveBackReadChunk(takeReadChunk());
+      const sizes: number[] = [];
+      for await (const c of await store.get(key)) sizes.push((c as Buffer).buffer.byteLength);
+      expect(sizes).toEqual([READ_CHUNK, READ_CHUNK, 5]);
+      expect(keptReadChunks()).toBe(1);
+    } finally {
+      await fs.rm(root, { recursive: true, force: true });
+    }
+  });
+
   it('destroyed while a read is on the thread pool: the descriptor is closed after the read, never under it', async () => {
     const root = await fs.mkdtemp(path.join(os.tmpdir(), 'tresor-chunks-'));
     try {
@@ -102,7 +119,7 @@ describe('stored object stream', () => {
       const fds = async () => (await fs.readdir('/proc/self/fd')).length;
       const before = await fds();
       for (let i = 0; i < 20; i++) {
-        const s = await store.get(key);
+        const s = await store.get(key, { reusableChunks: i % 2 === 0 });
         s.resume(); // a read is started
         s.destroy();
         await new Promise((r) => s.once('close', r));

@@ -22,6 +22,14 @@ export interface AdoptOptions {
   durable?: Promise<boolean>;
 }
 
+export interface GetOptions {
+  /**
+   * The reader gives every chunk back to lib/read-chunks.ts once its socket is done with
+   * it (DIMSE sub-operations do): the store may read in large chunks from that pool.
+   */
+  reusableChunks?: boolean;
+}
+
 export interface BlobStore {
   /** Streams `body` to `key`; resolves when the object is durable. Never leaves a partial object under `key`. */
   put(key: string, body: Readable): Promise<PutResult>;
@@ -38,7 +46,7 @@ export interface BlobStore {
    */
   adopt?(key: string, file: string, info: PutResult, opts?: AdoptOptions): Promise<PutResult>;
   /** Opens the object for reading; rejects with TresorError('not-found') when absent. */
-  get(key: string): Promise<Readable>;
+  get(key: string, opts?: GetOptions): Promise<Readable>;
   /** Size of the object, or null when absent. */
   stat(key: string): Promise<BlobInfo | null>;
   /** Deletes the object; absent is not an error. */

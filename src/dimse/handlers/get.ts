@@ -31,7 +31,7 @@ export async function handleGet(ex: Exchange, conn: DimseConnection): Promise<vo
       }
       // The next instance is opened while the peer stores this one (lib/one-ahead.ts).
       const ahead = oneAhead(instances, {
-        prepare: (inst) => prepareSubOperation(conn.negotiated(), inst, () => r.open(inst), tuning.maxTranscodeBytes, scope.deps.pixels),
+        prepare: (inst) => prepareSubOperation(conn.negotiated(), inst, () => r.open(inst, { reusableChunks: true }), tuning.maxTranscodeBytes, scope.deps.pixels),
         release: (ready) => ready.dispose(),
       });
       try {

@@ -86,7 +86,7 @@ export async function handleMove(ex: Exchange): Promise<void> {
       const allowed = new Set(sendable.map((i) => i.sopInstanceUid));
       // The next sendable instance is opened while the destination stores this one (lib/one-ahead.ts).
       const ahead = oneAhead(mine, {
-        prepare: (inst) => prepareSubOperation(conn.negotiated(), inst, () => r.open(inst), tuning.maxTranscodeBytes, scope.deps.pixels),
+        prepare: (inst) => prepareSubOperation(conn.negotiated(), inst, () => r.open(inst, { reusableChunks: true }), tuning.maxTranscodeBytes, scope.deps.pixels),
         release: (ready) => ready.dispose(),
         wanted: (i) => allowed.has(mine[i].sopInstanceUid),
       });
