@@ -6,12 +6,13 @@
 import type { Readable } from 'node:stream';
 import type { FastifyBaseLogger } from 'fastify';
 import { isTresorError, unavailable } from '../core/errors.js';
+import type { GetOptions } from '../core/ports/blob-store.js';
 import type { Retrieval, StoredInstance } from '../core/retrieve.js';
 
-export function openerOf(r: Pick<Retrieval, 'open'>, log: FastifyBaseLogger): (row: StoredInstance) => Promise<Readable> {
+export function openerOf(r: Pick<Retrieval, 'open'>, log: FastifyBaseLogger, opts?: GetOptions): (row: StoredInstance) => Promise<Readable> {
   return async (row) => {
     try {
-      return await r.open(row);
+      return await r.open(row, opts);
     } catch (e) {
       if (isTresorError(e) && e.kind === 'not-found') {
         log.error({ sopInstanceUid: row.sopInstanceUid }, 'stored object missing behind its index row');

@@ -7,37 +7,17 @@
 // data set must come back byte for byte as stored (PS3.4 C.4.2, C.4.3: the stored
 // transfer syntax was accepted, so no re-encoding).
 
-import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AE, startDimseEnv, type DeviceCreds, type DimseEnv } from '../helpers/dimse-env.js';
 import { run, startStoreScp, startTlsTunnel, tlsArgs, type Background } from '../helpers/dimse-tools.js';
 import { freshUid } from '../helpers/dicomweb-data.js';
-import { SAMPLE_DIR } from '../helpers/samples.js';
+import { BIG_CT_ROWS, bigCt } from '../helpers/big-objects.js';
 import dcmjs from '../../src/core/dicom/dcmjs.js';
 import { parseMeta } from '../../src/dimse/part10-reader.js';
 import { READ_CHUNK_BYTES } from '../../src/lib/read-chunks.js';
 import { readAll } from '../../src/lib/read-all.js';
-
-/** CT_small's header over random pixels: `rows` × 512, 16 bits, explicit VR little endian. */
-function bigCt(study: string, series: string, rows: number): Buffer {
-  const sample = readFileSync(`${SAMPLE_DIR}/CT_small.dcm`);
-  const d = dcmjs.data.DicomMessage.readFile(sample.buffer.slice(sample.byteOffset, sample.byteOffset + sample.length));
-  const sop = freshUid();
-  d.dict['0020000D'].Value = [study];
-  d.dict['0020000E'].Value = [series];
-  d.dict['00080018'].Value = [sop];
-  d.meta['00020003'].Value = [sop];
-  d.meta['00020010'].Value = ['1.2.840.10008.1.2.1'];
-  d.dict['00100010'] = { vr: 'PN', Value: [{ Alphabetic: 'Chunks^Test' }] };
-  d.dict['00280010'] = { vr: 'US', Value: [rows] };
-  d.dict['00280011'] = { vr: 'US', Value: [512] };
-  const px = randomBytes(rows * 512 * 2);
-  d.dict['7FE00010'] = { vr: 'OW', Value: [px.buffer.slice(px.byteOffset, px.byteOffset + px.length)] };
-  return Buffer.from(d.write());
-}
 
 const dataSetOf = (part10: Buffer): Buffer => part10.subarray(parseMeta(part10)!.end);
 
@@ -58,8 +38,7 @@ describe('retrieve with reused read chunks', () => {
     const series = freshUid();
     const dir = path.join(env.dir, 'in');
     await fs.mkdir(dir);
-    // 150 KB to 3 MB: one to three chunks each, none a multiple of a chunk or of a PDV.
-    const rows = [151, 203, 587, 1031, 1100, 1500, 2100, 2900];
+    const rows = BIG_CT_ROWS;
     for (const [i, r] of rows.entries()) await fs.writeFile(path.join(dir, `${i}.dcm`), bigCt(study, series, r));
     const s = await run('storescu', ['-aet', 'CT01', '-aec', AE, ...tlsArgs(modality, env.caPath), '127.0.0.1', String(env.port), ...rows.map((_, i) => path.join(dir, `${i}.dcm`))]);
     expect(s.code, s.stderr).toBe(0);

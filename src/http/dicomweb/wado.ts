@@ -22,6 +22,7 @@ import { bulkDataUrisInText, instanceUrl, withBulkDataUris } from './urls.js';
 import { closeDelimiter, multipartContentType, newBoundary, partHead } from './multipart.js';
 import { readAll } from '../../lib/read-all.js';
 import { openerOf } from '../open-stored.js';
+import { ChunkReturningBody } from '../chunk-returning-body.js';
 import { oneAhead } from '../../lib/one-ahead.js';
 import { acceptOf, acceptsDicomJson } from './request-accept.js';
 import { retrieval, retrieveRequestOf, storedObject, type Retrieval } from './retrieval.js';
@@ -85,7 +86,8 @@ export function registerWadoRoutes(app: FastifyInstance, ctx: DicomwebContext): 
     }
     // Open the first object before answering: a blob missing behind its row is then a
     // clean 503, not a 200 cut short (later ones can only cut the response).
-    const open = openerOf(r, request.log);
+    // The body gives each read chunk back once the response has sent it (ChunkReturningBody).
+    const open = openerOf(r, request.log, { reusableChunks: true });
     const first: Readable | undefined = choices[0]?.mode === 'stored' ? await open(rows[0]) : undefined;
     // The next stored part's object is opened, and read(0) fills its buffer, while this part is sent.
     const objects = oneAhead(rows, {
@@ -157,9 +159,8 @@ export function registerWadoRoutes(app: FastifyInstance, ctx: DicomwebContext): 
       }
       yield closeDelimiter(boundary, parts > 0);
     }
-    // Bytes, not objects: the buffer ahead of the socket is counted in bytes (Readable.from's
-    // default counts 16 chunks, whatever their size).
-    const stream = Readable.from(body(), { objectMode: false, highWaterMark: BODY_BUFFER });
+    // Bytes, not objects: the buffer ahead of the socket is counted in bytes.
+    const stream = new ChunkReturningBody(body(), BODY_BUFFER);
     reply.code(200).header('content-type', multipartContentType(boundary, 'application/dicom')).send(stream);
     if (transcoded > 0 && rows.length > 1) {
       // The audit row is written when this function returns: wait for the body, so the row
