@@ -319,7 +319,8 @@ export abstract class DimseConnection extends Scp {
    * (or nothing, when `final`: the last PDV carries the last-fragment flag). Chunks are
    * taken off the queue as they are used up; each is given back to the read pool
    * (lib/read-chunks.ts) by the callback of the write that sends its last byte, when the
-   * socket no longer needs it. Returns the bytes left in the queue.
+   * socket no longer needs it (a socket's writes complete in order: its earlier parts are
+   * sent by then). Returns the bytes left in the queue.
    */
   private async writeDataPdvs(pcId: number, queue: Buffer[], queued: number, final: boolean): Promise<number> {
     const max = this.sendPduMax - 6;
