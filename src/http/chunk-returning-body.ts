@@ -12,6 +12,7 @@
 // it destroys the body when the response closes, and the response when the body fails.
 
 import { Readable, type Writable } from 'node:stream';
+import { drainOrClose } from '../lib/drain.js';
 import { giveBackReadChunk } from '../lib/read-chunks.js';
 
 export class ChunkReturningBody extends Readable {
@@ -56,16 +57,4 @@ export class ChunkReturningBody extends Readable {
     })();
     return dest;
   }
-}
-
-function drainOrClose(w: Writable): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      w.off('drain', done);
-      w.off('close', done);
-      resolve();
-    };
-    w.on('drain', done);
-    w.on('close', done);
-  });
 }

@@ -15,6 +15,7 @@ import { PduGuard, type CloseReason, type GuardLimits } from './guard.js';
 import { PcResult, type NegotiatedContext } from './negotiation.js';
 import { AbortReasonCode, encodePData, parsePdvs, PduError } from './pdu.js';
 import { CommandTag, decodeCommandSet, encodeCommandSet, NO_DATA_SET, readUs } from './command-set.js';
+import { drainOrClose } from '../../lib/drain.js';
 import { giveBackReadChunk } from '../../lib/read-chunks.js';
 
 const { Scp, Dataset } = dimse;
@@ -167,17 +168,7 @@ export abstract class DimseConnection extends Scp {
       if (pdv.last && pdv.command) this.commandBytes = 0;
       // Backpressure for C-STORE data: wait for the temporary file (README.md defect 9).
       const store = this.net.dimseStoreStream;
-      if (store && store.writableNeedDrain && !store.destroyed) {
-        await new Promise<void>((resolve) => {
-          const done = () => {
-            store.off('drain', done);
-            store.off('close', done);
-            resolve();
-          };
-          store.once('drain', done);
-          store.once('close', done);
-        });
-      }
+      if (store && store.writableNeedDrain && !store.destroyed) await drainOrClose(store);
       if (this.storeReady) {
         const s = this.storeReady;
         this.storeReady = undefined;

@@ -14,6 +14,7 @@
 
 import type { Socket } from 'node:net';
 import { AbortReasonCode, AbortSourceCode, encodeAbort, MAX_ASSOCIATE_PDU_BYTES, PduType } from './pdu.js';
+import { drainOrClose } from '../../lib/drain.js';
 
 /** Output buffered per association before writers wait (see writable()). */
 const OUTPUT_HIGH_WATER = 1024 * 1024;
@@ -143,15 +144,7 @@ export class PduGuard {
   async writable(): Promise<void> {
     while (!this.closed && !this.socket.destroyed && this.socket.writableNeedDrain && this.socket.writableLength > OUTPUT_HIGH_WATER) {
       if (!this.stalledSince) this.stalledSince = Date.now();
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          this.socket.off('drain', done);
-          this.socket.off('close', done);
-          resolve();
-        };
-        this.socket.once('drain', done);
-        this.socket.once('close', done);
-      });
+      await drainOrClose(this.socket);
     }
   }
 
