@@ -10,7 +10,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { PassThrough, Readable, Transform } from 'node:stream';
+import { PassThrough, Readable, Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { assertCan, isEmptyScope, scope } from './access.js';
 import type { AuditDoor, AuditLog } from './audit.js';
@@ -331,6 +331,7 @@ export function createIngestService(d: IngestDeps): IngestService {
     await fsp.mkdir(d.tmpDir, { recursive: true, mode: 0o700 });
     const tmp = path.join(d.tmpDir, `ingest-${randomUUID()}.dcm`);
     let ahead: Lookahead | undefined;
+    let spool: Writable | undefined;
     try {
       // The hash in the same pass as the spool write, so the blob store can adopt the file.
       const hash = createHash('sha256');
@@ -347,11 +348,17 @@ export function createIngestService(d: IngestDeps): IngestService {
         },
       });
       // Few thread-pool calls (lib/batched-file.ts): one writev per MiB received.
-      await pipeline(body, sizeCap(d.maxObjectBytes), tap, batchedFileStream(tmp));
+      spool = batchedFileStream(tmp);
+      await pipeline(body, sizeCap(d.maxObjectBytes), tap, spool);
       opts.onSpooled?.();
       return await ingestFile(t, p, tmp, { ...opts, spooled: { size, sha256: hash.digest('hex'), head: head.bytes() }, lookahead: ahead });
     } finally {
       ahead?.release();
+      // pipeline() rejects at the first error without waiting for the spool writer's own
+      // teardown, which waits for the file's creation on the thread pool (lib/batched-file.ts):
+      // removed before that, the file would appear after its removal (a STOW-RS part cut short).
+      const s = spool;
+      if (s && !s.closed) await new Promise<void>((resolve) => s.once('close', () => resolve()));
       await removeIfPresent(tmp);
     }
   }

@@ -410,6 +410,24 @@ describe('ingest rules and faults (PGlite, filesystem)', () => {
     expect(fs.readdirSync(svc.tmpDir)).toEqual([]);
     expect(await allKeys(store)).toEqual([]);
   });
+
+  it('ingestStream of a body that breaks at once leaves no spool file: the removal waits for the file being created', async () => {
+    // The spool file is created on the thread pool (lib/batched-file.ts); pipeline() rejects
+    // on the body's error without waiting for the writer's own teardown. A removal that ran
+    // then found nothing, and the file appeared after it (a STOW-RS part cut short).
+    await clean();
+    const svc = await coreServices(db, store);
+    for (let i = 0; i < 20; i++) {
+      const broken = new Readable({
+        read() {
+          this.destroy(new Error('part ended early'));
+        },
+      });
+      await expect(svc.ingest.ingestStream(principal('CT', [[deptA, 'writer']]), broken, { via: 'dicomweb' })).rejects.toThrow();
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    expect(fs.readdirSync(svc.tmpDir)).toEqual([]);
+  });
 });
 
 // Issue 13: a new instance's rows go in as ONE autocommit statement; every other case
