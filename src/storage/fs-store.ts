@@ -72,20 +72,13 @@ class StoredObjectStream extends Readable {
     this.reading = true;
     readFd(this.fd, chunk, 0, Math.min(chunk.length, left), this.pos, (e, bytesRead) => {
       this.reading = false;
-      if (this.closeWhenRead || this.destroyed) {
+      if (this.destroyed || e || bytesRead === 0) {
         giveBackReadChunk(chunk);
-        this.closeWhenRead?.();
-        return;
-      }
-      if (e) {
-        giveBackReadChunk(chunk);
-        this.destroy(e);
-        return;
-      }
-      if (bytesRead === 0) {
-        // Shorter than at open: never for an object, which is not rewritten under its key.
-        giveBackReadChunk(chunk);
-        this.destroy(new Error('stored object ended before its size'));
+        // Destroyed during the read: the close it deferred runs now. A read that found the
+        // end early means the object is shorter than at open: never, as an object is not
+        // rewritten under its key.
+        if (this.destroyed) this.closeWhenRead?.();
+        else this.destroy(e ?? new Error('stored object ended before its size'));
         return;
       }
       this.pos += bytesRead;

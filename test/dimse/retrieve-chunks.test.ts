@@ -1,6 +1,6 @@
 // C-GET and C-MOVE send stored objects in chunks that are reused once the socket is done
 // with them (src/lib/read-chunks.ts, issue 13), and cut PDVs across chunk boundaries
-// without copying (protocol/connection.ts writeDataPdvs). A chunk reused too early would
+// without copying (protocol/connection.ts writePdvs). A chunk reused too early would
 // put one object's bytes into another's: so several objects of several chunks each, of
 // sizes that put chunk and PDV boundaries everywhere, go out at once to two getscu (two
 // different maximum PDU sizes, PS3.8 §9.3.3.2) and a movescu's destination, and every

@@ -43,20 +43,28 @@ function slicePixels(i: number, count: number): Buffer {
   return px;
 }
 
+let ctSmall: Buffer | undefined;
+
+/** CT_small.dcm as a new instance of `study` and `series` (dcmjs's dict): a fresh SOP Instance UID, Explicit VR Little Endian. */
+export function reissuedCtSmall(study: string, series: string) {
+  const sample = (ctSmall ??= fs.readFileSync(`${SAMPLE_DIR}/CT_small.dcm`));
+  const d = dcmjs.data.DicomMessage.readFile(sample.buffer.slice(sample.byteOffset, sample.byteOffset + sample.length));
+  const sop = freshUid();
+  d.dict['0020000D'].Value = [study];
+  d.dict['0020000E'].Value = [series];
+  d.dict['00080018'].Value = [sop];
+  d.meta['00020003'].Value = [sop];
+  d.meta['00020010'].Value = ['1.2.840.10008.1.2.1'];
+  return d;
+}
+
 export function ctSeries(count = 20): CtSeries {
-  const sample = fs.readFileSync(`${SAMPLE_DIR}/CT_small.dcm`);
   const study = freshUid();
   const series = freshUid();
   const slices: Buffer[] = [];
   for (let i = 0; i < count; i++) {
-    const d = dcmjs.data.DicomMessage.readFile(sample.buffer.slice(sample.byteOffset, sample.byteOffset + sample.length));
-    const sop = freshUid();
+    const d = reissuedCtSmall(study, series);
     const z = -75 + i * 5;
-    d.dict['0020000D'].Value = [study];
-    d.dict['0020000E'].Value = [series];
-    d.dict['00080018'].Value = [sop];
-    d.meta['00020003'].Value = [sop];
-    d.meta['00020010'].Value = ['1.2.840.10008.1.2.1'];
     d.dict['00100010'] = { vr: 'PN', Value: [{ Alphabetic: 'Phantom^Viewer' }] };
     d.dict['00100020'] = { vr: 'LO', Value: ['PHANTOM-1'] };
     d.dict['00200013'] = { vr: 'IS', Value: [i + 1] };

@@ -264,89 +264,65 @@ export abstract class DimseConnection extends Scp {
     if (this.guard.closed) throw new Error('association closed');
     const msg = command as { getDataset(): unknown; getCommandDataset(): { getElements(): Record<string, unknown> } };
     const encoded = msg.getDataset() ? undefined : encodeCommandSet(msg.getCommandDataset().getElements());
-    if (encoded) await this.writeFragments(pcId, true, encoded, true);
+    if (encoded) await this.writeFragments(pcId, true, encoded);
     else this.net._sendDimse.call(this, { context: this.dcmContext(pcId), command });
     await this.guard.writable();
   }
 
-  /**
-   * Writes `value` as P-DATA-TF PDUs of one PDV each, no larger than the peer accepts.
-   * Headers and values go out as separate buffers of one corked batch (one writev, no copies).
-   */
-  async writeFragments(pcId: number, command: boolean, value: Buffer, last: boolean): Promise<void> {
-    const max = this.sendPduMax - 6;
-    const socket = this.guard.socket;
-    let off = 0;
-    do {
-      // Batches of about 1 MiB, then backpressure.
-      let wait = false;
-      const batchEnd = off + Math.max(max, 1024 * 1024);
-      socket.cork();
-      try {
-        do {
-          const part = value.subarray(off, off + max);
-          off += part.length;
-          if (this.guard.closed) throw new Error('association closed');
-          const head = Buffer.allocUnsafe(12);
-          head[0] = 0x04;
-          head[1] = 0;
-          head.writeUInt32BE(part.length + 6, 2); // PDU length: one PDV item
-          head.writeUInt32BE(part.length + 2, 6); // PDV item length
-          head[10] = pcId;
-          head[11] = (command ? 1 : 0) | (last && off >= value.length ? 2 : 0);
-          this.guard.write(head);
-          if (!this.guard.write(part)) wait = true;
-        } while (off < value.length && off < batchEnd);
-      } finally {
-        socket.uncork();
-      }
-      if (wait) await this.guard.writable();
-    } while (off < value.length);
+  /** Writes one whole message part (a command set, or a data set in one Buffer) as P-DATA-TF PDUs (writePdvs). */
+  private async writeFragments(pcId: number, command: boolean, value: Buffer): Promise<void> {
+    await this.writePdvs(pcId, command, [value], value.length, true);
   }
 
   /**
-   * Writes data set PDVs of the largest size the peer accepts from the front of `queue`
-   * (`queued` bytes in all), in one corked batch, until at most one PDV's worth is left
-   * (or nothing, when `final`: the last PDV carries the last-fragment flag). Chunks are
-   * taken off the queue as they are used up; each is given back to the read pool
-   * (lib/read-chunks.ts) by the callback of the write that sends its last byte, when the
-   * socket no longer needs it (a socket's writes complete in order: its earlier parts are
-   * sent by then). Returns the bytes left in the queue.
+   * Writes PDVs of the largest size the peer accepts, one P-DATA-TF PDU each, from the
+   * front of `queue` (`queued` bytes in all) until at most one PDV's worth is left — or
+   * nothing, when `final`: the last PDV carries the last-fragment flag. Headers and values
+   * go out as separate buffers of corked batches of about 1 MiB (one writev, no copies; a
+   * PDV's value may be the end of one chunk and the start of the next), with backpressure
+   * between batches. Chunks are taken off the queue as they are used up; each is given back
+   * to the read pool (lib/read-chunks.ts; anything else is ignored there) by the callback
+   * of the write that sends its last byte, when the socket no longer needs it (a socket's
+   * writes complete in order: its earlier parts are sent by then). Returns the bytes left.
    */
-  private async writeDataPdvs(pcId: number, queue: Buffer[], queued: number, final: boolean): Promise<number> {
+  private async writePdvs(pcId: number, command: boolean, queue: Buffer[], queued: number, final: boolean): Promise<number> {
     const max = this.sendPduMax - 6;
-    let wait = false;
-    this.guard.socket.cork();
-    try {
-      while (final ? queued > 0 : queued > max) {
-        if (this.guard.closed) throw new Error('association closed');
-        const n = Math.min(max, queued);
-        queued -= n;
-        const head = Buffer.allocUnsafe(12);
-        head[0] = 0x04;
-        head[1] = 0;
-        head.writeUInt32BE(n + 6, 2); // PDU length: one PDV item
-        head.writeUInt32BE(n + 2, 6); // PDV item length
-        head[10] = pcId;
-        head[11] = final && queued === 0 ? 2 : 0;
-        this.guard.write(head);
-        for (let need = n; need > 0; ) {
-          const first = queue[0]!;
-          if (first.length <= need) {
-            queue.shift();
-            need -= first.length;
-            if (!this.guard.write(first, giveBackReadChunk)) wait = true;
-          } else {
-            queue[0] = first.subarray(need);
-            if (!this.guard.write(first.subarray(0, need))) wait = true;
-            need = 0;
+    const more = () => (final ? queued > 0 : queued > max);
+    while (more()) {
+      let wait = false;
+      this.guard.socket.cork();
+      try {
+        for (let batch = 0; more() && batch < 1024 * 1024; ) {
+          if (this.guard.closed) throw new Error('association closed');
+          const n = Math.min(max, queued);
+          queued -= n;
+          batch += n;
+          const head = Buffer.allocUnsafe(12);
+          head[0] = 0x04;
+          head[1] = 0;
+          head.writeUInt32BE(n + 6, 2); // PDU length: one PDV item
+          head.writeUInt32BE(n + 2, 6); // PDV item length
+          head[10] = pcId;
+          head[11] = (command ? 1 : 0) | (final && queued === 0 ? 2 : 0);
+          this.guard.write(head);
+          for (let need = n; need > 0; ) {
+            const first = queue[0]!;
+            if (first.length <= need) {
+              queue.shift();
+              need -= first.length;
+              if (!this.guard.write(first, giveBackReadChunk)) wait = true;
+            } else {
+              queue[0] = first.subarray(need);
+              if (!this.guard.write(first.subarray(0, need))) wait = true;
+              need = 0;
+            }
           }
         }
+      } finally {
+        this.guard.socket.uncork();
       }
-    } finally {
-      this.guard.socket.uncork();
+      if (wait) await this.guard.writable();
     }
-    if (wait) await this.guard.writable();
     return queued;
   }
 
@@ -377,11 +353,10 @@ export abstract class DimseConnection extends Scp {
     if (!command) throw new Error('C-STORE-RQ command set could not be encoded');
     const response = this.expectResponse(messageId, o.timeoutMs);
     response.catch(() => undefined);
-    await this.writeFragments(o.pcId, true, command, true);
-    const max = this.sendPduMax - 6;
+    await this.writeFragments(o.pcId, true, command);
     if (Buffer.isBuffer(o.body)) {
       if (o.body.length === 0) throw new Error('empty data set');
-      await this.writeFragments(o.pcId, false, o.body, true);
+      await this.writeFragments(o.pcId, false, o.body);
     } else {
       // PDVs are cut across chunk boundaries without copying: a PDV's value may be the
       // end of one chunk and the start of the next. The last 1..max bytes wait for the
@@ -392,10 +367,10 @@ export abstract class DimseConnection extends Scp {
         if (chunk.length === 0) continue;
         queue.push(chunk);
         queued += chunk.length;
-        if (queued > max) queued = await this.writeDataPdvs(o.pcId, queue, queued, false);
+        queued = await this.writePdvs(o.pcId, false, queue, queued, false);
       }
       if (queued === 0) throw new Error('empty data set');
-      await this.writeDataPdvs(o.pcId, queue, queued, true);
+      await this.writePdvs(o.pcId, false, queue, queued, true);
     }
     return await response;
   }
