@@ -207,6 +207,8 @@ interface Parsed {
   /** Keys of the level's defaults to return (PS3.18 §10.6.3, with the higher levels' when not in their context). */
   defaults: string[];
   includeAll: boolean;
+  /** Every key a row can have without includefield=all, in the order of the answer (render). */
+  keyOrder: string[];
   instanceTags: 'all' | string[];
   studyAggregates: boolean;
   seriesAggregates: boolean;
@@ -303,6 +305,7 @@ function parseRequest(level: QueryLevel, req: QueryRequest): Parsed {
     requested,
     defaults: [...new Set(defaults)],
     includeAll: !!req.includeAll,
+    keyOrder: [...all].sort(tagOrder),
     instanceTags:
       level !== 'IMAGE' ? [] : req.includeAll ? 'all' : all.filter((t) => !computed(t) && jsonSourceOf(t, level) === 'instance'),
     studyAggregates: level === 'STUDY' || all.some((t) => STUDY_COMPUTED.has(computed(t) as ComputedKey)),
@@ -461,15 +464,32 @@ function valueOf(tag: string, level: QueryLevel, row: QueryRow): DicomJsonElemen
   return stored && typeof stored.vr === 'string' ? stored : undefined;
 }
 
+/** Answers list their attributes in ascending tag order, as DICOM data sets are (PS3.5 §7.1). */
+function tagOrder(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
 function render(level: QueryLevel, row: QueryRow, parsed: Parsed): DicomJson {
-  const out: DicomJson = {};
-  if (parsed.includeAll) {
-    const source = level === 'PATIENT' || level === 'STUDY' ? row.studyAttributes : level === 'SERIES' ? row.seriesAttributes : row.instanceMetadata;
-    for (const [tag, el] of Object.entries(source ?? {})) {
-      if (!TAG_RE.test(tag) || !el || typeof el !== 'object' || isBulk(el) || tag.startsWith('7FE0') || isIgnoredKey(tag)) continue;
-      if (level === 'PATIENT' && knownLevel(tag) !== 'patient') continue;
-      out[tag] = stripBulk(el);
+  if (!parsed.includeAll) {
+    // The keys are known per request: each row is written in tag order, with no sort
+    // (issue 13: a thousand instances sorted one by one made most of a /instances' garbage).
+    const out: DicomJson = {};
+    for (const tag of parsed.keyOrder) {
+      const vr = parsed.requested.get(tag);
+      const el = valueOf(tag, level, row);
+      if (vr !== undefined) out[tag] = el ?? { vr };
+      else if (el) out[tag] = el;
+      else if (!IF_PRESENT.has(tag)) out[tag] = { vr: vrOf(tag) };
     }
+    return out;
+  }
+  // includefield=all: every stored attribute of the level as well, so the keys vary by row.
+  const out: DicomJson = {};
+  const source = level === 'PATIENT' || level === 'STUDY' ? row.studyAttributes : level === 'SERIES' ? row.seriesAttributes : row.instanceMetadata;
+  for (const [tag, el] of Object.entries(source ?? {})) {
+    if (!TAG_RE.test(tag) || !el || typeof el !== 'object' || isBulk(el) || tag.startsWith('7FE0') || isIgnoredKey(tag)) continue;
+    if (level === 'PATIENT' && knownLevel(tag) !== 'patient') continue;
+    out[tag] = stripBulk(el);
   }
   for (const tag of parsed.defaults) {
     const el = valueOf(tag, level, row);
@@ -478,5 +498,5 @@ function render(level: QueryLevel, row: QueryRow, parsed: Parsed): DicomJson {
   }
   // Requested keys are always returned, empty when nothing is stored (PS3.4 C.2.2.1.2).
   for (const [tag, vr] of parsed.requested) out[tag] = valueOf(tag, level, row) ?? { vr };
-  return Object.fromEntries(Object.entries(out).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  return Object.fromEntries(Object.entries(out).sort(([a], [b]) => tagOrder(a, b)));
 }

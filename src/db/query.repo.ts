@@ -199,8 +199,7 @@ const textArray = (v: unknown): string[] => {
   if (typeof v === 'string' && v.startsWith('{')) return v.slice(1, -1).split(',').map((s) => s.replace(/^"|"$/g, '')).filter(Boolean);
   return [];
 };
-function columnsOf(r: Record<string, unknown>, cols: ColumnKey[]): QueryRow['columns'] {
-  const out: QueryRow['columns'] = {};
+function columnsOf(r: Record<string, unknown>, cols: ColumnKey[], out: QueryRow['columns'] = {}): QueryRow['columns'] {
   for (const c of cols) {
     const v = r[alias(c)];
     out[c] = v === null || v === undefined ? null : typeof v === 'number' || typeof v === 'string' ? v : String(v);
@@ -297,11 +296,13 @@ export function createQueryRepo(db: Db): QueryRepo {
       from = 'series se JOIN studies st ON st.id = se.study_id';
       order = 'st.id, se.series_number NULLS LAST, se.id';
     }
+    // IMAGE: the instance's own columns, read after the page is chosen (below).
+    const wide: string[] = [];
     if (level === 'IMAGE') {
-      select.push('se.id AS se_id', selectColumns(INSTANCE_COLUMNS), 'i.transfer_syntax_uid AS i_transfer_syntax_uid');
+      wide.push(selectColumns(INSTANCE_COLUMNS), 'i.transfer_syntax_uid AS i_transfer_syntax_uid');
       from = 'instances i JOIN series se ON se.id = i.series_id JOIN studies st ON st.id = se.study_id';
       order += ', i.instance_number NULLS LAST, i.id';
-      if (plan.instanceTags === 'all') select.push('i.metadata AS i_metadata');
+      if (plan.instanceTags === 'all') wide.push('i.metadata AS i_metadata');
       else {
         const tags = plan.instanceTags.filter((t) => TAG_RE.test(t));
         if (tags.length) {
@@ -310,31 +311,58 @@ export function createQueryRepo(db: Db): QueryRepo {
           // without it: then from the metadata).
           const fromMetadata = `(SELECT COALESCE(jsonb_object_agg(md.k, md.v), '{}'::jsonb) FROM jsonb_each(i.metadata) AS md(k, v) WHERE md.k IN (${placeholders(tags.length)}))`;
           const covered = tags.every((t) => QIDO_INSTANCE_TAGS.includes(t));
-          select.push(covered ? `COALESCE(i.qido_attributes, ${fromMetadata}) AS i_metadata` : `${fromMetadata} AS i_metadata`);
+          wide.push(covered ? `COALESCE(i.qido_attributes, ${fromMetadata}) AS i_metadata` : `${fromMetadata} AS i_metadata`);
           bindings.push(...tags);
         }
       }
     }
-    const r = await rows({
-      sql: `SELECT ${select.join(', ')} FROM ${from} WHERE (${s.sql}) AND (${where.sql}) ORDER BY ${order} LIMIT ? OFFSET ?`,
-      bindings: [...bindings, ...s.bindings, ...where.bindings, plan.limit, plan.offset],
-    });
+    const page = { sql: `FROM ${from} WHERE (${s.sql}) AND (${where.sql}) ORDER BY ${order} LIMIT ? OFFSET ?`, bindings: [...s.bindings, ...where.bindings, plan.limit, plan.offset] };
+    const r = await rows(
+      level === 'IMAGE'
+        ? // The page is chosen on narrow rows (the sort keys), then each instance's wide columns
+          // are read by id: sorting a thousand rows that carry their JSON took PostgreSQL
+          // twice as long (issue 13). The outer order is the page's, which PostgreSQL knows
+          // it already has (the lateral join keeps its outer rows' order): no second sort.
+          {
+            sql: `SELECT p.st_id, p.se_id, ${wide.join(', ')}
+              FROM (SELECT st.id AS st_id, se.id AS se_id, se.series_number AS se_n, i.instance_number AS i_n, i.id AS i_id ${page.sql}) p
+              CROSS JOIN LATERAL (SELECT * FROM instances WHERE instances.id = p.i_id) i
+              ORDER BY p.st_id, p.se_n NULLS LAST, p.se_id, p.i_n NULLS LAST, p.i_id`,
+            bindings: [...bindings, ...page.bindings],
+          }
+        : { sql: `SELECT ${select.join(', ')} ${page.sql}`, bindings: [...bindings, ...page.bindings] },
+    );
 
     // A study (series) deleted between the two reads leaves its rows without its part: empty.
     const studies = level === 'STUDY' ? undefined : await parts('studies', r.map((x) => num(x.st_id)), plan.studyAggregates);
     const series = level === 'IMAGE' ? await parts('series', r.map((x) => num(x.se_id)), plan.seriesAggregates) : undefined;
+    // Rows of one study (series) share its columns and counts instead of copying them:
+    // a row's own columns inherit the shared ones (prototype), so a thousand instances of
+    // one series allocate only their own six. Copying all 24 into each row had them stored
+    // one by one under computed keys, which turns an object into a slow dictionary past
+    // a dozen properties (V8): 7 MB of garbage for a 1,000-instance /instances (issue 13).
+    // Nothing downstream writes to a row's columns or counts (core/query.ts only reads).
+    const shared = new Map<string, { columns: QueryRow['columns']; counts: QueryRow['counts']; st: Part; se?: Part }>();
     return r.map((x) => {
-      const st = studies ? (studies.get(num(x.st_id)) ?? EMPTY_PART) : studyPart(x, plan.studyAggregates);
-      const row: QueryRow = { columns: { ...st.columns }, studyAttributes: st.attributes, counts: { ...st.counts } };
-      if (plan.studyAggregates) Object.assign(row, { modalities: st.modalities, sopClasses: st.sopClasses });
-      if (level === 'SERIES' || level === 'IMAGE') {
-        const se = series ? (series.get(num(x.se_id)) ?? EMPTY_PART) : seriesPart(x, plan.seriesAggregates);
-        Object.assign(row.columns, se.columns);
-        Object.assign(row.counts, se.counts);
-        row.seriesAttributes = se.attributes;
+      const stId = num(x.st_id);
+      const seId = level === 'STUDY' ? 0 : num(x.se_id);
+      const key = `${stId}/${seId}`;
+      let sh = shared.get(key);
+      if (!sh) {
+        const st = studies ? (studies.get(stId) ?? EMPTY_PART) : studyPart(x, plan.studyAggregates);
+        const se = level === 'STUDY' ? undefined : series ? (series.get(seId) ?? EMPTY_PART) : seriesPart(x, plan.seriesAggregates);
+        sh = se ? { columns: { ...st.columns, ...se.columns }, counts: { ...st.counts, ...se.counts }, st, se } : { columns: st.columns, counts: st.counts, st };
+        // A study or series level row is the only one of its study (series): nothing to share.
+        if (level === 'IMAGE') shared.set(key, sh);
       }
+      const columns: QueryRow['columns'] = level === 'IMAGE' ? columnsOf(x, INSTANCE_COLUMNS, Object.create(sh.columns)) : sh.columns;
+      const row: QueryRow = { columns, studyAttributes: sh.st.attributes, counts: sh.counts };
+      if (plan.studyAggregates) {
+        row.modalities = sh.st.modalities;
+        row.sopClasses = sh.st.sopClasses;
+      }
+      if (sh.se) row.seriesAttributes = sh.se.attributes;
       if (level === 'IMAGE') {
-        Object.assign(row.columns, columnsOf(x, INSTANCE_COLUMNS));
         row.transferSyntaxUid = String(x.i_transfer_syntax_uid);
         if (x.i_metadata !== undefined) row.instanceMetadata = json(x.i_metadata);
       }

@@ -523,6 +523,22 @@ describe.each(databasesUnderTest())('query on $name', (dbu) => {
       expect(await images(key('0008002A', 'DT', '2020'))).toEqual(['1.2.3.1.1.1', '1.2.3.1.1.2']);
     });
 
+    it('instances of several studies and series each carry their own study and series values, in order, page by page', async () => {
+      // Rows of one series share its study and series values (db/query.repo.ts): a row must
+      // never show another series' or study's.
+      const identifier = { ...key('00100020', 'LO'), ...key('00081030', 'LO'), ...key('0008103E', 'LO'), ...key('00200011', 'IS'), ...key('00201209', 'IS'), ...key('00201208', 'IS') };
+      const want = STUDIES.filter((s) => s.dept === 'A').flatMap((s) =>
+        [...s.series].sort((a, b) => (a.number ?? 0) - (b.number ?? 0)).flatMap((se) =>
+          se.instances.map((i) => [i.uid, s.patientId, s.description, se.description ?? null, se.number, se.instances.length, s.series.reduce((n, x) => n + x.instances.length, 0)]),
+        ),
+      );
+      const got = (ms: DicomJson[]) => ms.map((m) => [first(m, '00080018'), first(m, '00100020'), first(m, '00081030'), first(m, '0008103E') ?? null, first(m, '00200011'), first(m, '00201209'), first(m, '00201208')]);
+      expect(got((await find(readerA, { level: 'IMAGE', identifier })).matches)).toEqual(want);
+      const pages: DicomJson[] = [];
+      for (let offset = 0; offset < want.length; offset += 3) pages.push(...(await find(readerA, { level: 'IMAGE', identifier, limit: 3, offset })).matches);
+      expect(got(pages)).toEqual(want);
+    });
+
     it('requested keys, includeAll without bulk data', async () => {
       const [m] = (await find(readerA, { level: 'IMAGE', identifier: { ...key('00080018', 'UI', '1.2.3.1.1.1'), ...key('00180050', 'DS'), ...key('00083002', 'UI'), ...key('00201209', 'IS') } })).matches;
       expect(m['00180050']).toEqual({ vr: 'DS', Value: [5] });

@@ -89,3 +89,47 @@ export function normalizeDicomJson(ds: DicomJson): DicomJson {
   }
   return out;
 }
+
+/** Whether normalizeElement would give an attribute object equal to `el`, keys in the same order (checked without allocating). */
+function isNormal(el: DicomJsonElement): boolean {
+  const vr = el.vr;
+  if (typeof vr !== 'string' || vr === '' || vr === 'SQ') return false;
+  let keys = 0;
+  for (const k in el) if (Object.hasOwn(el, k)) keys++;
+  if (el.Value === undefined) return keys === 1;
+  const values = el.Value;
+  if (keys !== 2 || !Array.isArray(values) || values.length === 0) return false;
+  if (values.length === 1 && values[0] === null) return false;
+  for (const v of values) {
+    if (vr !== 'PN' || v === null) {
+      if (normValue(vr, v) !== v) return false;
+      continue;
+    }
+    if (typeof v !== 'object' || Array.isArray(v)) return false;
+    let last = -1;
+    for (const g in v as object) {
+      const i = (PN_GROUPS as readonly string[]).indexOf(g);
+      const text = (v as Record<string, unknown>)[g];
+      if (i <= last || typeof text !== 'string' || text === '') return false;
+      last = i;
+    }
+    if (last < 0) return false;
+  }
+  return true;
+}
+
+/**
+ * normalizeDicomJson for a data set the caller owns (a query answer built for this
+ * request): normalized in place, and an attribute object that is already as F.2 writes
+ * it is kept, not copied (issue 13: every answer of a thousand-instance search was copied
+ * whole). Attribute objects are never changed, so they may be shared with other data sets.
+ */
+export function normalizeOwnDicomJson(ds: DicomJson): DicomJson {
+  for (const tag of Object.keys(ds)) {
+    const el = ds[tag];
+    const upper = tag.toUpperCase();
+    if (upper !== tag || !el || typeof el !== 'object') delete ds[tag];
+    if (el && typeof el === 'object') ds[upper] = isNormal(el) ? el : normalizeElement(el);
+  }
+  return ds;
+}

@@ -8,7 +8,7 @@
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { DicomJson } from '../../core/dicom/json.js';
-import { normalizeDicomJson } from '../../core/dicom/json-normalize.js';
+import { normalizeOwnDicomJson } from '../../core/dicom/json-normalize.js';
 import type { DicomwebContext } from './context.js';
 import { principalOf } from './errors.js';
 import { qidoRequest } from './qido-params.js';
@@ -41,8 +41,8 @@ export function registerQidoRoutes(app: FastifyInstance, ctx: DicomwebContext): 
       // One audited search (core/query-audit.ts): the identifier's values may be patient
       // names, so the row gets the level and counts only.
       const result = await ctx.deps.query.search(p, req, { via: 'dicomweb', details: params.study ? { studyUid: params.study } : {} });
-      // normalizeDicomJson makes a new object: the two steps after it change that one in place.
-      const body = result.matches.map((m) => withRetrieveUrl(level, withoutEmptyModalities(normalizeDicomJson(m)), ctx));
+      // Each match is a new object of this request's: normalized, then completed, in place.
+      const body = result.matches.map((m) => withRetrieveUrl(level, withoutEmptyModalities(normalizeOwnDicomJson(m)), ctx));
       if (result.truncated) reply.header('warning', TRUNCATION_WARNING);
       return reply.code(200).header('content-type', 'application/dicom+json').send(JSON.stringify(body));
     };
