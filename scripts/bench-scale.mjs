@@ -12,7 +12,10 @@
 //   Ingest rate: the first and the last SCALE_WINDOW instances (empty vs full archive).
 //   Reads: p50 of QUERY_RUNS requests each, over one keep-alive HTTPS connection.
 //   env: SCALE_STUDIES (default 1000), BENCH_PG_URL, QUERY_RUNS (default 30),
-//        STOW_PARALLEL (default 4), STOW_BATCH (default 50), SCALE_WINDOW (default 5000)
+//        STOW_PARALLEL (default 4), STOW_BATCH (default 50), SCALE_WINDOW (default 5000),
+//        SCALE_REUSE=1 (measure the reads again on the last run's archive: no ingest; for
+//        iterating on a query), SCALE_KEEP=1 (leave the server running afterwards, for
+//        profiling; its tokens are in the work directory's state.json, mode 0600)
 // Must finish within 30 minutes on the 2-core machine kind (prints its own duration).
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -31,7 +34,6 @@ const BATCH = Number(process.env.STOW_BATCH ?? 50);
 const WINDOW = Number(process.env.SCALE_WINDOW ?? 5000);
 const HTTP_PORT = 8513;
 const DIMSE_PORT = 2832;
-const work = '/tmp/pacs-bench/scale';
 
 // ---- synthetic instances (PS3.10 Part 10, Explicit VR Little Endian, PS3.5 §7.1.2)
 const LONG_VRS = new Set(['OB', 'OW', 'SQ', 'UN', 'UT']);
@@ -62,7 +64,12 @@ const ul = (n) => {
 const CT = '1.2.840.10008.5.1.4.1.1.2';
 const MR = '1.2.840.10008.5.1.4.1.1.4';
 const PIXELS = Buffer.alloc(8 * 8 * 2, 7);
-const ROOT = `2.25.${BigInt(`0x${randomBytes(8).toString('hex')}`)}`;
+const work = '/tmp/pacs-bench/scale';
+const stateFile = path.join(work, 'state.json');
+// SCALE_REUSE: the archive, the passwords and the UID root of the last run (state.json).
+const reuse = process.env.SCALE_REUSE === '1' ? JSON.parse(fs.readFileSync(stateFile, 'utf8')) : undefined;
+if (reuse && reuse.studies !== STUDIES) throw new Error(`the archive in ${work} has ${reuse.studies} studies, not ${STUDIES}`);
+const ROOT = reuse?.root ?? `2.25.${BigInt(`0x${randomBytes(8).toString('hex')}`)}`;
 const SURNAMES = ['MILLER', 'JOHNSON', 'GARCIA', 'NGUYEN', 'ERIKSSON', 'SMITH', 'MARTIN', 'ANDERSON', 'ROSSI', 'MEYER'];
 
 function study(i) {
@@ -157,11 +164,11 @@ try {
 } catch {
   /* none running */
 }
-fs.rmSync(work, { recursive: true, force: true });
+if (!reuse) fs.rmSync(work, { recursive: true, force: true });
 fs.mkdirSync(work, { recursive: true });
 const dbUrl = new URL(process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres');
 const dbName = 'tresor_bench_scale';
-{
+if (!reuse) {
   const { default: pg } = await import('pg');
   const c = new pg.Client({ connectionString: dbUrl.href });
   await c.connect();
@@ -170,7 +177,7 @@ const dbName = 'tresor_bench_scale';
   await c.end();
 }
 dbUrl.pathname = `/${dbName}`;
-const adminPassword = randomBytes(18).toString('base64url');
+const adminPassword = reuse?.adminPassword ?? randomBytes(18).toString('base64url');
 const child = spawn(process.execPath, [path.join(repo, 'dist/src/cli.js'), 'serve'], {
   env: {
     ...process.env,
@@ -185,7 +192,7 @@ const child = spawn(process.execPath, [path.join(repo, 'dist/src/cli.js'), 'serv
   stdio: ['ignore', fs.openSync(path.join(work, 'tresor.log'), 'w'), fs.openSync(path.join(work, 'tresor.log'), 'a')],
 });
 fs.writeFileSync(pidFile, String(child.pid));
-const stop = () => child.kill('SIGTERM');
+const stop = () => (process.env.SCALE_KEEP === '1' ? undefined : child.kill('SIGTERM'));
 process.on('exit', stop);
 const caFile = path.join(work, 'data', 'tls', 'ca.crt');
 for (let i = 0; ; i++) {
@@ -206,12 +213,14 @@ const readerAgent = new https.Agent({ keepAlive: true, maxSockets: 1 });
 const stowAgent = new https.Agent({ keepAlive: true, maxSockets: PARALLEL });
 const admin = (await json(adminAgent, 'POST', '/auth/token', { json: { username: 'admin', password: adminPassword } })).access_token;
 const depts = Array.from({ length: DEPARTMENTS }, (_, d) => `Scale D${String(d + 1).padStart(2, '0')}`);
-for (const name of depts) await json(adminAgent, 'POST', '/admin/departments', { token: admin, json: { name } });
 const pw = () => randomBytes(18).toString('base64url');
-const writerPw = pw();
-const readerPw = pw();
-await json(adminAgent, 'POST', '/admin/users', { token: admin, json: { username: 'scale-writer', password: writerPw, roles: depts.map((department) => ({ department, role: 'writer' })) } });
-await json(adminAgent, 'POST', '/admin/users', { token: admin, json: { username: 'scale-reader', password: readerPw, roles: [{ department: depts[0], role: 'reader' }] } });
+const writerPw = reuse?.writerPw ?? pw();
+const readerPw = reuse?.readerPw ?? pw();
+if (!reuse) {
+  for (const name of depts) await json(adminAgent, 'POST', '/admin/departments', { token: admin, json: { name } });
+  await json(adminAgent, 'POST', '/admin/users', { token: admin, json: { username: 'scale-writer', password: writerPw, roles: depts.map((department) => ({ department, role: 'writer' })) } });
+  await json(adminAgent, 'POST', '/admin/users', { token: admin, json: { username: 'scale-reader', password: readerPw, roles: [{ department: depts[0], role: 'reader' }] } });
+}
 const writer = (await json(stowAgent, 'POST', '/auth/token', { json: { username: 'scale-writer', password: writerPw } })).access_token;
 const reader = (await json(readerAgent, 'POST', '/auth/token', { json: { username: 'scale-reader', password: readerPw } })).access_token;
 
@@ -264,8 +273,8 @@ async function worker() {
     }
   }
 }
-await Promise.all(Array.from({ length: PARALLEL }, worker));
-const ingestS = (Date.now() - ingestStart) / 1000;
+if (!reuse) await Promise.all(Array.from({ length: PARALLEL }, worker));
+const ingestS = reuse?.ingest.seconds ?? (Date.now() - ingestStart) / 1000;
 /** Instances per second between the marks around [from, to) instances. */
 function rate(from, to) {
   const a = marks.find(([n]) => n >= from) ?? marks[0];
@@ -273,8 +282,11 @@ function rate(from, to) {
   return (b[0] - a[0]) / ((b[1] - a[1]) / 1000);
 }
 const w = Math.min(WINDOW, Math.floor(total / 4));
-const rateEmpty = rate(0, w);
-const rateFull = rate(total - w, total);
+const rateEmpty = reuse?.ingest.rateEmpty ?? rate(0, w);
+const rateFull = reuse?.ingest.rateFull ?? rate(total - w, total);
+if (reuse) ({ stored, failed } = reuse.ingest);
+const state = { studies: STUDIES, root: ROOT, adminPassword, writerPw, readerPw, ingest: { seconds: ingestS, rateEmpty, rateFull, stored, failed }, tokens: { admin, reader } };
+fs.writeFileSync(stateFile, JSON.stringify(state), { mode: 0o600 });
 
 // ---- reads
 const s100 = study(DEPARTMENTS); // both in department D01: the reader sees them
@@ -317,7 +329,7 @@ stop();
 const git = (...a) => spawnSync('git', ['-C', repo, ...a], { encoding: 'utf8' }).stdout.trim();
 const fmt = (x) => x.toFixed(1);
 console.log(`# bench:scale — Tresor commit ${git('rev-parse', '--short', 'HEAD')}${git('status', '--porcelain', '--untracked-files=no') ? ' (with uncommitted changes)' : ''} on PostgreSQL; load ${fs.readFileSync('/proc/loadavg', 'utf8').trim()}`);
-console.log(`# ${STUDIES} studies, ${DEPARTMENTS} departments, ${total} instances (${stored} stored, ${failed} failed) in ${ingestS.toFixed(0)} s; STOW-RS, ${PARALLEL} parallel requests of ≤ ${BATCH}`);
+console.log(`# ${STUDIES} studies, ${DEPARTMENTS} departments, ${total} instances (${stored} stored, ${failed} failed) in ${ingestS.toFixed(0)} s; STOW-RS, ${PARALLEL} parallel requests of ≤ ${BATCH}${reuse ? ' (the ingest of an earlier run: SCALE_REUSE)' : ''}`);
 console.log('\n| ingest | instances/s |\n|---|---:|');
 console.log(`| first ${w} instances (empty archive) | ${rateEmpty.toFixed(1)} |`);
 console.log(`| last ${w} instances (full archive) | ${rateFull.toFixed(1)} |`);
