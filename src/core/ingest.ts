@@ -235,6 +235,17 @@ export function createIngestService(d: IngestDeps): IngestService {
         throw e;
       }
 
+      // The rows are built now, while the spool file's fsync (started above) is still
+      // running on the thread pool, not after the store has flushed (issue 13: the CPU
+      // work of the JSON is then off the time to the answer). Only the blob's size and
+      // hash are filled in after.
+      let rowWith: ReturnType<typeof buildRow>;
+      try {
+        rowWith = buildRow(departmentId, key, parsed, v);
+      } catch (e) {
+        await dropJournal(key); // nothing stored yet
+        throw e;
+      }
       let storedSize: number;
       let sha256: string;
       try {
@@ -255,7 +266,7 @@ export function createIngestService(d: IngestDeps): IngestService {
       }
       let outcome: InsertOutcome;
       try {
-        outcome = await d.repo.insert(buildRow(departmentId, key, storedSize, sha256, parsed, v));
+        outcome = await d.repo.insert(rowWith(storedSize, sha256));
       } catch (e) {
         // The database went away during the transaction (issue 11 item 3). Its COMMIT may
         // or may not have been applied: the answer was lost, not necessarily the commit.
@@ -445,14 +456,15 @@ function validate(o: ParsedObject): Validated {
   return { ...(v as Validated), metaMismatch: mediaInstance !== undefined && mediaInstance !== v.sopInstanceUid };
 }
 
-function buildRow(departmentId: number, objectKey: string, size: number, sha256: string, o: ParsedObject, v: Validated): NewInstance {
+/** The rows of a new instance, but for its blob's size and SHA-256, which the returned function adds. */
+function buildRow(departmentId: number, objectKey: string, o: ParsedObject, v: Validated): (size: number, sha256: string) => NewInstance {
   const metadata = toDicomJson(o.dict);
   if (o.pixelData) metadata[TAG.PixelData] = { vr: o.transferSyntaxUid === TS.implicitLittle ? 'OW' : o.pixelData.length === undefined ? 'OB' : 'OW', BulkDataURI: `bulkdata/${TAG.PixelData}` };
   const str = (tag: string) => firstString(metadata, tag);
   // ACR-NEMA era dates (1997.04.24) and times (10:30:00) would not sort in range queries.
   const date = (tag: string) => str(tag)?.replace(/^(\d{4})\.(\d{2})\.(\d{2})$/, '$1$2$3');
   const time = (tag: string) => str(tag)?.replace(/^(\d{2}):(\d{2})(?::(\d{2}))?/, (_m, h, m, s) => `${h}${m}${s ?? ''}`);
-  return {
+  const row = {
     departmentId,
     study: {
       uid: v.studyUid,
@@ -488,14 +500,13 @@ function buildRow(departmentId: number, objectKey: string, size: number, sha256:
       instanceNumber: firstInt(metadata, TAG.InstanceNumber),
       transferSyntaxUid: o.transferSyntaxUid,
       objectKey,
-      size,
-      sha256,
       rows: firstInt(metadata, TAG.Rows),
       columns: firstInt(metadata, TAG.Columns),
       numberOfFrames: firstInt(metadata, TAG.NumberOfFrames),
       metadata,
     },
   };
+  return (size, sha256) => ({ ...row, instance: { ...row.instance, size, sha256 } });
 }
 
 function result(outcome: IngestResult['outcome'], v: Validated, o: ParsedObject, warnings: string[], storedBytes = 0): IngestResult {
