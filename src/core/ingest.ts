@@ -217,9 +217,9 @@ export function createIngestService(d: IngestDeps): IngestService {
       const early = await ahead?.takeFor(v.studyUid, v.sopInstanceUid);
       const key = early?.key ?? newObjectKey();
       const found = early ? await early.found : await d.repo.lookup({ studyUid: v.studyUid, sopInstanceUid: v.sopInstanceUid, journalKey: key });
-      let departmentId: number;
+      let rowWith: ReturnType<typeof buildRow>;
       try {
-        departmentId = departmentFor(p, found.studyDepartment, opts.departmentId);
+        const departmentId = departmentFor(p, found.studyDepartment, opts.departmentId);
         if (found.instanceSha256 !== null) {
           // Only a re-send needs the hash before storing; a new instance gets it from the
           // spooling (adopt()) or from the store's single pass over the bytes (put()).
@@ -229,21 +229,14 @@ export function createIngestService(d: IngestDeps): IngestService {
           t.stored({ studyUid: v.studyUid, sopClassUid: v.sopClassUid, duplicate: true, warnings: [] });
           return result('duplicate', v, parsed, []);
         }
-      } catch (e) {
-        // Refused before anything was stored: the journal entry guards nothing.
-        await dropJournal(key);
-        throw e;
-      }
-
-      // The rows are built now, while the spool file's fsync (started above) is still
-      // running on the thread pool, not after the store has flushed (issue 13: the CPU
-      // work of the JSON is then off the time to the answer). Only the blob's size and
-      // hash are filled in after.
-      let rowWith: ReturnType<typeof buildRow>;
-      try {
+        // The rows are built now, while the spool file's fsync (started above) is still
+        // running on the thread pool, not after the store has flushed (issue 13: the CPU
+        // work of the JSON is then off the time to the answer). Only the blob's size and
+        // hash are filled in after.
         rowWith = buildRow(departmentId, key, parsed, v);
       } catch (e) {
-        await dropJournal(key); // nothing stored yet
+        // Refused (or the rows could not be built) before anything was stored: the journal entry guards nothing.
+        await dropJournal(key);
         throw e;
       }
       let storedSize: number;

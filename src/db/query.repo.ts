@@ -287,16 +287,15 @@ export function createQueryRepo(db: Db): QueryRepo {
     const where = new Compiler().conditions(plan.conditions);
     const s = scopeSql(plan, 'st');
     const level = plan.level;
-    const select = level === 'STUDY' ? studySelect(plan.studyAggregates) : ['st.id AS st_id'];
+    // STUDY and SERIES: what is selected; IMAGE reads its own columns after the page is chosen (below).
+    const select = level === 'STUDY' ? studySelect(plan.studyAggregates) : level === 'SERIES' ? ['st.id AS st_id', ...seriesSelect(plan.seriesAggregates)] : [];
     let from = 'studies st';
     let order = 'st.id';
     const bindings: unknown[] = [];
-    if (level === 'SERIES') select.push(...seriesSelect(plan.seriesAggregates));
     if (level === 'SERIES' || level === 'IMAGE') {
       from = 'series se JOIN studies st ON st.id = se.study_id';
       order = 'st.id, se.series_number NULLS LAST, se.id';
     }
-    // IMAGE: the instance's own columns, read after the page is chosen (below).
     const wide: string[] = [];
     if (level === 'IMAGE') {
       wide.push(selectColumns(INSTANCE_COLUMNS), 'i.transfer_syntax_uid AS i_transfer_syntax_uid');
