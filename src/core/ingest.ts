@@ -18,7 +18,7 @@ import { createStoreTransfer, type StoreTransfer } from './audit-transfer.js';
 import { conflict, forbidden, invalid, isTresorError, tooLarge } from './errors.js';
 import { firstInt, firstString, pick, toDicomJson, type DicomJson } from './dicom/json.js';
 import { SERIES_LEVEL_TAGS, STUDY_LEVEL_TAGS, TAG } from './dicom/levels.js';
-import { parsePart10File, type ParsedObject } from './dicom/parse.js';
+import { parseHead, parsePart10File, type ParsedHead, type ParsedObject } from './dicom/parse.js';
 import { peekInstanceUids } from './dicom/peek.js';
 import { inspectPreamble, PREAMBLE_LENGTH } from './dicom/part10.js';
 import { TS } from './dicom/transfer-syntaxes.js';
@@ -202,7 +202,7 @@ export function createIngestService(d: IngestDeps): IngestService {
       const size = opts.spooled?.size ?? (await fsp.stat(file)).size;
       if (size > d.maxObjectBytes) throw tooLarge('object-too-large', `Objects above ${d.maxObjectBytes} bytes are not accepted.`);
 
-      const parsed = await parsePart10File(file, opts.spooled?.head ? { size, head: opts.spooled.head } : undefined);
+      const parsed = await parsePart10File(file, opts.spooled?.head ? { size, head: opts.spooled.head, parsedHead: await ahead?.parsedHead } : undefined);
       const v = validate(parsed);
       parsedUids = { studyUid: v.studyUid, sopInstanceUid: v.sopInstanceUid };
       if (opts.expectedStudyUid !== undefined && v.studyUid !== opts.expectedStudyUid) {
@@ -300,10 +300,15 @@ export function createIngestService(d: IngestDeps): IngestService {
   function lookAhead(p: Principal, head: Buffer): Lookahead {
     if (isEmptyScope(scope(p, 'write'))) return NO_LOOKAHEAD;
     const uids = peekInstanceUids(head).then((u) => (u && isValidUid(u.studyUid) && isValidUid(u.sopInstanceUid) ? u : undefined));
-    return new EarlyLookup(uids, (u) => {
-      const key = newObjectKey();
-      return { ...u, key, found: d.repo.lookup({ ...u, journalKey: key }) };
-    }, dropJournal);
+    return new EarlyLookup(
+      uids,
+      (u) => {
+        const key = newObjectKey();
+        return { ...u, key, found: d.repo.lookup({ ...u, journalKey: key }) };
+      },
+      dropJournal,
+      head,
+    );
   }
 
   /** Drops the journal entry of a key that got no blob; if that fails, the sweeper drops it (no blob: nothing to delete). */
@@ -564,17 +569,31 @@ interface Started {
  */
 class EarlyLookup implements Lookahead {
   private settled = false;
+  /** The ingest is over (or never came): nothing more is worth starting. */
+  private released = false;
   private readonly started: Promise<Started | undefined>;
+  /**
+   * The head's attributes, read while the rest of the object arrives (parse.ts parseHead),
+   * once the lookup is on its way. A hint too: the parse of the file uses it only if the
+   * file starts with the same bytes. Never rejects.
+   */
+  readonly parsedHead: Promise<ParsedHead | undefined>;
   constructor(
     uids: Promise<{ studyUid: string; sopInstanceUid: string } | undefined>,
     start: (uids: { studyUid: string; sopInstanceUid: string }) => Started,
     private readonly dropJournal: (key: string) => Promise<void>,
+    head: Buffer,
   ) {
     // Nothing is started for a look-ahead released before its UIDs were read. No hint
     // when starting failed; a failed lookup is read by takeFor's caller, or ignored on
     // release: never an unhandled rejection.
     this.started = uids.then((u) => (u && !this.settled ? start(u) : undefined)).catch(() => undefined);
     void this.started.then((s) => s?.found.catch(() => undefined));
+    // After the lookup's statement has gone out (setImmediate: past this turn's I/O), and
+    // not for a look-ahead released (the transfer failed) by then.
+    this.parsedHead = this.started
+      .then((s) => (s ? new Promise<void>((r) => setImmediate(r)).then(() => (this.released ? undefined : parseHead(head))) : undefined))
+      .catch(() => undefined);
   }
 
   /** The key and lookup, once, when they were made for these UIDs. */
@@ -586,6 +605,7 @@ class EarlyLookup implements Lookahead {
   }
 
   release(): void {
+    this.released = true;
     if (this.settled) return;
     this.settled = true;
     // A failed lookup committed nothing (one statement), so there is no entry to drop.

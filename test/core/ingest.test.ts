@@ -335,6 +335,37 @@ describe('ingest rules and faults (PGlite, filesystem)', () => {
     await t.end();
   });
 
+  it("a look-ahead's attributes, read from the head while the rest arrived (issue 13), are stored only when the file starts with that head", async () => {
+    await clean();
+    const svc = await coreServices(db, store);
+    const t = svc.ingest.openTransfer(principal('CT', [[deptA, 'writer']]), { via: 'dimse', source: 'CT' });
+    const ct = fs.readFileSync(CT);
+    const named = (name: string) => {
+      const d = dcmjs.data.DicomMessage.readFile(ct.buffer.slice(ct.byteOffset, ct.byteOffset + ct.length));
+      d.dict['00100010'].Value = [{ Alphabetic: name }];
+      return Buffer.from(d.write());
+    };
+    // Same length, same UIDs, another patient name: the look-ahead read "WRONG^HEAD".
+    const file = named('RIGHT^FILE');
+    const other = named('WRONG^HEAD');
+    expect(other.length).toBe(file.length);
+    const ingest = async (bytes: Buffer, head: Buffer) => {
+      const f = path.join(tmp, `la-${Math.random()}.dcm`);
+      fs.writeFileSync(f, bytes, { mode: 0o600 });
+      const ahead = t.lookAhead(head);
+      const r = await t.ingestFile(f, { spooled: { size: bytes.length, sha256: sha256(bytes), head: bytes.subarray(0, 65536) }, lookahead: ahead });
+      fs.rmSync(f, { force: true });
+      return r;
+    };
+    const name = async () => (await db('studies').first('patient_name')).patient_name;
+    expect((await ingest(file, other.subarray(0, 65536))).outcome).toBe('stored');
+    expect(await name()).toBe('RIGHT^FILE');
+    await clean();
+    expect((await ingest(file, file.subarray(0, 65536))).outcome).toBe('stored');
+    expect(await name()).toBe('RIGHT^FILE');
+    await t.end();
+  });
+
   it('a crash between upload and commit leaves a journaled blob, which the sweeper removes (and never an in-flight one)', async () => {
     await clean();
     // The "crash": the row never commits and the immediate cleanup fails too.

@@ -289,6 +289,27 @@ describe('filesystem blob store', () => {
     expect(await readdir(path.join(root, 'tmp'))).toEqual([]);
   });
 
+  it('adopts a spool file on another filesystem by one flushed copy through tmp/ (rename(2) gives EXDEV)', async () => {
+    const root = await scratchDir();
+    const store = await createFsBlobStore(root);
+    // /dev/shm is a tmpfs, the scratch directories are not (checked: else the test proves nothing).
+    const spoolDir = await mkdtemp('/dev/shm/tresor-adopt-');
+    try {
+      expect((await stat(spoolDir)).dev).not.toBe((await stat(root)).dev);
+      const bytes = randomBytes(200_000);
+      const info = { size: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') };
+      const spool = path.join(spoolDir, 'in.part');
+      await writeFile(spool, bytes, { mode: 0o600 });
+      const key = newObjectKey();
+      expect(await store.adopt!(key, spool, info)).toEqual(info);
+      expect((await readAllFrom(await store.get(key))).equals(bytes)).toBe(true);
+      expect((await stat(path.join(root, key))).mode & 0o777).toBe(0o600);
+      expect(await readdir(path.join(root, 'tmp'))).toEqual([]);
+    } finally {
+      await rm(spoolDir, { recursive: true, force: true });
+    }
+  });
+
   it('reads an object in chunks of at most READ_CHUNK up to its size, and closes the descriptor at the end and when destroyed early', async () => {
     const root = await scratchDir();
     const store = await createFsBlobStore(root);

@@ -11,6 +11,7 @@ import { datasetOffsetFromGroupLength, FILE_META_START, MAX_FILE_META_BYTES, PRE
 import { inflatePart10, MAX_INFLATED_BYTES, MAX_INFLATED_ELEMENTS, MAX_INFLATED_VALUE_BYTES } from './inflate.js';
 import { TS } from './transfer-syntaxes.js';
 import { walkDataset, type PixelDataLocation } from './walk.js';
+import { NOTHING_BEYOND } from './peek.js';
 
 /** Attributes before Pixel Data larger than this are refused (they would be held in memory). */
 export const MAX_HEADER_BYTES = 64 * 1024 * 1024;
@@ -49,13 +50,59 @@ function readWithDcmjs(buf: Buffer): { meta: Record<string, any>; dict: Record<s
   }
 }
 
+/** The attributes before Pixel Data, read from an object's first bytes alone (parseHead). */
+export interface ParsedHead {
+  /** The bytes they were read from: the file's first `headerEnd` bytes, if it is the same object. */
+  bytes: Buffer;
+  /** Where the top-level Pixel Data element starts. */
+  headerEnd: number;
+  meta: Record<string, any>;
+  dict: Record<string, any>;
+  charsetFallback: boolean;
+}
+
+const PIXEL_DATA = 0x7fe00010;
+
+/**
+ * Reads the attributes before Pixel Data from an object's first bytes, while the rest
+ * (its pixel data) is still arriving, so that the parse after the last byte only walks
+ * the structure (issue 13: the dcmjs read of a CT's header is most of the parse). Only a
+ * head in which the top-level Pixel Data element starts; undefined otherwise, and for
+ * anything unexpected (never throws). parsePart10File uses it only if the file's walk
+ * puts Pixel Data at the same offset and the file starts with these bytes.
+ */
+export async function parseHead(head: Buffer): Promise<ParsedHead | undefined> {
+  try {
+    const start = datasetOffsetFromGroupLength(head);
+    if (start === undefined || start > head.length) return undefined;
+    const ts = readFileMeta(head.subarray(0, start), start)?.transferSyntaxUid;
+    if (!ts || ts === TS.deflatedExplicitLittle) return undefined;
+    let headerEnd: number | undefined;
+    await walkDataset(NOTHING_BEYOND, head.length, start, ts, {
+      head,
+      visitTopLevel(tag, valuePos) {
+        if (tag < PIXEL_DATA) return false;
+        // Explicit VR: OB or OW, a 12-byte element header (PS3.5 §7.1.2); implicit: 8.
+        if (tag === PIXEL_DATA) headerEnd = valuePos - (ts === TS.implicitLittle ? 8 : 12);
+        return true;
+      },
+    });
+    if (headerEnd === undefined || headerEnd < start) return undefined;
+    const bytes = head.subarray(0, headerEnd);
+    return { bytes, headerEnd, ...readWithDcmjs(bytes) };
+  } catch {
+    return undefined; // truncated within the head, malformed, unreadable: the full parse says why
+  }
+}
+
 /**
  * `known`: what the spooler of the file saw while writing it, its size and its first bytes
- * (`head`). Every read that lies within `head` is served from memory; the file is opened
- * only for the rest (for most objects nothing: their attributes fit in the head and their
- * pixel data ends the file). Each file call costs two thread wake-ups (issue 13).
+ * (`head`), and maybe what parseHead read from them. Every read that lies within `head`
+ * is served from memory; the file is opened only for the rest (for most objects nothing:
+ * their attributes fit in the head and their pixel data ends the file). Each file call
+ * costs two thread wake-ups (issue 13).
  */
-export async function parsePart10File(path: string, known?: { size: number; head: Buffer }): Promise<ParsedObject> {
+export async function parsePart10File(path: string, known?: { size: number; head: Buffer; parsedHead?: ParsedHead }): Promise<ParsedObject> {
   const fh = new HeadFirstFile(path, known?.head);
   try {
     const size = known?.size ?? (await fh.size());
@@ -84,6 +131,11 @@ export async function parsePart10File(path: string, known?: { size: number; head
       if (pixelData) headerEnd = pixelData.elementOffset;
     }
     if (headerEnd > MAX_HEADER_BYTES) throw tooLarge('header-too-large', 'The attributes before the pixel data are too large.');
+    const early = known?.parsedHead;
+    if (early && pixelData && early.headerEnd === headerEnd && known!.head.length >= headerEnd && early.bytes.equals(known!.head.subarray(0, headerEnd))) {
+      const { meta, dict, charsetFallback } = early;
+      return { size, preamble: known!.head.subarray(0, PREAMBLE_LENGTH), meta, dict, transferSyntaxUid, datasetOffset, pixelData, charsetFallback };
+    }
     let buf: Buffer = Buffer.alloc(headerEnd);
     await fh.read(buf, 0, headerEnd, 0);
     const deflated = transferSyntaxUid === TS.deflatedExplicitLittle;

@@ -15,7 +15,7 @@ const SOP_INSTANCE_UID = 0x00080018;
 const STUDY_INSTANCE_UID = 0x0020000d;
 
 /** Every read the walk makes lies within the head it is given (it refuses the rest as truncated). */
-const NOTHING_BEYOND: PositionalSource = { read: () => Promise.reject(new Error('beyond the head')) };
+export const NOTHING_BEYOND: PositionalSource = { read: () => Promise.reject(new Error('beyond the head')) };
 
 export async function peekInstanceUids(head: Buffer): Promise<{ studyUid: string; sopInstanceUid: string } | undefined> {
   try {
