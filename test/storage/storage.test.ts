@@ -253,6 +253,15 @@ describe.each(implementations)('$name blob store contract', ({ setup }) => {
   });
 });
 
+/** A spool file of `size` random bytes in `dir`, as a door leaves it, with what the spooling computed. */
+async function spoolFile(dir: string, size: number, mode: number) {
+  const bytes = randomBytes(size);
+  const info = { size: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') };
+  const spool = path.join(dir, 'in.part');
+  await writeFile(spool, bytes, { mode });
+  return { bytes, info, spool };
+}
+
 describe('filesystem blob store', () => {
   it('writes files 0600 in 0700 directories, through tmp/', async () => {
     const root = await scratchDir();
@@ -270,10 +279,7 @@ describe('filesystem blob store', () => {
     const root = await scratchDir();
     const spoolDir = await scratchDir();
     const store = await createFsBlobStore(root);
-    const bytes = randomBytes(300_000);
-    const info = { size: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') };
-    const spool = path.join(spoolDir, 'in.part');
-    await writeFile(spool, bytes, { mode: 0o644 });
+    const { bytes, info, spool } = await spoolFile(spoolDir, 300_000, 0o644);
     const key = newObjectKey();
     expect(await store.adopt!(key, spool, info)).toEqual(info);
     expect(createHash('sha256').update(await readAllFrom(await store.get(key))).digest('hex')).toBe(info.sha256);
@@ -296,10 +302,7 @@ describe('filesystem blob store', () => {
     const spoolDir = await mkdtemp('/dev/shm/tresor-adopt-');
     try {
       expect((await stat(spoolDir)).dev).not.toBe((await stat(root)).dev);
-      const bytes = randomBytes(200_000);
-      const info = { size: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') };
-      const spool = path.join(spoolDir, 'in.part');
-      await writeFile(spool, bytes, { mode: 0o600 });
+      const { bytes, info, spool } = await spoolFile(spoolDir, 200_000, 0o600);
       const key = newObjectKey();
       expect(await store.adopt!(key, spool, info)).toEqual(info);
       expect((await readAllFrom(await store.get(key))).equals(bytes)).toBe(true);

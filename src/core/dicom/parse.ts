@@ -51,14 +51,11 @@ function readWithDcmjs(buf: Buffer): { meta: Record<string, any>; dict: Record<s
 }
 
 /** The attributes before Pixel Data, read from an object's first bytes alone (parseHead). */
-export interface ParsedHead {
+export interface ParsedHead extends Pick<ParsedObject, 'meta' | 'dict' | 'charsetFallback'> {
   /** The bytes they were read from: the file's first `headerEnd` bytes, if it is the same object. */
   bytes: Buffer;
   /** Where the top-level Pixel Data element starts. */
   headerEnd: number;
-  meta: Record<string, any>;
-  dict: Record<string, any>;
-  charsetFallback: boolean;
 }
 
 const PIXEL_DATA = 0x7fe00010;
